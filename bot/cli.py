@@ -1,0 +1,178 @@
+"""The `dossier` command: parse input, call the core, print the result.
+
+Heavy modules (torch, chromadb) are imported inside the commands that need them, so
+`dossier --help` and errors about settings come back at once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ingest.errors import DossierError
+
+log = logging.getLogger("dossier")
+
+app = typer.Typer(
+    name="dossier",
+    help="Ask questions about your documents and get short answers that quote and cite their sources.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+feedback_app = typer.Typer(help="Feedback given with the 👍/👎 buttons in Discord.", no_args_is_help=True)
+app.add_typer(feedback_app, name="feedback")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+KOpt = Annotated[int | None, typer.Option("-k", "--top-k", help="Passages to retrieve (default DOSSIER_TOP_K).")]
+
+
+def _settings() -> Any:
+    from ingest.settings import Settings
+
+    try:
+        return Settings()
+    except Exception as err:  # pydantic's message names the bad field
+        raise DossierError(f"Invalid settings: {err}") from err
+
+
+def _engine(settings: Any) -> Any:
+    from bot.engine import Engine
+
+    return Engine(settings)
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log progress to stderr.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("httpx", "chromadb", "sentence_transformers", "discord", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
+    full: Annotated[bool, typer.Option("--full", help="Rebuild the index from scratch.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add, update and remove documents in the index (only what changed is embedded)."""
+    settings = _settings()
+    report = _engine(settings).ingest(paths, full=full, progress=None)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+    else:
+        for failure in report.failed:
+            typer.echo(f"failed: {failure.path}: {failure.reason}", err=True)
+        for skipped in report.skipped:
+            typer.echo(f"skipped: {skipped.path}: {skipped.reason}", err=True)
+        typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """What is indexed, where it lives, and which model and answerer are in use."""
+    from bot.render import format_status
+
+    info = _engine(_settings()).status()
+    typer.echo(json.dumps(info.to_dict()) if as_json else format_status(info))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question, in quotes.")],
+    as_json: JsonOpt = False,
+    k: KOpt = None,
+) -> None:
+    """Answer one question with cited sources (or say the documents don't cover it)."""
+    from bot.render import format_answer
+
+    answer = _engine(_settings()).ask(question, k=k)
+    typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False) if as_json else format_answer(answer))
+
+
+@app.command()
+def chat() -> None:
+    """Chat with the documents in the terminal (follow-ups, /sources, /open N, /help)."""
+    from bot.chat import run_chat
+
+    raise typer.Exit(run_chat(_settings()))
+
+
+@app.command(name="eval")
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="Questions as JSON lines (see DESIGN.md).")],
+    as_json: JsonOpt = False,
+    k: Annotated[int, typer.Option("-k", help="Passages retrieved per question (hit@k).")] = 5,
+) -> None:
+    """Score retrieval, answers, citations and abstention on a question file."""
+    from bot.evaluate import format_summary, load_questions, run_eval
+
+    report = run_eval(_engine(_settings()), load_questions(file), k=k)
+    typer.echo(json.dumps(report, ensure_ascii=False) if as_json else format_summary(report["summary"]))
+
+
+@app.command()
+def watch(paths: Annotated[list[Path], typer.Argument(help="Folders to watch.")]) -> None:
+    """Keep the index in step with folders: new, changed, renamed and deleted files."""
+    from ingest.watch import run_watch
+
+    raise typer.Exit(run_watch(paths, _settings()))
+
+
+@app.command()
+def discord(
+    watch: Annotated[
+        list[Path] | None, typer.Option("--watch", help="Also watch this folder (repeatable).")
+    ] = None,
+) -> None:
+    """Run the Discord bot (needs DISCORD_TOKEN)."""
+    from bot.discord_bot import run_discord
+
+    settings = _settings()
+    if watch:
+        settings = settings.model_copy(update={"watch_paths": [*settings.watch_paths, *watch]})
+    raise typer.Exit(run_discord(settings))
+
+
+@feedback_app.command("export")
+def feedback_export(
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default stdout).")] = None,
+) -> None:
+    """Export the recorded feedback with questions, answers and sources."""
+    from bot.feedback import export_feedback
+
+    settings = _settings()
+    if out is None:
+        count = export_feedback(settings, sys.stdout, fmt)
+    else:
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            count = export_feedback(settings, handle, fmt)
+    typer.echo(f"{count} feedback rows exported", err=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except DossierError as err:
+        typer.echo(f"dossier: {err}", err=True)
+        log.debug("error", exc_info=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,383 @@
+"""Answers fitted to Discord: pure functions from core objects to message parts.
+
+Limits (Discord's): 2,000 characters of content per message; an embed's field value
+1,024, field name 256, description 4,096, 25 fields, 6,000 characters in all embeds of
+one message. Text that comes from a question or a document is made harmless first:
+every `@` is followed by a zero-width space (no @everyone, @here, role or user pings,
+whatever the allowed_mentions) and markdown is escaped, while our own [n] markers stay
+intact and are never split across messages.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+import discord
+
+from bot.prompts import CANNOT_ANSWER
+from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage
+
+MAX_CONTENT = 2000
+MAX_EMBED_TOTAL = 6000
+MAX_FIELDS = 25
+MAX_FIELD_NAME = 256
+MAX_FIELD_VALUE = 1024
+MAX_TITLE = 256
+MAX_DESCRIPTION = 4096
+MAX_FOOTER = 2048
+MAX_THREAD_NAME = 100
+QUOTE_CHARS = 300
+CLOSEST_PASSAGES = 3
+NOT_COVERED = CANNOT_ANSWER
+
+ZWSP = "\u200b"
+COLOUR_ANSWER = discord.Colour(0x3B82F6)
+COLOUR_ABSTAIN = discord.Colour(0x9CA3AF)
+
+# `[3]`, `[1, 2]`, `[1][2]` are kept in one piece wherever a message is split.
+CITATION_RE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
+_URL_RE = re.compile(r"https?://[^\s<>\"'()\[\]]*[^\s<>\"'()\[\].,;:!?]")
+_MARKDOWN_CHARS = set("\\*_~`|>#[]")
+# A sentence ends at . ! ? (plus closing quotes/brackets and its citation markers) before a space.
+_SENTENCE_END_RE = re.compile(r"[.!?][\"'”’)]*(?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s)")
+_TOKEN_RE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]|\S+")
+
+
+@dataclass
+class Part:
+    """One Discord message: content (may be empty when there are embeds) and embeds."""
+
+    content: str = ""
+    embeds: list[discord.Embed] = field(default_factory=list)
+
+
+# -- making text harmless ------------------------------------------------------------------
+
+
+def neutralize_mentions(text: str) -> str:
+    """Break every mention (@everyone, @here, <@id>, <@!id>, <@&id>) with a zero-width space."""
+    return text.replace("@", "@" + ZWSP)
+
+
+def _escape_markdown(text: str) -> str:
+    return "".join("\\" + ch if ch in _MARKDOWN_CHARS else ch for ch in text)
+
+
+def escape(text: str) -> str:
+    """Text from a question or a document, safe to put in a message or an embed.
+
+    Links are left unescaped (escaping would break them) and wrapped in <> so they
+    produce no preview; everything else has its markdown escaped and mentions broken.
+    """
+    out: list[str] = []
+    pos = 0
+    for match in _URL_RE.finditer(text):
+        out.append(_escape_markdown(text[pos : match.start()]))
+        out.append("<" + match.group(0) + ">")
+        pos = match.end()
+    out.append(_escape_markdown(text[pos:]))
+    return neutralize_mentions("".join(out))
+
+
+def escape_answer_text(text: str) -> str:
+    """Like `escape`, but the answer's own [n] citation markers are kept as they are."""
+    out: list[str] = []
+    pos = 0
+    for match in CITATION_RE.finditer(text):
+        out.append(escape(text[pos : match.start()]))
+        out.append(match.group(0))
+        pos = match.end()
+    out.append(escape(text[pos:]))
+    return "".join(out)
+
+
+def trim(text: str, limit: int) -> str:
+    """`text` on one line-normalised run, cut at a word boundary to at most `limit` characters."""
+    text = re.sub(r"[ \t]+", " ", text).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def _trim_escaped(raw: str, limit: int) -> str:
+    """Escape `raw` and fit the result into `limit` characters (escaping adds characters)."""
+    budget = limit
+    while True:
+        out = escape(trim(raw, budget))
+        if len(out) <= limit or budget <= 1:
+            return out[:limit]
+        budget -= max(len(out) - limit, 1)
+
+
+def source_name(source: str) -> str:
+    """The file name of a source path or the last part of a URL."""
+    if "://" in source:
+        tail = source.rstrip("/").rsplit("/", 1)[-1]
+        return tail or source
+    return PurePath(source).name or source
+
+
+def thread_name(question: str) -> str:
+    """A thread title from the question (thread names never ping, but stay tidy)."""
+    name = trim(" ".join(question.split()), MAX_THREAD_NAME - 1).replace("@", "@" + ZWSP)
+    return name[:MAX_THREAD_NAME] or "Question"
+
+
+# -- splitting ---------------------------------------------------------------------------------
+
+
+def _pack(units: Iterable[str], sep: str, limit: int) -> list[str]:
+    """Greedily join `units` with `sep` into chunks of at most `limit` characters."""
+    chunks: list[str] = []
+    current = ""
+    for unit in units:
+        if not unit:
+            continue
+        candidate = current + sep + unit if current else unit
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            chunks.append(current)
+        current = unit
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _sentences(paragraph: str) -> list[str]:
+    out: list[str] = []
+    pos = 0
+    for match in _SENTENCE_END_RE.finditer(paragraph):
+        out.append(paragraph[pos : match.end()].strip())
+        pos = match.end()
+    out.append(paragraph[pos:].strip())
+    return [s for s in out if s]
+
+
+def _split_words(sentence: str, limit: int) -> list[str]:
+    tokens: list[str] = []
+    for token in _TOKEN_RE.findall(sentence):
+        # Only a run of non-space characters longer than a whole message is ever cut.
+        while len(token) > limit:
+            tokens.append(token[:limit])
+            token = token[limit:]
+        tokens.append(token)
+    return _pack(tokens, " ", limit)
+
+
+def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
+    """Split on paragraph boundaries, then sentences, then words; never inside a [n] marker."""
+    text = text.strip()
+    if len(text) <= limit:
+        return [text] if text else []
+    units: list[str] = []
+    for paragraph in re.split(r"\n[ \t]*\n", text):
+        paragraph = paragraph.strip()
+        if len(paragraph) <= limit:
+            units.append(paragraph)
+            continue
+        # An oversized paragraph becomes whole-sentence pieces that are themselves packed.
+        for piece in _pack(_sentences(paragraph), " ", limit):
+            if len(piece) <= limit:
+                units.append(piece)
+            else:
+                units.extend(_split_words(piece, limit))
+    pieces: list[str] = []
+    for unit in units:
+        if len(unit) > limit:
+            pieces.extend(_split_words(unit, limit))
+        else:
+            pieces.append(unit)
+    return _pack(pieces, "\n\n", limit)
+
+
+# -- embeds ---------------------------------------------------------------------------------------
+
+
+def _field_name(n: int | None, source: str, location: str) -> str:
+    label = f"[{n}] " if n is not None else ""
+    name = label + escape(source_name(source))
+    if location:
+        name += " · " + escape(location)
+    return name if len(name) <= MAX_FIELD_NAME else label + _trim_escaped(source_name(source), 200)
+
+
+def _quote_value(text: str, chars: int) -> str:
+    body = _trim_escaped(text, min(chars, MAX_FIELD_VALUE - 4))
+    return "“" + body + "”" if body else "\u2014"
+
+
+def _fill_embeds(
+    title: str, colour: discord.Colour, fields: Sequence[tuple[str, str]], footer: str = ""
+) -> list[discord.Embed]:
+    """As many embeds as needed so each holds <= 25 fields and <= 6,000 characters."""
+    embeds: list[discord.Embed] = []
+    current: discord.Embed | None = None
+    for name, value in fields:
+        if (
+            current is None
+            or len(current.fields) >= MAX_FIELDS
+            or len(current) + len(name) + len(value) + len(footer) > MAX_EMBED_TOTAL
+        ):
+            current = discord.Embed(title=title if not embeds else title + " (continued)", colour=colour)
+            embeds.append(current)
+        current.add_field(name=name, value=value, inline=False)
+    if embeds and footer:
+        embeds[-1].set_footer(text=footer[:MAX_FOOTER])
+    return embeds
+
+
+def sources_embeds(citations: Sequence[Citation], quote_chars: int = QUOTE_CHARS) -> list[discord.Embed]:
+    fields = [(_field_name(c.n, c.source, c.location), _quote_value(c.quote, quote_chars)) for c in citations]
+    return _fill_embeds("Sources", COLOUR_ANSWER, fields)
+
+
+def closest_embeds(passages: Sequence[Passage], quote_chars: int = QUOTE_CHARS) -> list[discord.Embed]:
+    fields = [
+        (_field_name(None, p.source, p.location), _quote_value(p.text, quote_chars))
+        for p in passages[:CLOSEST_PASSAGES]
+    ]
+    return _fill_embeds("Closest passages", COLOUR_ABSTAIN, fields, footer="Not stated in the documents")
+
+
+def _compact_sources(citations: Sequence[Citation], quote_chars: int) -> list[str]:
+    lines = ["**Sources**"]
+    for c in citations:
+        where = escape(source_name(c.source)) + (", " + escape(c.location) if c.location else "")
+        lines.append(f"[{c.n}] {where}: “{_trim_escaped(c.quote, quote_chars)}”")
+    return lines
+
+
+# -- whole answers ----------------------------------------------------------------------------------
+
+
+def render_answer(
+    answer: Answer,
+    *,
+    question_header: bool = False,
+    compact: bool = False,
+    quote_chars: int = QUOTE_CHARS,
+) -> list[Part]:
+    """The messages for one answer, in order; the sources go with the last one.
+
+    `question_header` repeats the question on top (slash commands do not show it in the
+    channel). `compact` lists the sources as text instead of an embed.
+    """
+    blocks: list[str] = []
+    if question_header:
+        blocks.append("**Q:** " + _trim_escaped(answer.question, 300))
+    text = answer.text.strip()
+    blocks.append(escape_answer_text(text) if text else NOT_COVERED)
+    if answer.note:
+        blocks.append("-# " + escape(trim(answer.note, 500)))
+
+    if compact:
+        if answer.abstained:
+            passages = answer.retrieved[:CLOSEST_PASSAGES]
+            lines = ["**Closest passages**"] + [
+                f"• {escape(source_name(p.source))}"
+                + (f", {escape(p.location)}" if p.location else "")
+                + f": “{_trim_escaped(p.text, quote_chars)}”"
+                for p in passages
+            ]
+            if passages:
+                blocks.append("\n".join(lines))
+        elif answer.citations:
+            blocks.append("\n".join(_compact_sources(answer.citations, quote_chars)))
+        embeds: list[discord.Embed] = []
+    elif answer.abstained:
+        embeds = closest_embeds(answer.retrieved, quote_chars)
+    else:
+        embeds = sources_embeds(answer.citations, quote_chars)
+
+    parts = [Part(content=chunk) for chunk in split_text("\n\n".join(blocks))]
+    if not parts:
+        parts = [Part(content=NOT_COVERED)]
+    if embeds:
+        # One embed per message keeps every message under the 6,000-character total.
+        parts[-1].embeds.append(embeds[0])
+        parts.extend(Part(embeds=[e]) for e in embeds[1:])
+    return parts
+
+
+def render_documents(documents: Sequence[DocumentInfo], limit: int = 40) -> list[Part]:
+    if not documents:
+        return [
+            Part(content="No documents are indexed yet. An admin can add some with `/ingest` or `/reingest`.")
+        ]
+    total_chunks = sum(d.chunks for d in documents)
+    lines = [f"**{len(documents)} documents indexed** ({total_chunks} passages)"]
+    for doc in sorted(documents, key=lambda d: source_name(d.source).lower())[:limit]:
+        title = (
+            f" — {_trim_escaped(doc.title, 80)}" if doc.title and doc.title != source_name(doc.source) else ""
+        )
+        lines.append(f"• {escape(source_name(doc.source))}{title} ({doc.chunks} passages)")
+    if len(documents) > limit:
+        lines.append(f"…and {len(documents) - limit} more.")
+    return [Part(content=chunk) for chunk in split_text("\n".join(lines).replace("\n", "\n\n"))]
+
+
+def _when(timestamp: float | None) -> str:
+    if not timestamp:
+        return "never"
+    return f"<t:{int(timestamp)}:f> (<t:{int(timestamp)}:R>)"
+
+
+def render_status(status: IndexStatus) -> Part:
+    embed = discord.Embed(title="Dossier status", colour=COLOUR_ANSWER)
+    embed.add_field(name="Documents", value=str(status.documents))
+    embed.add_field(name="Passages", value=str(status.chunks))
+    embed.add_field(name="Last ingest", value=_when(status.last_ingest), inline=False)
+    embed.add_field(name="Embedding model", value=escape(trim(status.model, 200)) or "?", inline=False)
+    embed.add_field(name="Answerer", value=escape(trim(status.answerer, 200)) or "?", inline=False)
+    embed.add_field(name="Collection", value=escape(trim(status.collection, 200)) or "?", inline=False)
+    return Part(embeds=[embed])
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, Sequence | Mapping) and not isinstance(value, str):
+        return len(value)
+    return 0
+
+
+def render_ingest_report(report: Any, *, title: str = "Ingest finished") -> str:
+    """One short summary of an IngestReport (or its `to_dict()`), within one message."""
+    data: Mapping[str, Any] = report.to_dict() if hasattr(report, "to_dict") else dict(report)
+    counts = ", ".join(
+        f"{_count(data.get(key))} {key}" for key in ("added", "updated", "deleted", "unchanged")
+    )
+    seconds = float(data.get("seconds") or 0.0)
+    lines = [
+        f"**{title}** in {seconds:.1f} s: {counts}.",
+        f"{_count(data.get('chunks'))} passages in the index, {_count(data.get('embedded'))} embedded by this run.",
+    ]
+    for key in ("failed", "skipped"):
+        problems = data.get(key)
+        if not _count(problems):
+            continue
+        lines.append(f"**{_count(problems)} {key}:**")
+        items: Iterable[Any] = problems.items() if isinstance(problems, Mapping) else problems
+        for item in list(items)[:10]:
+            if isinstance(item, Mapping):
+                path, reason = item.get("path") or item.get("source") or "?", item.get("reason") or ""
+            elif isinstance(item, tuple | list) and len(item) == 2:
+                path, reason = item
+            else:
+                path, reason = getattr(item, "path", item), getattr(item, "reason", "")
+            entry = "• " + escape(source_name(str(path)))
+            if reason:
+                entry += ": " + _trim_escaped(str(reason), 200)
+            lines.append(entry)
+    text = "\n".join(lines)
+    return text if len(text) <= MAX_CONTENT else split_text(text)[0]

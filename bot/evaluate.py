@@ -1,0 +1,170 @@
+"""`dossier eval`: retrieval, answer, citation and abstention scores on a question file.
+
+The scoring rules are DESIGN.md's: an answer is correct when every group of acceptable
+strings has one in it (case, whitespace and curly quotes folded); a passage holds the
+evidence when the two share one contiguous run of at least half the evidence's length.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.retrieval import passages_by_source
+from bot.types import Answer, Passage
+from ingest.errors import DossierError
+from ingest.loaders import fold_for_match
+
+
+class EvalQuestion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    question: str
+    answers: list[list[str]] = Field(default_factory=list)
+    evidence: str = ""
+    relevant_sources: list[str] = Field(default_factory=list)
+    answerable: bool = True
+
+
+def load_questions(path: Path) -> list[EvalQuestion]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise DossierError(f"Cannot read {path}: {err.strerror or err}") from err
+    out = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                out.append(EvalQuestion.model_validate(json.loads(line)))
+            except Exception as err:
+                raise DossierError(f"{path}:{number}: not a valid question line ({err})") from err
+    return out
+
+
+def holds(passage: str, evidence: str) -> bool:
+    """Whether the passage contains at least half of the evidence as one contiguous run."""
+    a, b = fold_for_match(passage), fold_for_match(evidence)
+    if not b:
+        return False
+    if b in a:
+        return True
+    match = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
+    return match.size * 2 >= len(b)
+
+
+def is_correct(answer: str, groups: Sequence[Sequence[str]]) -> bool:
+    folded = fold_for_match(answer)
+    return all(any(fold_for_match(option) in folded for option in group) for group in groups)
+
+
+def _relevant(passage: Passage, q: EvalQuestion) -> bool:
+    if q.evidence and holds(passage.text, q.evidence):
+        return True
+    return bool(q.relevant_sources) and Path(passage.source).name in q.relevant_sources
+
+
+def ndcg_at_10(ranked_sources: Sequence[str], relevant: Sequence[str]) -> float:
+    wanted = set(relevant)
+    dcg = sum(1 / math.log2(i + 2) for i, s in enumerate(ranked_sources[:10]) if Path(s).name in wanted)
+    ideal = sum(1 / math.log2(i + 2) for i in range(min(10, len(wanted))))
+    return dcg / ideal if ideal else 0.0
+
+
+def score_one(q: EvalQuestion, answer: Answer, ms: float, k: int) -> dict[str, Any]:
+    retrieved = answer.retrieved[:k]
+    hit_rank = next((i + 1 for i, p in enumerate(retrieved) if _relevant(p, q)), None)
+    correct = None
+    if q.answers:
+        correct = (not answer.abstained) and is_correct(answer.text, q.answers)
+    citations_ok = None
+    if q.answerable and (q.evidence or q.relevant_sources):
+        by_id = {p.id: p for p in answer.retrieved}
+        cited = [by_id[c.passage_id] for c in answer.citations if c.passage_id in by_id]
+        citations_ok = any(_relevant(p, q) for p in cited)
+    return {
+        "id": q.id,
+        "question": q.question,
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "answerable": q.answerable,
+        "hit_rank": hit_rank,
+        "correct": correct,
+        "citations_ok": citations_ok,
+        "retrieved": [{"source": p.source, "location": p.location} for p in retrieved],
+        "ms": round(ms, 1),
+    }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 1)
+
+
+def summarise(results: Sequence[dict[str, Any]], ndcgs: Sequence[float]) -> dict[str, Any]:
+    answerable = [r for r in results if r["answerable"]]
+    unanswerable = [r for r in results if not r["answerable"]]
+    graded_hits = [r for r in answerable if r["_graded_retrieval"]]
+    graded = [r for r in results if r["correct"] is not None]
+    cited = [r for r in results if r["citations_ok"] is not None]
+    lengths = [len(r["answer"]) for r in results if not r["abstained"]]
+    times = [r["ms"] for r in results]
+    summary: dict[str, Any] = {
+        "n": len(results),
+        "hit_at_k": _mean([1.0 if r["hit_rank"] else 0.0 for r in graded_hits]),
+        "mrr": _mean([1.0 / r["hit_rank"] if r["hit_rank"] else 0.0 for r in graded_hits]),
+        "answer_accuracy": _mean([1.0 if r["correct"] else 0.0 for r in graded]),
+        "citation_accuracy": _mean([1.0 if r["citations_ok"] else 0.0 for r in cited]),
+        "abstention_accuracy": _mean([1.0 if r["abstained"] else 0.0 for r in unanswerable]),
+        "false_abstention_rate": _mean([1.0 if r["abstained"] else 0.0 for r in answerable]),
+        "median_answer_chars": statistics.median(lengths) if lengths else None,
+        "p50_ms": _percentile(times, 0.5),
+        "p95_ms": _percentile(times, 0.95),
+    }
+    if ndcgs:
+        summary["ndcg_at_10"] = _mean(ndcgs)
+    return summary
+
+
+def run_eval(engine: Any, questions: Sequence[EvalQuestion], *, k: int = 5) -> dict[str, Any]:
+    if not questions:
+        raise DossierError("The question file holds no questions.")
+    results: list[dict[str, Any]] = []
+    ndcgs: list[float] = []
+    for q in questions:
+        started = time.perf_counter()
+        answer = engine.ask(q.question, k=k)
+        ms = (time.perf_counter() - started) * 1000
+        result = score_one(q, answer, ms, k)
+        result["_graded_retrieval"] = bool(q.evidence or q.relevant_sources)
+        results.append(result)
+        if q.relevant_sources:
+            # Ranking by document needs ten distinct sources: look deeper than the answer did.
+            deeper = answer.retrieved if k >= 30 else engine.retrieve(answer.standalone_question, 30)
+            ndcgs.append(ndcg_at_10(passages_by_source(deeper), q.relevant_sources))
+    summary = summarise(results, ndcgs)
+    for r in results:
+        del r["_graded_retrieval"]
+    return {"summary": summary, "results": results}
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    rows = []
+    for key, value in summary.items():
+        shown = "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+        rows.append(f"{key:<24}{shown:>10}")
+    return "\n".join(rows)

@@ -1,0 +1,325 @@
+"""Answers written by a chat model through LangChain, with citations checked afterwards.
+
+The model sees numbered passages and must cite them as [n]. Its reply is trusted only as
+far as it can be checked: markers that point at no retrieved passage are removed, the rest
+are renumbered 1..m, and each citation gets a quote copied verbatim from its passage. A
+reply that cites nothing, or a model that fails, yields the injected fallback's answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+from bot.prompts import CANNOT_ANSWER, Prompt, load_prompt
+from bot.types import Answerer, Citation, Draft, Passage, TokenCallback, Turn
+from ingest.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ANSWER_PLACEHOLDERS = {"passages", "question", "history", "cannot_answer"}
+CONDENSE_PLACEHOLDERS = {"history", "question"}
+
+NOTE_NO_CITATION = (
+    "The language model's answer cited no retrieved passage; showing the extractive answer instead."
+)
+
+# Extras declared in pyproject.toml; other providers need their own langchain-* package.
+_EXTRAS = {"openai": "openai", "azure_openai": "openai", "ollama": "ollama", "anthropic": "anthropic"}
+
+MAX_HISTORY_TURNS = 4
+MAX_QUOTE_CHARS = 300
+
+# "[1]", "[1, 2]", "[1; 2]", "[1-3]". A run such as "[1][2]" or "[9] [3]" is one match, so
+# it shares one claim and dropping part of it leaves the spacing intact; leading blanks are
+# part of the match so that a dropped marker takes its space with it.
+_GROUP = r"\[\s*\d+(?:\s*[,;\-–]\s*\d+)*\s*\]"
+_MARKER = re.compile(rf"(\s*)({_GROUP}(?:[ \t]*{_GROUP})*)")
+_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s)|\n")
+_WORD = re.compile(r"\w+")
+# Words too common to tell which passage sentence a claim rests on.
+_STOPWORD_TEXT = """a an and are as at be by for from has have in is it its of on or that the their this to
+was were which with"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def note_model_failed(reason: str) -> str:
+    return f"The language model failed ({reason}); showing the extractive answer."
+
+
+def make_chat_model(spec: str, timeout: float, *, max_retries: int = 0) -> BaseChatModel:
+    """Build a chat model from "provider:model" (e.g. "openai:gpt-4o-mini").
+
+    OpenAI reads OPENAI_API_KEY and OPENAI_BASE_URL from the environment, which is how an
+    OpenAI-compatible server (vLLM, llama.cpp, LM Studio) is reached. Retries default to
+    none because a failed call falls back to the extractive answer at once.
+    """
+    from langchain.chat_models import init_chat_model
+
+    provider = spec.split(":", 1)[0] if ":" in spec else ""
+    kwargs: dict[str, Any]
+    if provider == "ollama":
+        # ChatOllama has no timeout or retry fields; its httpx client takes the timeout.
+        kwargs = {"client_kwargs": {"timeout": timeout}}
+    else:
+        kwargs = {"timeout": timeout, "max_retries": max_retries}
+    try:
+        return init_chat_model(spec, **kwargs)
+    except ImportError as err:
+        extra = _EXTRAS.get(provider)
+        hint = (
+            f"pip install 'dossier[{extra}]'"
+            if extra
+            else f"pip install langchain-{provider.replace('_', '-')}"
+        )
+        raise ConfigError(
+            f"The language model {spec!r} needs a package that is not installed: {hint}"
+        ) from err
+    except Exception as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "api_key" in message.lower():
+            message += " (an OpenAI-compatible local server accepts any OPENAI_API_KEY value)"
+        raise ConfigError(f"Cannot set up the language model {spec!r}: {message}") from err
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(name: str, required: frozenset[str], prompts_dir: Path | None) -> Prompt:
+    return load_prompt(name, set(required), prompts_dir)
+
+
+class LLMAnswerer:
+    """Implements `Answerer` with a chat model; never raises for a model failure."""
+
+    def __init__(
+        self,
+        model: BaseChatModel,
+        fallback: Answerer,
+        *,
+        name: str = "llm",
+        prompts_dir: Path | None = None,
+    ) -> None:
+        self.model = model
+        self.fallback = fallback
+        self.name = name
+        # Loaded now so that a broken prompt file stops start-up, not the first question.
+        self.prompt = _load_cached("answer", frozenset(ANSWER_PLACEHOLDERS), prompts_dir)
+
+    def answer(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        history: Sequence[Turn] = (),
+        on_token: TokenCallback | None = None,
+    ) -> Draft:
+        """Ask the model; tokens streamed to `on_token` are the raw reply, the Draft is final.
+
+        The returned Draft may differ from what was streamed (markers renumbered, or the
+        fallback's answer), so front ends should replace the streamed text with it.
+        """
+        if not passages:
+            return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
+        messages = self.prompt.messages(
+            passages=format_passages(passages),
+            question=question,
+            history=format_history(history),
+            cannot_answer=CANNOT_ANSWER,
+        )
+        try:
+            reply = self._call(messages, on_token)
+        except Exception as err:
+            reason = short_reason(err)
+            log.warning("language model call failed: %s", reason)
+            log.debug("language model failure", exc_info=True)
+            return self._fall_back(question, passages, history, note_model_failed(reason))
+
+        text, citations = clean_citations(reply, passages)
+        if is_cannot_answer(reply) or (not citations and _mentions_cannot_answer(reply)):
+            return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
+        if not citations:
+            log.info("language model reply cited no retrieved passage: %r", reply[:200])
+            return self._fall_back(question, passages, history, NOTE_NO_CITATION)
+        return Draft(text=text, citations=citations, abstained=False)
+
+    def _call(self, messages: list[tuple[str, str]], on_token: TokenCallback | None) -> str:
+        if on_token is None:
+            return str(self.model.invoke(messages).text)
+        pieces: list[str] = []
+        for chunk in self.model.stream(messages):
+            piece = str(chunk.text)
+            if piece:
+                pieces.append(piece)
+                on_token(piece)
+        return "".join(pieces)
+
+    def _fall_back(
+        self, question: str, passages: Sequence[Passage], history: Sequence[Turn], note: str
+    ) -> Draft:
+        # No on_token: tokens of the failed reply may already be on screen, and the caller
+        # renders the returned Draft in any case.
+        draft = self.fallback.answer(question, passages, history)
+        return replace(draft, note=f"{note} {draft.note}".strip())
+
+
+def condense_question(
+    model: BaseChatModel, question: str, history: Sequence[Turn], *, prompts_dir: Path | None = None
+) -> str:
+    """Rewrite a follow-up into a standalone question; the question unchanged on any error."""
+    if not history:
+        return question
+    try:
+        prompt = _load_cached("condense", frozenset(CONDENSE_PLACEHOLDERS), prompts_dir)
+        reply = str(model.invoke(prompt.messages(history=format_history(history), question=question)).text)
+    except Exception as err:
+        log.warning("could not condense the question (%s); using it as asked", short_reason(err))
+        log.debug("condense failure", exc_info=True)
+        return question
+    lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
+    rewritten = re.sub(r"(?i)^standalone question:\s*", "", lines[0]) if lines else ""
+    rewritten = rewritten.strip().strip("\"'“”‘’").strip()
+    # A reply much longer than the question is an answer or a ramble, not a rewrite.
+    if not rewritten or len(rewritten) > max(500, 4 * len(question)):
+        return question
+    return rewritten
+
+
+def format_passages(passages: Sequence[Passage]) -> str:
+    blocks = []
+    for n, passage in enumerate(passages, start=1):
+        where = ", ".join(part for part in (passage.source, passage.location) if part)
+        blocks.append(f"[{n}] ({where})\n{passage.text.strip()}")
+    return "\n\n".join(blocks)
+
+
+def format_history(history: Sequence[Turn]) -> str:
+    if not history:
+        return "(none)"
+    lines = []
+    for turn in history[-MAX_HISTORY_TURNS:]:
+        lines.append(f"User: {turn.question}")
+        if turn.answer:
+            # Old markers number into old passages; left in, the model would copy them.
+            lines.append(f"Assistant: {_MARKER.sub('', turn.answer).strip()}")
+    return "\n".join(lines)
+
+
+def short_reason(err: BaseException) -> str:
+    """A few words for the user: "timeout", "HTTP 500", "connection error"."""
+    name = type(err).__name__
+    if isinstance(err, TimeoutError) or "timeout" in name.lower():
+        return "timeout"
+    status = getattr(err, "status_code", None)
+    if isinstance(status, int):
+        return f"HTTP {status}"
+    if isinstance(err, ConnectionError) or "connection" in name.lower():
+        return "connection error"
+    return name
+
+
+def _normalise(text: str) -> str:
+    text = text.lower().replace("’", "'").replace("‘", "'")
+    text = re.sub(r"\bdo not\b", "don't", text)
+    return " ".join(re.findall(r"[a-z0-9']+", _MARKER.sub(" ", text)))
+
+
+def is_cannot_answer(reply: str) -> bool:
+    """True when the reply is the cannot-answer sentence, give or take case, quotes and markers."""
+    return _normalise(reply) == _normalise(CANNOT_ANSWER)
+
+
+def _mentions_cannot_answer(reply: str) -> bool:
+    return _normalise(CANNOT_ANSWER) in _normalise(reply)
+
+
+def _parse_numbers(run: str) -> list[int]:
+    """Numbers of a marker run without its outer brackets: "1, 2", "1][3", "2-4"."""
+    numbers: list[int] = []
+    for part in re.split(r"\s*(?:[,;]|\]\s*\[)\s*", run.strip()):
+        bounds = [int(x) for x in re.split(r"\s*[-–]\s*", part) if x]
+        if len(bounds) == 2 and 0 <= bounds[1] - bounds[0] <= 20:
+            numbers.extend(range(bounds[0], bounds[1] + 1))
+        else:
+            numbers.extend(bounds)
+    return numbers
+
+
+def _claim_before(segment: str) -> str:
+    """The last sentence of `segment` that has words: what the marker after it supports."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+|\n", segment) if _WORD.search(s)]
+    return sentences[-1] if sentences else ""
+
+
+def clean_citations(reply: str, passages: Sequence[Passage]) -> tuple[str, tuple[Citation, ...]]:
+    """Drop markers outside 1..len(passages), renumber the rest by first appearance."""
+    renumber: dict[int, int] = {}  # passage index (1-based) -> new number
+    claims: dict[int, list[str]] = {}
+    previous_claim = ""
+    last_end = 0
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal previous_claim, last_end
+        claim = _claim_before(reply[last_end : match.start()]) or previous_claim or reply
+        previous_claim = claim
+        last_end = match.end()
+        kept: list[int] = []
+        for number in _parse_numbers(match.group(2)[1:-1]):
+            if not 1 <= number <= len(passages):
+                log.info("dropped citation [%d]: only %d passages were retrieved", number, len(passages))
+                continue
+            new = renumber.setdefault(number, len(renumber) + 1)
+            claims.setdefault(number, []).append(claim)
+            if new not in kept:
+                kept.append(new)
+        if not kept:
+            return ""
+        return match.group(1) + "".join(f"[{k}]" for k in kept)
+
+    text = _MARKER.sub(substitute, reply.strip())
+    text = re.sub(r"[ \t]{2,}", " ", text).strip()
+    citations = []
+    for number, new in sorted(renumber.items(), key=lambda item: item[1]):
+        passage = passages[number - 1]
+        quote = best_quote(passage.text, claims[number])
+        citations.append(Citation(new, passage.source, passage.location, quote, passage.id))
+    return text, tuple(citations)
+
+
+def passage_sentences(text: str) -> list[str]:
+    """Sentences of a passage, each a verbatim substring of it."""
+    sentences = []
+    start = 0
+    for match in [*_SENTENCE_END.finditer(text), None]:
+        end = match.end() if match else len(text)
+        piece = text[start:end].strip()
+        start = end
+        if _WORD.search(piece):
+            sentences.append(piece)
+    return sentences
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS}
+
+
+def best_quote(passage_text: str, claims: Sequence[str]) -> str:
+    """The passage sentence sharing the most words with any claim citing it (verbatim)."""
+    sentences = passage_sentences(passage_text) or [passage_text.strip()]
+    claim_words = [_words(claim) for claim in claims]
+
+    def score(sentence: str) -> tuple[int, float]:
+        words = _words(sentence)
+        overlap = max((len(words & cw) for cw in claim_words), default=0)
+        # Ties go to the denser sentence, which makes the shorter quote.
+        return overlap, overlap / (len(words) or 1)
+
+    quote = max(sentences, key=score)  # max keeps the first of equal scores
+    if len(quote) > MAX_QUOTE_CHARS:
+        # A prefix cut at a word boundary stays a verbatim substring.
+        quote = quote[:MAX_QUOTE_CHARS].rsplit(" ", 1)[0]
+    return quote

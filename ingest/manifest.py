@@ -1,0 +1,234 @@
+"""The record of what is indexed: files, their chunks, and vectors not yet accounted for.
+
+A SQLite database under DOSSIER_HOME. A file's chunks become visible to readers in the
+same transaction that records the file, so a reader sees every file whole or not at all.
+The `pending` table lists vector ids that may exist in Chroma without being committed here
+(written before each upsert, cleared after the commit or the delete); the next run
+removes whatever is left in it, so a kill at any moment converges to a clean state.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.chunking import Chunk
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    source TEXT PRIMARY KEY,
+    root TEXT NOT NULL,
+    path TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    n_chunks INTEGER NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    ord INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    section TEXT NOT NULL,
+    page INTEGER,
+    tokens INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, ord);
+CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY);
+"""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    source: str
+    root: str
+    path: str
+    content_hash: str
+    title: str
+    n_chunks: int
+    ingested_at: float
+
+
+class Manifest:
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = path
+        if readonly and not path.exists():
+            raise FileNotFoundError(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        if not readonly:
+            self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta -------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, db: sqlite3.Connection, key: str, value: Any) -> None:
+        db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, str(value)))
+
+    def generation(self) -> int:
+        """Bumped by every commit; readers compare it to know when to refresh."""
+        return int(self.get_meta("generation") or 0)
+
+    def _bump(self, db: sqlite3.Connection) -> None:
+        db.execute(
+            "INSERT INTO meta(key, value) VALUES ('generation', '1') "
+            "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+        self.set_meta(db, "last_ingest", time.time())
+
+    # -- files ------------------------------------------------------------------------------
+    def files(self) -> dict[str, FileRecord]:
+        rows = self.db.execute(
+            "SELECT source, root, path, content_hash, title, n_chunks, ingested_at FROM files"
+        ).fetchall()
+        return {r["source"]: FileRecord(**dict(r)) for r in rows}
+
+    def chunk_ids(self, source: str) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
+
+    def all_chunk_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM chunks")}
+
+    def chunk_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def file_text(self, source: str) -> str | None:
+        row = self.db.execute("SELECT text FROM files WHERE source = ?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def chunks(self, ids: Sequence[str] | None = None) -> list[sqlite3.Row]:
+        if ids is None:
+            return self.db.execute('SELECT * FROM chunks ORDER BY source, ord').fetchall()
+        out: list[sqlite3.Row] = []
+        for i in range(0, len(ids), 500):
+            part = list(ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            out.extend(self.db.execute(f"SELECT * FROM chunks WHERE id IN ({marks})", part).fetchall())
+        return out
+
+    def neighbours(self, source: str, ords: Iterable[int]) -> list[sqlite3.Row]:
+        ords = sorted(set(ords))
+        if not ords:
+            return []
+        marks = ",".join("?" * len(ords))
+        return self.db.execute(
+            f"SELECT * FROM chunks WHERE source = ? AND ord IN ({marks}) ORDER BY ord", [source, *ords]
+        ).fetchall()
+
+    # -- writes -----------------------------------------------------------------------------
+    def add_pending(self, ids: Iterable[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in ids))
+
+    def pending(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM pending")}
+
+    def clear_pending(self, ids: Iterable[str] | None = None) -> None:
+        with self.transaction() as db:
+            if ids is None:
+                db.execute("DELETE FROM pending")
+            else:
+                db.executemany("DELETE FROM pending WHERE id = ?", ((i,) for i in ids))
+
+    def commit_files(self, entries: Sequence[tuple[FileRecord, str, Sequence[Chunk]]]) -> set[str]:
+        """Replace these files' chunks in one transaction. Returns ids no longer used (to delete)."""
+        stale: set[str] = set()
+        with self.transaction() as db:
+            for record, text, chunks in entries:
+                old = {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (record.source,))}
+                new = {c.id for c in chunks}
+                stale |= old - new
+                db.execute("DELETE FROM chunks WHERE source = ?", (record.source,))
+                db.executemany(
+                    'INSERT OR REPLACE INTO chunks(id, source, ord, text, start, "end", title, section, page, tokens)'
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (c.id, c.source, c.ord, c.text, c.start, c.end, c.title, c.section, c.page, c.tokens)
+                        for c in chunks
+                    ],
+                )
+                db.execute(
+                    "INSERT OR REPLACE INTO files(source, root, path, content_hash, title, text, n_chunks, ingested_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.source,
+                        record.root,
+                        record.path,
+                        record.content_hash,
+                        record.title,
+                        text,
+                        len(chunks),
+                        record.ingested_at,
+                    ),
+                )
+                # The new vectors are now accounted for; the stale ones still need deleting.
+                db.executemany("DELETE FROM pending WHERE id = ?", ((c.id,) for c in chunks))
+            db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in stale))
+            self._bump(db)
+        return stale
+
+    def remove_files(self, sources: Iterable[str]) -> set[str]:
+        """Forget these files in one transaction. Returns their chunk ids (to delete from Chroma)."""
+        gone: set[str] = set()
+        with self.transaction() as db:
+            for source in sources:
+                gone |= {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
+                db.execute("DELETE FROM chunks WHERE source = ?", (source,))
+                db.execute("DELETE FROM files WHERE source = ?", (source,))
+            db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in gone))
+            self._bump(db)
+        return gone
+
+    def clear(self) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM chunks")
+            db.execute("DELETE FROM files")
+            db.execute("DELETE FROM pending")
+            db.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'dimension')")
+            self._bump(db)
+
+    def set_model(self, model: str, dimension: int) -> None:
+        with self.transaction() as db:
+            self.set_meta(db, "embedding_model", model)
+            self.set_meta(db, "dimension", dimension)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "documents": int(self.db.execute("SELECT COUNT(*) FROM files").fetchone()[0]),
+            "chunks": self.chunk_count(),
+            "last_ingest": float(self.get_meta("last_ingest") or 0) or None,
+            "model": self.get_meta("embedding_model"),
+        }
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)

@@ -1,0 +1,360 @@
+"""Incremental ingest: discover, load, chunk, embed, upsert, commit, delete.
+
+Invariants (tested): unchanged files cost no embedding; a changed file's old chunks are
+replaced; a deleted file's chunks are removed; a kill at any moment followed by another run
+leaves exactly what a clean run leaves; one writer at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from filelock import FileLock, Timeout
+
+from ingest.chunking import Chunk, chunk_document
+from ingest.errors import DossierError, LockedError
+from ingest.loaders import LoadedDocument, LoadError, discover, file_hash, load_file
+from ingest.manifest import FileRecord, Manifest
+from ingest.settings import Settings
+from ingest.store import VectorStore
+
+log = logging.getLogger(__name__)
+
+# Files are committed in groups of about this many new chunks: big enough to batch the model
+# well, small enough that a kill loses little work.
+_GROUP_CHUNKS = 256
+
+
+class DocumentEmbedder(Protocol):
+    name: str
+    dimension: int
+    max_tokens: int
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    failed: tuple[Failure, ...] = ()
+    skipped: tuple[Failure, ...] = ()
+    chunks: int = 0  # in the index after this run
+    embedded: int = 0  # chunks embedded by this run
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["failed"] = [asdict(f) for f in self.failed]
+        out["skipped"] = [asdict(f) for f in self.skipped]
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+    @property
+    def ok(self) -> bool:
+        """False when files were given but none could be ingested."""
+        return not self.failed or bool(self.added or self.updated or self.unchanged)
+
+    def summary(self) -> str:
+        return (
+            f"{self.added} added, {self.updated} updated, {self.deleted} deleted, {self.unchanged} unchanged, "
+            f"{len(self.failed)} failed; {self.chunks} chunks in the index, {self.embedded} embedded "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def manifest_path(settings: Settings) -> Path:
+    return settings.home / "index.sqlite"
+
+
+@contextmanager
+def writer_lock(settings: Settings) -> Iterator[None]:
+    """One writer per index. The lock lives in DOSSIER_HOME next to the manifest."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(settings.home / "writer.lock"), timeout=0)
+    owner = settings.home / "writer.pid"
+    try:
+        lock.acquire()
+    except Timeout:
+        pid = owner.read_text().strip() if owner.exists() else "?"
+        raise LockedError(
+            f"Another dossier process (pid {pid}) is writing to the index in {settings.home}; "
+            "wait for it to finish and try again."
+        ) from None
+    try:
+        owner.write_text(str(os.getpid()))
+        yield
+    finally:
+        lock.release()
+
+
+@dataclass
+class _Pending:
+    doc: LoadedDocument
+    root: Path
+    chunks: list[Chunk]
+    new: bool
+    to_embed: list[Chunk] = field(default_factory=list)
+
+
+def ingest_paths(
+    paths: Sequence[Path],
+    settings: Settings,
+    embedder: DocumentEmbedder,
+    *,
+    full: bool = False,
+    progress: bool | None = None,
+    on_group: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Bring the index in line with the files under `paths` (incrementally unless `full`)."""
+    started = time.perf_counter()
+    with writer_lock(settings):
+        manifest = Manifest(manifest_path(settings))
+        try:
+            store = _open_store(settings, manifest, embedder, full)
+            _recover(manifest, store)
+            report = _run(paths, settings, embedder, manifest, store, progress, on_group)
+            return IngestReport(
+                **{**report, "chunks": manifest.chunk_count(), "seconds": time.perf_counter() - started}
+            )
+        finally:
+            manifest.close()
+
+
+def _open_store(settings: Settings, manifest: Manifest, embedder: DocumentEmbedder, full: bool) -> VectorStore:
+    if full:
+        store = VectorStore(settings, model=embedder.name, dimension=embedder.dimension, check_model=False, create=False)
+        # Forget the record first: if we die between the two steps, the next run's
+        # consistency check sees vectors the manifest does not know and removes them.
+        manifest.clear()
+        store.reset()
+    else:
+        recorded = manifest.get_meta("embedding_model")
+        if recorded and recorded != embedder.name:
+            from ingest.errors import ModelMismatchError
+
+            raise ModelMismatchError(
+                f"The index was built with the embedding model {recorded!r}, but DOSSIER_EMBEDDING_MODEL "
+                f"is {embedder.name!r}. Re-ingest with `dossier ingest PATH --full` or set the model back."
+            )
+        # The dimension is only known once the model is loaded; an unchanged re-ingest never loads it.
+        dimension = int(manifest.get_meta("dimension") or 0) or None
+        store = VectorStore(settings, model=embedder.name, dimension=dimension or embedder.dimension)
+    if manifest.get_meta("embedding_model") != embedder.name:
+        manifest.set_model(embedder.name, store.dimension or embedder.dimension)
+    return store
+
+
+def _recover(manifest: Manifest, store: VectorStore) -> None:
+    """Remove vectors left by an interrupted run, so Chroma holds exactly the committed chunks."""
+    pending = manifest.pending() - manifest.all_chunk_ids()
+    if pending:
+        log.info("removing %d vectors left by an interrupted run", len(pending))
+        store.delete(pending)
+    manifest.clear_pending()
+    if store.count() != manifest.chunk_count():
+        committed = manifest.all_chunk_ids()
+        present = store.all_ids()
+        extra = present - committed
+        if extra:
+            log.info("removing %d vectors the manifest does not know", len(extra))
+            store.delete(extra)
+        missing = committed - present
+        if missing:
+            # Vectors lost outside our control (e.g. a wiped server): re-ingest those files.
+            sources = {r["source"] for r in manifest.chunks(sorted(missing))}
+            log.warning("%d files lost their vectors; they will be ingested again", len(sources))
+            manifest.remove_files(sources)
+            manifest.clear_pending()
+
+
+def _run(
+    paths: Sequence[Path],
+    settings: Settings,
+    embedder: DocumentEmbedder,
+    manifest: Manifest,
+    store: VectorStore,
+    progress: bool | None,
+    on_group: Callable[[int], None] | None,
+) -> dict[str, Any]:
+    counts = {"added": 0, "updated": 0, "deleted": 0, "unchanged": 0, "embedded": 0}
+    failed: list[Failure] = []
+    found, skipped_files = discover([Path(p) for p in paths])
+    skipped = [Failure(str(s.path), s.reason) for s in skipped_files if s.reason != "does not exist"]
+    known = manifest.files()
+
+    # Deletions: files recorded under an ingested folder (or named directly) that are gone now.
+    seen_sources: set[str] = set()
+    present_paths = {str(f.resolve()) for f, _ in found}
+    doomed = []
+    for arg in paths:
+        arg_abs = Path(arg).resolve()
+        for record in known.values():
+            recorded = Path(record.path)
+            inside = recorded == arg_abs or arg_abs in recorded.parents
+            if inside and str(recorded) not in present_paths and not recorded.exists():
+                doomed.append(record.source)
+    if doomed:
+        store.delete(manifest.remove_files(sorted(set(doomed))))
+        manifest.clear_pending()
+        counts["deleted"] = len(set(doomed))
+    missing_args = [s for s in skipped_files if s.reason == "does not exist"]
+    for s in missing_args:
+        if not any(Path(r.path) == s.path.resolve() for r in known.values()):
+            failed.append(Failure(str(s.path), "does not exist"))
+
+    max_tokens = 0  # read from the model when the first file needs chunking
+    max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    group: list[_Pending] = []
+    group_size = 0
+    bar = _Progress(len(found), enabled=progress)
+    try:
+        for path, root in found:
+            bar.advance(path.name)
+            source = path.relative_to(root).as_posix()
+            if source in seen_sources:
+                failed.append(Failure(str(path), f"another file already provides the source name {source!r}"))
+                continue
+            seen_sources.add(source)
+            previous = known.get(source)
+            try:
+                digest = file_hash(path)
+            except OSError as err:
+                failed.append(Failure(str(path), _os_reason(err)))
+                continue
+            if previous is not None and previous.content_hash == digest and previous.path == str(path.resolve()):
+                counts["unchanged"] += 1
+                continue
+            try:
+                doc = load_file(path, root, max_bytes=max_bytes)
+                max_tokens = max_tokens or min(settings.chunk_tokens, embedder.max_tokens)
+                chunks = chunk_document(
+                    doc, embedder.count_tokens, max_tokens=max_tokens, overlap=settings.chunk_overlap
+                )
+            except LoadError as err:
+                failed.append(Failure(str(path), err.reason))
+                continue
+            old_ids = manifest.chunk_ids(source) if previous else set()
+            item = _Pending(doc, root, chunks, new=previous is None)
+            item.to_embed = [c for c in chunks if c.id not in old_ids]
+            group.append(item)
+            group_size += len(item.to_embed)
+            if group_size >= _GROUP_CHUNKS:
+                counts["embedded"] += _flush(group, embedder, manifest, store, counts)
+                if on_group:
+                    on_group(counts["embedded"])
+                group, group_size = [], 0
+        if group:
+            counts["embedded"] += _flush(group, embedder, manifest, store, counts)
+            if on_group:
+                on_group(counts["embedded"])
+    finally:
+        bar.close()
+    return {**counts, "failed": tuple(failed), "skipped": tuple(skipped)}
+
+
+def _flush(
+    group: list[_Pending], embedder: DocumentEmbedder, manifest: Manifest, store: VectorStore, counts: dict
+) -> int:
+    fresh = [c for item in group for c in item.to_embed]
+    if fresh:
+        manifest.add_pending(c.id for c in fresh)  # before Chroma sees them: a kill leaves a trace
+        vectors = embedder.embed_documents([c.embed_text for c in fresh])
+        store.upsert(
+            [c.id for c in fresh],
+            vectors,
+            [c.text for c in fresh],
+            [_metadata(c) for c in fresh],
+        )
+    now = time.time()
+    entries = [
+        (
+            FileRecord(
+                source=item.doc.source,
+                root=str(item.root.resolve()),
+                path=str(item.doc.path.resolve()),
+                content_hash=item.doc.content_hash,
+                title=item.doc.title,
+                n_chunks=len(item.chunks),
+                ingested_at=now,
+            ),
+            item.doc.text,
+            item.chunks,
+        )
+        for item in group
+    ]
+    stale = manifest.commit_files(entries)
+    if stale:
+        store.delete(stale)
+        manifest.clear_pending(stale)
+    for item in group:
+        counts["added" if item.new else "updated"] += 1
+    return len(fresh)
+
+
+def _metadata(chunk: Chunk) -> dict[str, Any]:
+    meta: dict[str, Any] = {"source": chunk.source, "ord": chunk.ord, "title": chunk.title[:200]}
+    if chunk.section:
+        meta["section"] = chunk.section[:200]
+    if chunk.page is not None:
+        meta["page"] = chunk.page
+    return meta
+
+
+def _os_reason(err: OSError) -> str:
+    if isinstance(err, FileNotFoundError):
+        return "file vanished while reading"
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    return f"cannot read: {err.strerror or err}"
+
+
+class _Progress:
+    """A rich progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, total: int, enabled: bool | None) -> None:
+        enabled = sys.stderr.isatty() if enabled is None else enabled
+        self._bar: Any = None
+        if enabled and total > 1:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(
+                TextColumn("ingesting"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.description}"),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("", total=total)
+
+    def advance(self, name: str) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, advance=1, description=name[:40])
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+__all__ = ["DossierError", "Failure", "IngestReport", "ingest_paths", "writer_lock"]

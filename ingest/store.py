@@ -1,0 +1,175 @@
+"""The vector side of the index: a Chroma collection, embedded or on a server.
+
+Chroma holds ids, vectors and chunk texts. What is *committed* (visible to readers) is
+decided by the manifest (ingest/manifest.py); vectors that Chroma holds but the manifest
+does not are leftovers of an interrupted run and are cleaned up by the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+from ingest.errors import ModelMismatchError, StoreError
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_CLIENTS: dict[str, Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(settings: Settings) -> Any:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        url = urlparse(settings.chroma_url)
+        if not url.hostname:
+            raise StoreError(f"DOSSIER_CHROMA_URL is not a URL: {settings.chroma_url!r}")
+        key = settings.chroma_url
+        factory = lambda: chromadb.HttpClient(  # noqa: E731
+            host=url.hostname,
+            port=url.port or (443 if url.scheme == "https" else 8000),
+            ssl=url.scheme == "https",
+            settings=chroma_settings,
+        )
+    else:
+        path = (settings.home / "chroma").resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        key = str(path)
+        factory = lambda: chromadb.PersistentClient(path=str(path), settings=chroma_settings)  # noqa: E731
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            try:
+                _CLIENTS[key] = factory()
+            except Exception as err:
+                where = settings.chroma_url or key
+                raise StoreError(f"Cannot open the Chroma index at {where}: {err}") from err
+        return _CLIENTS[key]
+
+
+def describe_store(settings: Settings) -> str:
+    return settings.chroma_url or f"embedded: {(settings.home / 'chroma').resolve()}"
+
+
+class VectorStore:
+    """Thin wrapper over one Chroma collection that knows which model built it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        model: str,
+        dimension: int | None = None,
+        create: bool = True,
+        check_model: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.model = model
+        self.dimension = dimension
+        self.check_model = check_model
+        self._client = _client(settings)
+        self._collection = self._open(create)
+
+    def _open(self, create: bool) -> Any:
+        name = self.settings.collection
+        try:
+            if create:
+                collection = self._client.get_or_create_collection(
+                    name,
+                    metadata={"embedding_model": self.model, "dimension": self.dimension or 0},
+                    configuration={"hnsw": {"space": "cosine"}},
+                    embedding_function=None,
+                )
+            else:
+                collection = self._client.get_collection(name, embedding_function=None)
+        except Exception as err:
+            if not create:
+                return None
+            raise StoreError(f"Cannot open Chroma collection {name!r}: {err}") from err
+        built_with = (collection.metadata or {}).get("embedding_model")
+        if self.check_model and built_with and built_with != self.model:
+            raise ModelMismatchError(
+                f"The index was built with the embedding model {built_with!r}, but DOSSIER_EMBEDDING_MODEL "
+                f"is {self.model!r}. Re-ingest with `dossier ingest PATH --full` or set the model back."
+            )
+        return collection
+
+    def reopen(self) -> None:
+        """Pick up a collection recreated by another process (after `ingest --full`)."""
+        self._collection = self._open(create=False)
+
+    @property
+    def exists(self) -> bool:
+        return self._collection is not None
+
+    def count(self) -> int:
+        return self._collection.count() if self._collection is not None else 0
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        embeddings: Sequence[Sequence[float]],
+        documents: Sequence[str],
+        metadatas: Sequence[dict[str, Any]],
+    ) -> None:
+        step = self._batch()
+        for i in range(0, len(ids), step):
+            self._collection.upsert(
+                ids=list(ids[i : i + step]),
+                embeddings=[list(v) for v in embeddings[i : i + step]],
+                documents=list(documents[i : i + step]),
+                metadatas=list(metadatas[i : i + step]),
+            )
+
+    def delete(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        if not ids or self._collection is None:
+            return
+        step = self._batch()
+        for i in range(0, len(ids), step):
+            self._collection.delete(ids=ids[i : i + step])
+
+    def all_ids(self) -> set[str]:
+        if self._collection is None:
+            return set()
+        found: set[str] = set()
+        step, offset = 5000, 0
+        while True:
+            page = self._collection.get(include=[], limit=step, offset=offset)["ids"]
+            found.update(page)
+            if len(page) < step:
+                return found
+            offset += step
+
+    def query(self, embedding: Sequence[float], n: int) -> list[tuple[str, float]]:
+        """Nearest chunk ids with cosine similarity, best first."""
+        if self._collection is None or n <= 0:
+            return []
+        n = min(n, self.count())
+        if n == 0:
+            return []
+        result = self._collection.query(query_embeddings=[list(embedding)], n_results=n, include=["distances"])
+        return [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)]
+
+    def reset(self) -> None:
+        """Drop and recreate the collection (for `--full` and for a model change)."""
+        try:
+            self._client.delete_collection(self.settings.collection)
+        except Exception:  # it may not exist yet
+            log.debug("no collection to delete", exc_info=True)
+        self.check_model = True
+        self._collection = self._open(create=True)
+
+    def _batch(self) -> int:
+        try:
+            return max(1, min(1000, int(self._client.get_max_batch_size())))
+        except Exception:
+            return 1000

@@ -1,0 +1,740 @@
+"""The Discord bot end to end: real discord.py against the fake Discord in fake_discord.py."""
+# ruff: noqa: F811  (pytest fixtures imported from fake_discord are used as parameters)
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.discord_bot import DossierBot, RateLimiter, run_discord, safe_filename, save_upload
+from bot.discord_render import (
+    CITATION_RE,
+    MAX_CONTENT,
+    MAX_EMBED_TOTAL,
+    MAX_FIELD_VALUE,
+    ZWSP,
+    escape,
+    render_answer,
+    render_ingest_report,
+    split_text,
+)
+from bot.feedback import FeedbackStore, export_feedback
+from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
+from ingest.errors import NoIndexError
+from ingest.settings import Settings
+from tests.fake_discord import (
+    ADMIN_ID,
+    BOT_ID,
+    CHANNEL_ID,
+    OTHER_BOT_ID,
+    OTHER_CHANNEL_ID,
+    TOKEN,
+    USER_ID,
+    FakeDiscord,
+    Posted,
+    fake_discord,  # noqa: F401  (fixture)
+    running_bot,
+)
+
+# -- fakes ---------------------------------------------------------------------------------------------
+
+
+def passage(n: int, source: str = "docs/report.md", text: str = "") -> Passage:
+    return Passage(
+        id=f"p{n}",
+        source=source,
+        text=text or f"Passage {n} says the stations were in 53 countries.",
+        location=f"§ Part {n}",
+        score=0.9 - n / 10,
+    )
+
+
+def cited_answer(question: str, text: str = "", n_citations: int = 2) -> Answer:
+    citations = tuple(
+        Citation(
+            n=i, source="docs/report.md", location=f"§ Part {i}", quote=f"Quote number {i} from the report."
+        )
+        for i in range(1, n_citations + 1)
+    )
+    return Answer(
+        question=question,
+        text=text
+        or "The report counts 54 stations in 30 countries [1]. It was published by Safeguard Defenders [2].",
+        citations=citations,
+        abstained=False,
+        retrieved=tuple(passage(i) for i in range(1, 4)),
+        timings_ms={"total": 12.0},
+    )
+
+
+class FakeEngine:
+    """Canned answers; records every call. `ask` runs in a worker thread (checked)."""
+
+    def __init__(
+        self, reply: Callable[[str, Sequence[Turn]], Answer] | None = None, delay: float = 0.0
+    ) -> None:
+        self.reply = reply or (lambda q, h: cited_answer(q))
+        self.delay = delay
+        self.asked: list[tuple[str, tuple[Turn, ...]]] = []
+        self.ingested: list[list[Path]] = []
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+
+    def ask(self, question: str, history: Sequence[Turn] = (), *, k: int | None = None) -> Answer:
+        with self._lock:
+            self.asked.append((question, tuple(history)))
+            self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)  # blocking on purpose: must not stall the event loop
+        return self.reply(question, history)
+
+    def status(self) -> IndexStatus:
+        return IndexStatus(
+            home="/tmp/x",
+            store="embedded",
+            collection="dossier",
+            model="all-MiniLM-L6-v2",
+            answerer="extractive",
+            documents=1,
+            chunks=7,
+            last_ingest=1_700_000_000.0,
+        )
+
+    def documents(self) -> list[DocumentInfo]:
+        return [
+            DocumentInfo(source="docs/report.md", title="110 Overseas", chunks=7, chars=9000, ingested_at=0.0)
+        ]
+
+    def ingest(self, paths: Sequence[Path], *, full: bool = False) -> dict[str, Any]:
+        self.ingested.append(list(paths))
+        return {
+            "added": 1,
+            "updated": 0,
+            "deleted": 0,
+            "unchanged": 0,
+            "failed": [],
+            "chunks": 3,
+            "embedded": 3,
+            "seconds": 0.1,
+        }
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "home": tmp_path / "home",
+        "discord_token": TOKEN,
+        "discord_admin_role": None,
+        "discord_channel_ids": [],
+        "discord_guild_ids": [],
+        "discord_rate_limit": 100,
+        "discord_max_concurrent": 4,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def make_bot(settings: Settings, engine: Any) -> DossierBot:
+    return DossierBot(settings, engine, guild_ready_timeout=0.05)
+
+
+def answer_posts(server: FakeDiscord) -> list[Posted]:
+    """Bot messages that carry the feedback buttons (the last message of each answer)."""
+    return [p for p in server.posted if any(cid.startswith("dossier:fb:") for cid in p.custom_ids)]
+
+
+# -- end to end ----------------------------------------------------------------------------------------------
+
+
+async def test_login_ready_and_commands_synced(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    bot = make_bot(make_settings(tmp_path), FakeEngine())
+    async with running_bot(fake_discord, bot):
+        assert bot.user is not None and bot.user.id == BOT_ID
+        assert bot.get_guild is not None and len(bot.guilds) == 1
+        assert fake_discord.identifies == 1
+        assert {c["name"] for c in fake_discord.commands} == {
+            "ask",
+            "sources",
+            "status",
+            "reingest",
+            "ingest",
+        }
+        assert fake_discord.calls_to("PUT", r"/applications/\d+/commands")
+
+
+async def test_mention_answered_in_new_thread_with_citations(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path), engine)
+    async with running_bot(fake_discord, bot):
+        msg = await fake_discord.send_message("How many stations are there?")
+        mid = int(msg["id"])
+        # acknowledged at once: a reaction on the question
+        await fake_discord.wait_for("PUT", rf"/channels/{CHANNEL_ID}/messages/{mid}/reactions/[^/]+/@me")
+        [thread_call] = await fake_discord.wait_for("POST", rf"/channels/{CHANNEL_ID}/messages/{mid}/threads")
+        assert "How many stations" in thread_call.json["name"]
+        [post] = await fake_discord.wait_posted(lambda p: p.channel_id == mid)
+    assert engine.asked == [("How many stations are there?", ())]
+    assert all(name != threading.main_thread().name for name in engine.threads)
+    assert "[1]" in post.content and "[2]" in post.content
+    [embed] = post.embeds
+    assert embed["title"] == "Sources"
+    assert [f["name"] for f in embed["fields"]] == ["[1] report.md · § Part 1", "[2] report.md · § Part 2"]
+    assert "Quote number 1" in embed["fields"][0]["value"]
+    assert post.payload["allowed_mentions"]["parse"] == []
+    up, down = post.custom_ids
+    assert up.startswith("dossier:fb:up:") and down.startswith("dossier:fb:down:")
+
+
+async def test_follow_up_in_thread_uses_memory(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path), engine)
+    async with running_bot(fake_discord, bot):
+        msg = await fake_discord.send_message("Who wrote the report?")
+        thread_id = int(msg["id"])
+        [first] = await fake_discord.wait_posted(lambda p: p.channel_id == thread_id)
+        # a reply to the bot's answer inside the thread, without mentioning it
+        await fake_discord.send_message(
+            "And when?", channel_id=thread_id, mention_bot=False, reply_to=first.message_id
+        )
+        await fake_discord.wait_posted(lambda p: p.channel_id == thread_id, count=2)
+        # a mention in the thread continues the same conversation
+        await fake_discord.send_message("Where?", channel_id=thread_id)
+        await fake_discord.wait_posted(lambda p: p.channel_id == thread_id, count=3)
+        # an unrelated message in the thread is left alone
+        await fake_discord.send_message("thanks all", channel_id=thread_id, mention_bot=False)
+        await asyncio.sleep(0.1)
+    questions = [q for q, _ in engine.asked]
+    assert questions == ["Who wrote the report?", "And when?", "Where?"]
+    assert engine.asked[1][1] == (Turn("Who wrote the report?", cited_answer("x").text),)
+    assert [t.question for t in engine.asked[2][1]] == ["Who wrote the report?", "And when?"]
+    # only one thread was opened
+    assert len(fake_discord.calls_to("POST", r"/channels/\d+/messages/\d+/threads")) == 1
+
+
+async def test_slash_ask_defers_then_follows_up_and_replies_continue(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    engine = FakeEngine(delay=0.05)
+    bot = make_bot(make_settings(tmp_path), engine)
+    async with running_bot(fake_discord, bot):
+        interaction = await fake_discord.slash("ask", {"question": "Which countries?"})
+        [callback] = await fake_discord.wait_for("POST", rf"/interactions/{interaction['id']}/[^/]+/callback")
+        assert callback.json["type"] == 5  # deferred "thinking"
+        [followup] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        assert followup.call.at >= callback.at
+        assert followup.call.query.get("wait") in ("1", "true")
+        assert "Which countries?" in followup.content  # the channel does not show the option
+        assert "[1]" in followup.content and followup.embeds[0]["title"] == "Sources"
+        assert followup.payload["allowed_mentions"]["parse"] == []
+        # replying to the answer continues the conversation
+        await fake_discord.send_message("Which is biggest?", mention_bot=False, reply_to=followup.message_id)
+        [reply] = await fake_discord.wait_posted(lambda p: p.kind == "channel")
+        assert reply.payload["message_reference"]["message_id"] is not None
+    assert engine.asked[1] == ("Which is biggest?", (Turn("Which countries?", cited_answer("x").text),))
+
+
+async def test_long_answer_split_on_paragraphs_with_citations_whole(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    paragraphs = [
+        " ".join(f"Sentence {p}.{s} about the stations and their staff [{(s % 9) + 1}]." for s in range(25))
+        for p in range(6)
+    ]
+    paragraphs.append(
+        "x" * 50 + " " + " ".join(["word"] * 700) + " [3]"
+    )  # one paragraph longer than a message
+    text = "\n\n".join(paragraphs)
+    assert len(text) > 3 * MAX_CONTENT
+    engine = FakeEngine(lambda q, h: cited_answer(q, text=text, n_citations=9))
+    bot = make_bot(make_settings(tmp_path, discord_threads=False), engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.send_message("Tell me everything")
+        [last] = await fake_discord.wait_posted(lambda p: bool(p.custom_ids))
+    posts = fake_discord.posts(CHANNEL_ID)
+    assert len(posts) >= 4 and posts[-1] is last
+    for post in posts:
+        assert 0 < len(post.content) <= MAX_CONTENT
+        assert not re.search(r"\[\d*$|^\d*\]", post.content)  # no marker cut at an edge
+        assert (
+            sum(len(f["name"]) + len(f["value"]) for e in post.embeds for f in e["fields"]) <= MAX_EMBED_TOTAL
+        )
+    # nothing lost, nothing cut: the markers and words come back in order
+    joined = " ".join(p.content for p in posts)
+    assert CITATION_RE.findall(joined) == CITATION_RE.findall(text)
+    assert joined.split() == text.split()
+    # paragraph boundaries are where the first split happens
+    assert posts[0].content.endswith(paragraphs[0][-40:]) or posts[0].content.endswith(paragraphs[1][-40:])
+    assert posts[0].payload["message_reference"]  # the first part replies to the question
+    assert "message_reference" not in posts[1].payload
+
+
+async def test_everyone_in_question_and_document_does_not_ping(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    def reply(question: str, history: Sequence[Turn]) -> Answer:
+        base = cited_answer(question, text=f"You asked: {question} [1]")
+        bad = Citation(
+            n=1,
+            source="docs/@here.md",
+            location="<@&123>",
+            quote="@everyone **bold** [x](https://evil.example)",
+        )
+        return Answer(question, base.text, (bad,), False, base.retrieved)
+
+    bot = make_bot(make_settings(tmp_path), FakeEngine(reply))
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("ask", {"question": "@everyone hi <@123> <@&456> @here"})
+        [followup] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        msg = await fake_discord.send_message("@everyone look")
+        await fake_discord.wait_posted(lambda p: p.channel_id == int(msg["id"]))
+    for post in fake_discord.posted:
+        if post.kind == "callback" and not post.content:
+            continue  # the "thinking" placeholder
+        assert post.payload["allowed_mentions"]["parse"] == []
+        text = post.text()
+        assert not re.search(r"@(everyone|here)|<@[&!]?\d", text), text
+    assert f"@{ZWSP}everyone" in followup.content
+    field = followup.embeds[0]["fields"][0]
+    assert "\\*\\*bold\\*\\*" in field["value"] and "\\[x\\]" in field["value"]
+    [thread_call] = fake_discord.calls_to("POST", r"/channels/\d+/messages/\d+/threads")
+    assert "@everyone" not in thread_call.json["name"]
+
+
+async def test_non_admin_refused_reingest_admin_allowed(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    settings = make_settings(tmp_path)
+    bot = make_bot(settings, engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("reingest", user_id=USER_ID)
+        [refusal] = await fake_discord.wait_posted(lambda p: p.kind == "callback")
+        assert refusal.ephemeral and "only admins" in refusal.content
+        assert engine.ingested == []
+        await fake_discord.slash("reingest", user_id=ADMIN_ID)
+        [done] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        assert "Re-ingest finished" in done.content and "1 added" in done.content
+    assert engine.ingested == [[settings.documents_dir]]
+
+
+async def test_admin_role_by_name_may_ingest(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path, discord_admin_role="dossier admin"), engine)
+    async with running_bot(fake_discord, bot):
+        # the admin user holds the role but here has no Manage Server permission
+        await fake_discord.slash("reingest", user_id=ADMIN_ID, permissions=1 << 10)
+        [done] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+    assert "Re-ingest finished" in done.content
+
+
+async def test_ingest_refuses_other_types_and_large_files(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    settings = make_settings(tmp_path, discord_max_upload_mb=0.001)
+    bot = make_bot(settings, engine)
+    async with running_bot(fake_discord, bot):
+        exe = fake_discord.add_file("tool.exe", b"MZ")
+        await fake_discord.slash("ingest", user_id=ADMIN_ID, attachments={"file": exe})
+        [refusal] = await fake_discord.wait_posted(lambda p: p.kind == "callback")
+        assert refusal.ephemeral and "pdf" in refusal.content
+        big = fake_discord.add_file("big.txt", b"x" * 5000)
+        await fake_discord.slash("ingest", user_id=ADMIN_ID, attachments={"file": big})
+        await fake_discord.wait_posted(lambda p: p.kind == "callback" and "too large" in p.content)
+        small = fake_discord.add_file("note.md", b"# hi")
+        await fake_discord.slash("ingest", user_id=USER_ID, attachments={"file": small})
+        await fake_discord.wait_posted(lambda p: p.kind == "callback" and "only admins" in p.content)
+    assert engine.ingested == []
+    assert not settings.documents_dir.exists() or not any(settings.documents_dir.iterdir())
+
+
+async def test_rate_limit(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path, discord_rate_limit=2, discord_threads=False), engine)
+    async with running_bot(fake_discord, bot):
+        for i in range(3):
+            await fake_discord.send_message(f"question {i}")
+        [limited] = await fake_discord.wait_posted(lambda p: "a minute" in p.content)
+        await fake_discord.slash("ask", {"question": "one more"})
+        [slash_limited] = await fake_discord.wait_posted(lambda p: p.kind == "callback")
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=2)
+        # another user is not affected
+        await fake_discord.send_message("mine", author_id=ADMIN_ID)
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=3)
+    assert "2 questions a minute" in limited.content and "Try again in" in limited.content
+    assert slash_limited.ephemeral and "a minute" in slash_limited.content
+    assert [q for q, _ in engine.asked] == ["question 0", "question 1", "mine"]
+
+
+async def test_internal_error_gives_friendly_line_with_reference(
+    fake_discord: FakeDiscord, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def boom(question: str, history: Sequence[Turn]) -> Answer:
+        raise RuntimeError("secret internal detail /etc/passwd")
+
+    bot = make_bot(make_settings(tmp_path), FakeEngine(boom))
+    with caplog.at_level("ERROR"):
+        async with running_bot(fake_discord, bot):
+            await fake_discord.send_message("break please")
+            [mention_error] = await fake_discord.wait_posted(lambda p: "reference" in p.content)
+            await fake_discord.slash("ask", {"question": "break again"})
+            [slash_error] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+    for post in (mention_error, slash_error):
+        match = re.search(r"reference `([0-9a-f]{8})`", post.content)
+        assert match, post.content
+        assert (
+            "secret" not in post.content
+            and "Traceback" not in post.content
+            and "RuntimeError" not in post.content
+        )
+        assert f"[ref {match.group(1)}]" in caplog.text  # the log has the traceback under that id
+    assert "secret internal detail" in caplog.text
+
+
+async def test_dossier_error_shown_as_is(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    def no_index(question: str, history: Sequence[Turn]) -> Answer:
+        raise NoIndexError()
+
+    bot = make_bot(make_settings(tmp_path), FakeEngine(no_index))
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("ask", {"question": "anything?"})
+        [post] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+    assert post.content == str(NoIndexError())
+
+
+async def test_twenty_concurrent_questions_keep_heartbeats_flowing(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    fake_discord.heartbeat_interval_ms = 200
+    engine = FakeEngine(delay=0.5)
+    bot = make_bot(make_settings(tmp_path, discord_max_concurrent=8, discord_threads=False), engine)
+    async with running_bot(fake_discord, bot):
+        start = time.monotonic()
+        beats_before = len(fake_discord.heartbeats)
+        for i in range(10):
+            await fake_discord.send_message(f"mention {i}")
+            await fake_discord.slash("ask", {"question": f"slash {i}"})
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=20, timeout=20)
+        end = time.monotonic()
+        assert bot.latency < 1.0
+    beats = [t for t in fake_discord.heartbeats if start <= t <= end]
+    assert end - start >= 1.0  # 20 x 0.5 s over 8 slots: the loop was busy for a while
+    assert len(fake_discord.heartbeats) - beats_before >= (end - start) / 0.2 * 0.6
+    gaps = [b - a for a, b in zip([start, *beats], [*beats, end], strict=True)]
+    assert max(gaps) < 0.6, gaps  # never stalled for long
+    assert fake_discord.heartbeat_acks == len(fake_discord.heartbeats)
+    assert len(engine.asked) == 20
+    queued = [p for p in fake_discord.posted if "queued" in p.content]
+    assert queued  # those who had to wait were told
+
+
+async def test_answer_sent_after_gateway_reconnect(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    started = threading.Event()
+    release = threading.Event()
+
+    def slow(question: str, history: Sequence[Turn]) -> Answer:
+        started.set()
+        release.wait(5)
+        return cited_answer(question)
+
+    bot = make_bot(make_settings(tmp_path), FakeEngine(slow))
+    async with running_bot(fake_discord, bot):
+        msg = await fake_discord.send_message("slow question")
+        await asyncio.to_thread(started.wait, 5)
+        await fake_discord.request_reconnect()
+        await fake_discord.wait_until(lambda: fake_discord.resumes == 1)
+        release.set()
+        [post] = await fake_discord.wait_posted(lambda p: p.channel_id == int(msg["id"]))
+        assert "[1]" in post.content
+
+
+async def test_ignores_own_and_other_bots_messages(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path), engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.send_message("from another bot", author_id=OTHER_BOT_ID)
+        await fake_discord.send_message("from myself", author_id=BOT_ID)
+        await fake_discord.send_message("not addressed to the bot", mention_bot=False)
+        await fake_discord.send_message("real one")
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids))
+        await asyncio.sleep(0.2)  # the echoes of its own answer arrive too
+    assert [q for q, _ in engine.asked] == ["real one"]
+
+
+async def test_channel_allow_list(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path, discord_channel_ids=[CHANNEL_ID]), engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.send_message("elsewhere", channel_id=OTHER_CHANNEL_ID)
+        await fake_discord.slash("ask", {"question": "elsewhere too"}, channel_id=OTHER_CHANNEL_ID)
+        [refusal] = await fake_discord.wait_posted(lambda p: p.kind == "callback")
+        msg = await fake_discord.send_message("here")
+        thread_id = int(msg["id"])
+        await fake_discord.wait_posted(lambda p: p.channel_id == thread_id)
+        await fake_discord.send_message("in the thread", channel_id=thread_id)  # parent is allowed
+        await fake_discord.wait_posted(lambda p: p.channel_id == thread_id, count=2)
+    assert refusal.ephemeral
+    assert [q for q, _ in engine.asked] == ["here", "in the thread"]
+
+
+async def test_sources_status_and_feedback_buttons(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path)
+    bot = make_bot(settings, FakeEngine())
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("sources")
+        [sources] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        await fake_discord.slash("status")
+        [_, status] = await fake_discord.wait_posted(lambda p: p.kind == "followup", count=2)
+        msg = await fake_discord.send_message("vote on me")
+        [answer] = await fake_discord.wait_posted(lambda p: p.channel_id == int(msg["id"]))
+        up, down = answer.custom_ids
+        await fake_discord.click(answer.message_id, up)
+        await fake_discord.click(answer.message_id, down, user_id=ADMIN_ID)
+        [thanks, _] = await fake_discord.wait_posted(lambda p: "Thanks" in p.content, count=2)
+    assert "report.md" in sources.content and "110 Overseas" in sources.content
+    fields = {f["name"]: f["value"] for f in status.embeds[0]["fields"]}
+    assert (
+        fields["Passages"] == "7"
+        and fields["Answerer"] == "extractive"
+        and "<t:1700000000" in fields["Last ingest"]
+    )
+    assert thanks.ephemeral
+    out = io.StringIO()
+    assert export_feedback(settings, out) == 2
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert {(r["user_id"], r["vote"]) for r in rows} == {(USER_ID, 1), (ADMIN_ID, -1)}
+    assert rows[0]["question"] == "vote on me" and rows[0]["sources"][0]["n"] == 1
+
+
+async def test_abstention_shows_closest_passages(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    def abstain(question: str, history: Sequence[Turn]) -> Answer:
+        return Answer(question, "The documents don't say.", (), True, (passage(1), passage(2)))
+
+    bot = make_bot(make_settings(tmp_path), FakeEngine(abstain))
+    async with running_bot(fake_discord, bot):
+        msg = await fake_discord.send_message("What is the capital of Mars?")
+        [post] = await fake_discord.wait_posted(lambda p: p.channel_id == int(msg["id"]))
+    assert "don't say" in post.content
+    assert post.embeds[0]["title"] == "Closest passages" and len(post.embeds[0]["fields"]) == 2
+
+
+def test_missing_token_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = make_settings(tmp_path, discord_token=None)
+    assert run_discord(settings, engine_factory=lambda s: FakeEngine()) == 2
+    assert "DISCORD_TOKEN" in capsys.readouterr().err
+
+
+def test_bad_token_clean_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run_discord in its own event loop (as `dossier discord` runs) against the fake."""
+    server = FakeDiscord()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(5)
+    import discord
+
+    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    try:
+        settings = make_settings(
+            tmp_path,
+            discord_token="wrong-token",
+            discord_api_base_url=server.api_base,
+            discord_gateway_url=server.gateway_url,
+        )
+        code = run_discord(settings, engine_factory=lambda s: FakeEngine())
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert saved == (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "rejected DISCORD_TOKEN" in err and "Traceback" not in err and "wrong-token" not in err
+    assert [c.path for c in server.calls] == ["/users/@me"]
+
+
+LIGHTHOUSE = """# The Harbor Lighthouse
+
+The Harbor Lighthouse was built in 1872 by the engineer Margaret Olsen. It stands 42 metres tall on the northern cliff above the town of Brekkvik.
+
+## Keepers
+
+The last keeper, Tomas Berg, left the lighthouse in 1989 when the light was automated. Visitors can climb the tower on Sundays in summer.
+"""
+
+
+@pytest.fixture(scope="module")
+def real_embedder() -> Any:
+    """The real all-MiniLM-L6-v2 (shipped by a package: offline), loaded once for this module."""
+    from ingest.embedder import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture
+def real_engine(tmp_path: Path, real_embedder: Any) -> Any:
+    from bot.engine import Engine
+
+    engine = Engine(make_settings(tmp_path, docs_dir=tmp_path / "docs"), embedder=real_embedder)
+    yield engine
+    engine.close()
+
+
+async def test_mention_answered_from_real_index_with_citations(
+    fake_discord: FakeDiscord, tmp_path: Path, real_engine: Any
+) -> None:
+    doc = tmp_path / "corpus" / "lighthouse.md"
+    doc.parent.mkdir()
+    doc.write_text(LIGHTHOUSE)
+    await asyncio.to_thread(real_engine.ingest, [doc])
+    bot = make_bot(real_engine.settings, real_engine)
+    async with running_bot(fake_discord, bot):
+        msg = await fake_discord.send_message("Who built the Harbor Lighthouse?")
+        [post] = await fake_discord.wait_posted(lambda p: p.channel_id == int(msg["id"]), timeout=30)
+    assert "Margaret Olsen" in post.content and "[1]" in post.content
+    field = post.embeds[0]["fields"][0]
+    assert field["name"].startswith("[1] lighthouse.md") and "Margaret Olsen" in field["value"]
+
+
+async def test_admin_ingest_of_attachment_then_answerable(
+    fake_discord: FakeDiscord, tmp_path: Path, real_engine: Any
+) -> None:
+    settings = real_engine.settings
+    bot = make_bot(settings, real_engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("ask", {"question": "Who built the Harbor Lighthouse?"})
+        [empty] = await fake_discord.wait_posted(lambda p: p.kind == "followup", timeout=30)
+        assert empty.content == str(NoIndexError())
+        attachment = fake_discord.add_file("../Harbor lighthouse.md", LIGHTHOUSE.encode(), "text/markdown")
+        await fake_discord.slash("ingest", user_id=ADMIN_ID, attachments={"file": attachment})
+        [report] = await fake_discord.wait_posted(lambda p: "ingested" in p.content, timeout=30)
+        assert "Harbor lighthouse.md" in report.content and "1 added" in report.content
+        await fake_discord.slash("ask", {"question": "Who built the Harbor Lighthouse?"})
+        [post] = await fake_discord.wait_posted(lambda p: "Margaret" in p.content, timeout=30)
+    assert (settings.documents_dir / "Harbor lighthouse.md").read_text() == LIGHTHOUSE
+    assert sorted(p.name for p in settings.documents_dir.iterdir()) == ["Harbor lighthouse.md"]
+    assert post.embeds[0]["fields"][0]["name"].startswith("[1] Harbor lighthouse.md")
+
+
+# -- pure parts -----------------------------------------------------------------------------------------------
+
+
+def test_split_text_keeps_paragraphs_and_markers() -> None:
+    text = "First paragraph [1].\n\nSecond one [2, 3].\n\n" + "Long sentence [4]. " * 200
+    chunks = split_text(text, 300)
+    assert chunks[0] == "First paragraph [1].\n\nSecond one [2, 3]."
+    for chunk in chunks:
+        assert len(chunk) <= 300
+        assert chunk.count("[") == chunk.count("]")
+    assert sum(c.count("[4]") for c in chunks) == 200
+    assert split_text("short") == ["short"] and split_text("  ") == []
+
+
+def test_render_limits_with_many_long_citations() -> None:
+    citations = tuple(
+        Citation(
+            n=i, source=f"docs/{'very_long_name_' * 10}{i}.pdf", location="p. " + "9" * 300, quote="q" * 3000
+        )
+        for i in range(1, 40)
+    )
+    answer = Answer("q?", " ".join(f"Claim {i} [{i}]." for i in range(1, 40)) * 30, citations, False, ())
+    parts = render_answer(answer, question_header=True)
+    fields = 0
+    for part in parts:
+        assert len(part.content) <= MAX_CONTENT
+        assert sum(len(e) for e in part.embeds) <= MAX_EMBED_TOTAL
+        for embed in part.embeds:
+            assert len(embed.fields) <= 25
+            fields += len(embed.fields)
+            for f in embed.fields:
+                assert len(f.value or "") <= MAX_FIELD_VALUE and len(f.name or "") <= 256
+    assert fields == 39
+
+
+def test_render_compact_lists_sources_as_text() -> None:
+    [part] = render_answer(cited_answer("q"), compact=True)
+    assert not part.embeds
+    assert "**Sources**" in part.content and "[2] report.md, § Part 2" in part.content
+
+
+def test_escape_neutralises_mentions_and_markdown() -> None:
+    out = escape("@everyone <@123> <@&9> **x** `y` ||z|| > q # h [a](https://e.x/a_b)")
+    assert "@everyone" not in out and "<@1" not in out and "<@&" not in out
+    assert "\\*\\*x\\*\\*" in out and "\\`y\\`" in out and "\\|\\|z\\|\\|" in out
+    assert "<https://e.x/a_b>" in out  # links stay usable, without a preview
+
+
+def test_ingest_report_summary() -> None:
+    text = render_ingest_report(
+        {
+            "added": 2,
+            "updated": 1,
+            "deleted": 0,
+            "unchanged": 5,
+            "chunks": 40,
+            "embedded": 12,
+            "seconds": 3.21,
+            "failed": [{"path": "/d/bad_@here.pdf", "reason": "encrypted"}],
+            "skipped": [],
+        }
+    )
+    assert "2 added, 1 updated, 0 deleted, 5 unchanged" in text and "3.2 s" in text
+    assert "1 failed" in text and "bad\\_@\u200bhere.pdf: encrypted" in text
+
+
+def test_safe_filename_and_save_upload(tmp_path: Path) -> None:
+    assert safe_filename("../../etc/passwd.md") == "passwd.md"
+    assert safe_filename("..\\..\\win.TXT") == "win.txt"
+    assert safe_filename(".hidden.pdf") == "hidden.pdf"
+    assert safe_filename("rapport été 2024 (v2).PDF") == "rapport_t_2024_v2_.pdf" or safe_filename(
+        "rapport été 2024 (v2).PDF"
+    ).endswith(".pdf")
+    assert safe_filename("....") == "upload"
+    folder = tmp_path / "docs"
+    path = save_upload(folder, "../escape.md", b"# hi")
+    assert path == folder / "escape.md" and path.read_bytes() == b"# hi"
+    assert sorted(p.name for p in folder.iterdir()) == ["escape.md"]
+
+
+def test_rate_limiter_window() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, window=60, clock=lambda: now[0])
+    assert limiter.hit(1) == 0 and limiter.hit(1) == 0
+    assert limiter.hit(1) == pytest.approx(60)
+    assert limiter.hit(2) == 0
+    now[0] = 30
+    assert limiter.hit(1) == pytest.approx(30)
+    now[0] = 60.5
+    assert limiter.hit(1) == 0
+
+
+def test_feedback_store_votes_replace_and_export_csv(tmp_path: Path) -> None:
+    store = FeedbackStore(tmp_path / "feedback.sqlite")
+    store.save_answer(
+        "a1", question="q", answer="t [1]", sources=cited_answer("q").citations, guild_id=1, channel_id=2
+    )
+    assert store.record("a1", 1, 7) is True
+    assert store.record("a1", -1, 7) is True  # a second click replaces the first
+    assert store.record("zz", 1, 8) is False  # unknown answer still recorded
+    out = io.StringIO()
+    assert store.export(out, "csv") == 2
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("answer_id,question,answer,sources,vote")
+    assert ",-1,7," in lines[1]
+    with pytest.raises(Exception, match="format"):
+        store.export(io.StringIO(), "xml")
+    assert FeedbackStore(tmp_path / "none.sqlite").export(io.StringIO()) == 0
