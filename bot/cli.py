@@ -172,6 +172,11 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as err:
+        # A bug, not a user error: one line for the user, the traceback in the log.
+        log.error("unexpected error", exc_info=True)
+        typer.echo(f"dossier: unexpected error ({type(err).__name__}: {err}); details are in the log above", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

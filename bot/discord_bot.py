@@ -14,6 +14,7 @@ import math
 import os
 import re
 import secrets
+import signal
 import sys
 import time
 import unicodedata
@@ -32,6 +33,7 @@ from discord.ext import commands
 
 from bot.discord_render import (
     Part,
+    escape,
     neutralize_mentions,
     render_answer,
     render_documents,
@@ -50,6 +52,7 @@ UPLOAD_SUFFIXES = (".pdf", ".txt", ".md", ".html", ".htm", ".docx")
 MAX_TURNS = 6  # earlier exchanges a conversation remembers
 MAX_TRACKED = 5000  # thread and message ids mapped to conversations (oldest forgotten first)
 ACK_EMOJI = "👀"
+SLOW_DOWN_EMOJI = "⏳"
 TYPING_EVERY = 8.0  # seconds; Discord shows "typing" for about 10
 REPLY_MENTIONS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -106,19 +109,31 @@ class Conversation:
 
 
 class Conversations:
-    """Thread ids and answer message ids -> their conversation, in memory, bounded (LRU)."""
+    """Threads and the bot's answer messages -> their conversation, in memory, bounded (LRU).
+
+    Threads and messages are kept apart: a thread opened on a question has the question's id.
+    """
 
     def __init__(self, max_keys: int = MAX_TRACKED) -> None:
         self.max_keys = max_keys
-        self._by_key: OrderedDict[int, Conversation] = OrderedDict()
+        self._by_key: OrderedDict[tuple[str, int], Conversation] = OrderedDict()
 
-    def get(self, key: int | None) -> Conversation | None:
-        if key is None or key not in self._by_key:
-            return None
-        self._by_key.move_to_end(key)
-        return self._by_key[key]
+    def _get(self, key: tuple[str, int]) -> Conversation | None:
+        conversation = self._by_key.get(key)
+        if conversation is not None:
+            self._by_key.move_to_end(key)
+        return conversation
 
-    def bind(self, conversation: Conversation, *keys: int) -> None:
+    def of_thread(self, thread_id: int | None) -> Conversation | None:
+        return None if thread_id is None else self._get(("thread", thread_id))
+
+    def of_message(self, message_id: int | None) -> Conversation | None:
+        return None if message_id is None else self._get(("message", message_id))
+
+    def bind(
+        self, conversation: Conversation, *, messages: Sequence[int] = (), thread: int | None = None
+    ) -> None:
+        keys = [("message", m) for m in messages] + ([("thread", thread)] if thread is not None else [])
         for key in keys:
             self._by_key[key] = conversation
             self._by_key.move_to_end(key)
@@ -216,12 +231,16 @@ class DossierBot(commands.Bot):
         self.rate_limiter = RateLimiter(settings.discord_rate_limit)
         self._answer_slots = asyncio.Semaphore(settings.discord_max_concurrent)
         self._queued = 0
+        self._rate_warned: dict[int, float] = {}  # user id -> until when they have been told
         self._ingest_lock = asyncio.Lock()
+        self._watcher: Any = None  # ingest.watch.WatcherHandle when DOSSIER_WATCH_PATHS is set
 
     async def setup_hook(self) -> None:
         await self.add_cog(DossierCommands(self))
         self.add_dynamic_items(FeedbackButton)
         self.tree.on_error = self._on_app_command_error
+        if self.settings.watch_paths:
+            await self._start_watcher()  # a ConfigError (no such folder) stops the bot with its message
         try:
             if self.settings.discord_guild_ids:
                 for guild_id in self.settings.discord_guild_ids:
@@ -235,6 +254,26 @@ class DossierBot(commands.Bot):
             log.error(
                 "Could not register slash commands (%s). Was the bot invited with applications.commands?", exc
             )
+
+    async def close(self) -> None:
+        if self._watcher is not None:
+            # Stops after the commit in progress (the pipeline commits whole files).
+            await asyncio.to_thread(self._watcher.stop)
+            self._watcher = None
+        await super().close()
+
+    async def _start_watcher(self) -> None:
+        """Keep the index in step with DOSSIER_WATCH_PATHS, in a background thread."""
+        from ingest.watch import start_background_watcher
+
+        embedder = getattr(self.engine, "embedder", None)
+        if embedder is None:
+            log.warning("Not watching %s: this engine has no embedder", self.settings.watch_paths)
+            return
+        self._watcher = await asyncio.to_thread(
+            start_background_watcher, list(self.settings.watch_paths), self.settings, embedder
+        )
+        log.info("Watching %s for new documents", ", ".join(map(str, self.settings.watch_paths)))
 
     async def on_ready(self) -> None:
         log.info(
@@ -327,17 +366,18 @@ class DossierBot(commands.Bot):
         channel: discord.abc.Messageable,
         parts: Sequence[Part],
         view: discord.ui.View | None,
+        conversation: Conversation,
         reply_to: discord.Message | None = None,
-    ) -> list[discord.Message]:
-        sent: list[discord.Message] = []
+    ) -> None:
+        """Post an answer's parts (buttons under the last) and tie each message to `conversation`."""
         for index, part in enumerate(parts):
             kwargs = self._message_kwargs(part, view if index == len(parts) - 1 else None)
             if index == 0 and reply_to is not None:
                 kwargs.update(reference=reply_to, mention_author=True, allowed_mentions=REPLY_MENTIONS)
             else:
                 kwargs["allowed_mentions"] = NO_MENTIONS
-            sent.append(await channel.send(**kwargs))
-        return sent
+            sent = await channel.send(**kwargs)
+            self.conversations.bind(conversation, messages=[sent.id])
 
     async def _keep_typing(self, channel: discord.abc.Messageable) -> None:
         while True:
@@ -350,20 +390,25 @@ class DossierBot(commands.Bot):
     def _addressed(self, message: discord.Message) -> tuple[str, Conversation | None] | None:
         """(question, conversation) when the message is meant for the bot, else None."""
         assert self.user is not None
-        mentioned = any(user.id == self.user.id for user in message.mentions)
+        own_role = message.guild.self_role if message.guild is not None else None
+        mentioned = any(user.id == self.user.id for user in message.mentions) or (
+            own_role is not None and own_role in message.role_mentions
+        )
         conversation = None
         replied_to_bot = False
         ref = message.reference
         if ref is not None and ref.message_id is not None:
-            conversation = self.conversations.get(ref.message_id)
+            conversation = self.conversations.of_message(ref.message_id)
             resolved = ref.resolved
             replied_to_bot = conversation is not None or (
                 isinstance(resolved, discord.Message) and resolved.author.id == self.user.id
             )
         if not (mentioned or replied_to_bot):
             return None
-        conversation = self.conversations.get(message.channel.id) or conversation
+        conversation = self.conversations.of_thread(message.channel.id) or conversation
         question = re.sub(rf"<@!?{self.user.id}>", " ", message.content)
+        if own_role is not None:
+            question = question.replace(f"<@&{own_role.id}>", " ")
         return " ".join(question.split()), conversation
 
     async def on_message(self, message: discord.Message) -> None:
@@ -382,6 +427,15 @@ class DossierBot(commands.Bot):
             return
         wait = self.rate_limiter.hit(message.author.id)
         if wait:
+            # Say it once per wait; after that a reaction, so a flood does not become a reply flood.
+            now = time.monotonic()
+            if self._rate_warned.get(message.author.id, 0.0) > now:
+                with contextlib.suppress(discord.HTTPException, OSError):
+                    await message.add_reaction(SLOW_DOWN_EMOJI)
+                return
+            self._rate_warned[message.author.id] = now + wait
+            if len(self._rate_warned) > 10_000:
+                self._rate_warned = {uid: t for uid, t in self._rate_warned.items() if t > now}
             await self._safe_reply(message, self.rate_limit_text(wait))
             return
         await self.answer_message(message, question, conversation)
@@ -422,41 +476,50 @@ class DossierBot(commands.Bot):
             return
         finally:
             typing.cancel()
+            await asyncio.wait([typing])  # so no typing request races the answer
 
         answer_id = secrets.token_hex(6)
+        # Stored before it is shown, so that a vote can never arrive first.
+        await self._remember(
+            answer, answer_id, message.guild.id if message.guild else None, message.channel.id
+        )
+        new = conversation is None
+        conversation = conversation or Conversation()
+        conversation.turns.append(Turn(question, answer.text))
         parts = render_answer(answer)
         try:
-            sent = await self._deliver_to_channel(
-                message, question, parts, answer_id, new=conversation is None
-            )
+            await self._deliver_to_channel(message, question, parts, answer_id, conversation, new=new)
         except Exception as exc:
             # e.g. Discord unreachable after a reconnect: say so if we still can.
             await self._safe_reply(
                 message,
                 "I found an answer but could not post it. " + self.error_text(exc, "posting an answer"),
             )
-            return
-        destination, messages = sent
-        conversation = conversation or Conversation()
-        conversation.turns.append(Turn(question, answer.text))
-        keys = [m.id for m in messages]
-        if isinstance(destination, discord.Thread):
-            keys.append(destination.id)
-        self.conversations.bind(conversation, *keys)
-        await self._remember(answer, answer_id, message.guild.id if message.guild else None, destination.id)
 
     async def _deliver_to_channel(
-        self, message: discord.Message, question: str, parts: list[Part], answer_id: str, *, new: bool
-    ) -> tuple[Any, list[discord.Message]]:
+        self,
+        message: discord.Message,
+        question: str,
+        parts: list[Part],
+        answer_id: str,
+        conversation: Conversation,
+        *,
+        new: bool,
+    ) -> None:
         view = feedback_view(answer_id)
-        if new and self.settings.discord_threads and isinstance(message.channel, discord.TextChannel):
+        channel = message.channel
+        if isinstance(channel, discord.Thread):
+            self.conversations.bind(conversation, thread=channel.id)
+        elif new and self.settings.discord_threads and isinstance(channel, discord.TextChannel):
             try:
                 thread = await message.create_thread(name=thread_name(question), auto_archive_duration=1440)
             except (discord.HTTPException, ValueError) as exc:
                 log.warning("Could not open a thread (%s); answering in the channel", exc)
             else:
-                return thread, await self.send_parts(thread, parts, view)
-        return message.channel, await self.send_parts(message.channel, parts, view, reply_to=message)
+                self.conversations.bind(conversation, thread=thread.id)
+                await self.send_parts(thread, parts, view, conversation)
+                return
+        await self.send_parts(channel, parts, view, conversation, reply_to=message)
 
     # -- slash commands -----------------------------------------------------------------------------
 
@@ -476,7 +539,7 @@ class DossierBot(commands.Bot):
             await self.respond(interaction, self.rate_limit_text(wait))
             return
         await interaction.response.defer(thinking=True)
-        conversation = self.conversations.get(interaction.channel_id)
+        conversation = self.conversations.of_thread(interaction.channel_id)
 
         async def on_queued(position: int) -> None:
             ahead = "1 question" if position == 1 else f"{position} questions"
@@ -493,18 +556,15 @@ class DossierBot(commands.Bot):
             await self.respond(interaction, self.error_text(exc, "answering /ask"), ephemeral=False)
             return
         answer_id = secrets.token_hex(6)
-        parts = render_answer(answer, question_header=True)
-        view = feedback_view(answer_id)
-        messages = []
-        for index, part in enumerate(parts):
-            kwargs = self._message_kwargs(part, view if index == len(parts) - 1 else None)
-            messages.append(
-                await interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
-            )
+        await self._remember(answer, answer_id, interaction.guild_id, interaction.channel_id)
         conversation = conversation or Conversation()
         conversation.turns.append(Turn(question, answer.text))
-        self.conversations.bind(conversation, *(m.id for m in messages))
-        await self._remember(answer, answer_id, interaction.guild_id, interaction.channel_id)
+        parts = render_answer(answer, question_header=True)
+        view = feedback_view(answer_id)
+        for index, part in enumerate(parts):
+            kwargs = self._message_kwargs(part, view if index == len(parts) - 1 else None)
+            sent = await interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
+            self.conversations.bind(conversation, messages=[sent.id])
 
     async def handle_sources(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
@@ -566,7 +626,9 @@ class DossierBot(commands.Bot):
             data = await file.read()
         except (discord.HTTPException, OSError) as exc:
             log.warning("Could not download attachment %s: %s", file.filename, exc)
-            await self.respond(interaction, "I could not download that file from Discord; please try again.", ephemeral=False)
+            await self.respond(
+                interaction, "I could not download that file from Discord; please try again.", ephemeral=False
+            )
             return
         if len(data) > limit:
             await self.respond(
@@ -576,7 +638,7 @@ class DossierBot(commands.Bot):
         path = await asyncio.to_thread(save_upload, self.settings.documents_dir, file.filename, data)
         log.info("/ingest saved %s (%d bytes) from %s", path, len(data), interaction.user.id)
         report = await self._ingest([path])
-        title = f"Saved {neutralize_mentions(path.name)} and ingested it"
+        title = f"Saved {escape(path.name)} and ingested it"
         await self.respond(interaction, render_ingest_report(report, title=title), ephemeral=False)
 
     async def record_vote(self, interaction: discord.Interaction, answer_id: str, vote: int) -> None:
@@ -682,6 +744,11 @@ def run_discord(
 
     async def main() -> None:
         async with DossierBot(settings, engine, **bot_options) as bot:
+            # A container stop (SIGTERM) closes the connection cleanly, like Ctrl-C.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGTERM, lambda: asyncio.ensure_future(bot.close())
+                )
             await bot.start(token)
 
     with discord_endpoints(settings):

@@ -236,9 +236,18 @@ def _fill_embeds(
     return embeds
 
 
-def sources_embeds(citations: Sequence[Citation], quote_chars: int = QUOTE_CHARS) -> list[discord.Embed]:
+def sources_embeds(
+    citations: Sequence[Citation], quote_chars: int = QUOTE_CHARS, footer: str = ""
+) -> list[discord.Embed]:
     fields = [(_field_name(c.n, c.source, c.location), _quote_value(c.quote, quote_chars)) for c in citations]
-    return _fill_embeds("Sources", COLOUR_ANSWER, fields)
+    return _fill_embeds("Sources", COLOUR_ANSWER, fields, footer=footer)
+
+
+def _footer(answer: Answer) -> str:
+    total = answer.timings_ms.get("total")
+    if not total:
+        return answer.answerer
+    return answer.answerer + (f" · {total:.0f} ms" if total < 1000 else f" · {total / 1000:.1f} s")
 
 
 def closest_embeds(passages: Sequence[Passage], quote_chars: int = QUOTE_CHARS) -> list[discord.Embed]:
@@ -297,7 +306,7 @@ def render_answer(
     elif answer.abstained:
         embeds = closest_embeds(answer.retrieved, quote_chars)
     else:
-        embeds = sources_embeds(answer.citations, quote_chars)
+        embeds = sources_embeds(answer.citations, quote_chars, footer=_footer(answer))
 
     parts = [Part(content=chunk) for chunk in split_text("\n\n".join(blocks))]
     if not parts:

@@ -82,7 +82,10 @@ class Engine:
         retriever = self._open()
         if self._extractive is None:
             self._extractive = ExtractiveAnswerer(
-                self.embedder, threshold=self.settings.abstain_threshold, idf=lambda t: retriever.keyword.idf(t)
+                self.embedder,
+                threshold=self.settings.abstain_threshold,
+                idf=lambda t: retriever.keyword.idf(t),
+                sentence_vectors=retriever.sentence_vectors,
             )
         if self._answerer is None:
             if self.settings.llm == "extractive":

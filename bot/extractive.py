@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from bot.prompts import CANNOT_ANSWER
-from bot.retrieval import terms
+from bot.retrieval import SpanVector, terms
 from bot.types import Citation, Draft, Passage, TokenCallback, Turn
-from ingest.sentences import split_sentences
+from ingest.chunking import sentence_spans
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
 _HAS_NUMBER = re.compile(r"\d")
@@ -29,7 +29,12 @@ _NAME_Q = re.compile(r"\b(title|titled|called|named|name of|entitled)\b", re.I)
 _HAS_QUOTED = re.compile(r"[“\"][^”\"]{3,120}[”\"]")
 _PREFIXES = ("en", "re", "un", "co", "sub", "pre", "inter", "dis")
 _MAX_SENTENCES = 3
-_MAX_CHARS = 420
+_MAX_CHARS = 360
+# A second sentence joins the answer when it scores within this of the best one (it often
+# holds the other half of the answer, or a second reading of the question); a third only when
+# nearly as good as the best.
+_SECOND_MARGIN = 0.12
+_THIRD_MARGIN = 0.05
 
 
 @dataclass(frozen=True)
@@ -51,56 +56,67 @@ class ExtractiveAnswerer:
         threshold: float = 0.45,
         idf: Callable[[str], float] | None = None,
         semantic_weight: float = 0.55,
+        sentence_vectors: Callable[[Sequence[Passage]], list[list[SpanVector]] | None] | None = None,
     ) -> None:
         self.embedder = embedder
+        self.sentence_vectors = sentence_vectors
         self.threshold = threshold
         self.idf = idf or (lambda term: 1.0)
         self.semantic_weight = semantic_weight
 
-    def score(self, question: str, passages: Sequence[Passage]) -> list[ScoredSentence]:
-        """Every sentence of the passages, best first."""
-        sentences: list[tuple[int, int, int, str, str]] = []  # passage, start, end, text, previous
-        for i, passage in enumerate(passages):
-            previous = ""
-            for a, b in split_sentences(passage.text):
-                text = passage.text[a:b]
-                if len(text) >= 12 and any(ch.isalpha() for ch in text):
-                    sentences.append((i, a, b, text, previous))
-                previous = text
-        if not sentences:
-            return []
+    def score(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        stored: Sequence[Sequence[SpanVector]] | None = None,
+    ) -> list[ScoredSentence]:
+        """Every sentence of the passages, best first.
+
+        `stored` holds each passage's sentence and clause vectors from ingest (same model,
+        same forward pass as the chunk); without it, the sentences are embedded now.
+        """
+        units = stored if stored is not None else self._embed_units(passages)
+        q_vec = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         q_terms = set(terms(question))
         weights = {t: self.idf(t) for t in q_terms}
         total = sum(weights.values()) or 1.0
-        q_vec = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
-        # A long sentence's embedding is diluted by its other content: also score its clauses.
-        pieces: list[str] = []
-        owner: list[int] = []
-        for n, (_, _, _, text, _) in enumerate(sentences):
-            for piece in [text, *_clauses(text)]:
-                pieces.append(piece)
-                owner.append(n)
-        cosine = np.full(len(sentences), -1.0, dtype=np.float32)
-        for n, cos in zip(owner, np.asarray(self.embedder.encode(pieces), dtype=np.float32) @ q_vec, strict=True):
-            cosine[n] = max(cosine[n], cos)
         numeric = bool(_NUMERIC_Q.search(question))
         naming = bool(_NAME_Q.search(question))
         scored = []
-        for (i, a, b, text, previous), cos in zip(sentences, cosine, strict=True):
-            own = _matches(q_terms, set(terms(text)))
-            # What the previous sentence names ("Safeguard Defenders published a report.
-            # The paper, entitled ...") half counts: a cheap stand-in for coreference.
-            context = _matches(q_terms, set(terms(previous))) if previous else {}
-            overlap = sum(weights[t] * max(own.get(t, 0.0), 0.5 * context.get(t, 0.0)) for t in q_terms) / total
-            score = self.semantic_weight * float(cos) + (1 - self.semantic_weight) * overlap
-            # Captions and fragments ("(Courtesy of X)") match names but say little.
-            score *= min(1.0, len(text.split()) / 8)
-            if (numeric and _HAS_NUMBER.search(text)) or (naming and _HAS_QUOTED.search(text)):
-                score += 0.05
-            score -= 0.01 * i  # a slight preference for the better-ranked passage
-            scored.append(ScoredSentence(i, a, b, text, score))
+        for i, (passage, spans) in enumerate(zip(passages, units, strict=True)):
+            previous = ""
+            sentences = [(a, b, v) for a, b, kind, v in spans if kind == 0]
+            clauses = [(a, b, v) for a, b, kind, v in spans if kind == 1]
+            for a, b, vector in sentences:
+                text = passage.text[a:b]
+                if len(text) < 12 or not any(ch.isalpha() for ch in text):
+                    previous = text
+                    continue
+                # A long sentence's vector is diluted by its other content: its clauses count too.
+                parts = [(x, y, float(v.astype(np.float32) @ q_vec)) for x, y, v in clauses if a <= x and y <= b]
+                cos = max([float(vector.astype(np.float32) @ q_vec)] + [c for _, _, c in parts])
+                own = _matches(q_terms, set(terms(text)))
+                # What the previous sentence names ("Safeguard Defenders published a report.
+                # The paper, entitled ...") half counts: a cheap stand-in for coreference.
+                context = _matches(q_terms, set(terms(previous))) if previous else {}
+                previous = text
+                overlap = sum(weights[t] * max(own.get(t, 0.0), 0.5 * context.get(t, 0.0)) for t in q_terms) / total
+                score = self.semantic_weight * cos + (1 - self.semantic_weight) * overlap
+                # Captions and fragments ("(Courtesy of X)") match names but say little.
+                score *= min(1.0, len(text.split()) / 8)
+                if (numeric and _HAS_NUMBER.search(text)) or (naming and _HAS_QUOTED.search(text)):
+                    score += 0.05
+                score -= 0.01 * i  # a slight preference for the better-ranked passage
+                scored.append(ScoredSentence(i, a, b, text, score))
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
+
+    def _embed_units(self, passages: Sequence[Passage]) -> list[list[SpanVector]]:
+        """Sentence and clause vectors computed now, for indexes without stored ones."""
+        spans = [sentence_spans(p.text) for p in passages]
+        flat = [p.text[a:b] for p, s in zip(passages, spans, strict=True) for a, b, _ in s]
+        vectors = iter(np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else [])
+        return [[(a, b, k, next(vectors)) for a, b, k in s] for s in spans]
 
     def answer(
         self,
@@ -109,7 +125,8 @@ class ExtractiveAnswerer:
         history: Sequence[Turn] = (),
         on_token: TokenCallback | None = None,
     ) -> Draft:
-        scored = self.score(question, passages)
+        stored = self.sentence_vectors(passages) if self.sentence_vectors is not None else None
+        scored = self.score(question, passages, stored)
         if not scored or scored[0].score < self.threshold:
             if on_token:
                 on_token(CANNOT_ANSWER)
@@ -118,8 +135,9 @@ class ExtractiveAnswerer:
         chosen = [scored[0]]
         length = len(scored[0].text)
         for s in scored[1:]:
-            if len(chosen) >= _MAX_SENTENCES or s.score < max(self.threshold, best - 0.08):
-                break
+            margin = _SECOND_MARGIN if len(chosen) == 1 else _THIRD_MARGIN
+            if len(chosen) >= _MAX_SENTENCES or s.score < max(self.threshold, best - margin):
+                continue
             if len(s.text.split()) < 6 or length + len(s.text) > _MAX_CHARS or any(_same(s, c) for c in chosen):
                 continue
             chosen.append(s)
@@ -146,22 +164,6 @@ class ExtractiveAnswerer:
         if on_token:
             on_token(text)
         return Draft(text=text, citations=tuple(citations), abstained=False)
-
-
-def _clauses(sentence: str) -> list[str]:
-    """Clauses of a long sentence (split at , ; : and dashes), each at least five words."""
-    if len(sentence.split()) < 16:
-        return []
-    parts = [p.strip() for p in re.split(r"[,;:—–]\s+", sentence) if p.strip()]
-    clauses, current = [], ""
-    for part in parts:
-        current = f"{current}, {part}" if current else part
-        if len(current.split()) >= 5:
-            clauses.append(current)
-            current = ""
-    if current and clauses:
-        clauses[-1] = f"{clauses[-1]}, {current}"
-    return clauses if len(clauses) > 1 else []
 
 
 def _matches(question_terms: set[str], sentence_terms: set[str]) -> dict[str, float]:

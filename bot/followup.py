@@ -21,14 +21,32 @@ _WORD = re.compile(r"[\w’'-]+")
 
 
 def key_terms(text: str) -> list[str]:
-    """Content words of a question, capitalised names first, in order of appearance."""
+    """Content words of a question, in order of appearance."""
+    return [w for w in _WORD.findall(text) if (w.lower() not in STOPWORDS and len(w) > 2) or w.isdigit()]
+
+
+def names(text: str) -> list[str]:
+    """Capitalised words after the first: what a pronoun most likely points back to."""
     words = _WORD.findall(text)
-    content = [w for i, w in enumerate(words) if w.lower() not in STOPWORDS and len(w) > 2 or w.isdigit()]
-    names = [w for i, w in enumerate(words) if i > 0 and w[:1].isupper() and w.lower() not in STOPWORDS]
-    ordered: dict[str, None] = {}
-    for w in names + content:
-        ordered.setdefault(w, None)
-    return list(ordered)
+    return [w for i, w in enumerate(words) if i > 0 and w[:1].isupper() and w.lower() not in STOPWORDS]
+
+
+_POSSESSIVE = re.compile(r"\b(his|her|its|their)\s+([a-z]+)\b", re.I)
+_PRONOUN = re.compile(r"\b(he|she|it|they|him|them)\b", re.I)
+
+
+def name_phrase(text: str) -> str:
+    """The longest run of capitalised words after the first word ("Safeguard Defenders")."""
+    words = _WORD.findall(text)
+    best: list[str] = []
+    run: list[str] = []
+    for i, w in enumerate(words):
+        if i > 0 and w[:1].isupper():
+            run.append(w)
+            best = max(best, run, key=len)
+        else:
+            run = []
+    return " ".join(best)
 
 
 def needs_context(question: str) -> bool:
@@ -39,6 +57,15 @@ def standalone_question(question: str, history: Sequence[Turn]) -> str:
     """The question, plus the previous question's key terms when it refers back to them."""
     if not history or not needs_context(question):
         return question
+    previous = history[-1].question
+    phrase = name_phrase(previous)
+    if phrase and phrase.lower() not in question.lower():
+        # "Where is his organization based?" -> "Where is Safeguard Defenders based?"
+        for pattern in (_POSSESSIVE, _PRONOUN):
+            rewritten, count = pattern.subn(phrase, question, count=1)
+            if count:
+                return rewritten
     own = {w.lower() for w in key_terms(question)}
-    carried = [w for w in key_terms(history[-1].question) if w.lower() not in own]
+    # Names are what "he", "it" or "the organization" stand for; without names, the topic words.
+    carried = [w for w in (names(previous) or key_terms(previous)) if w.lower() not in own]
     return f"{question} ({' '.join(carried[:8])})" if carried else question

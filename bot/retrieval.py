@@ -31,14 +31,9 @@ from ingest.store import VectorStore
 log = logging.getLogger(__name__)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+SpanVector = tuple[int, int, int, np.ndarray]  # start, end, kind (0 sentence, 1 clause), vector
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has have
-    having he her here hers herself him himself his how i if in into is it its itself just me more most my
-    myself no nor not now of off on once only or other our ours ourselves out over own same she should so
-    some such than that the their theirs them themselves then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with would you your
-    yours yourself yourselves s t don""".split()
+    ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "myself", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "yourselves", "s", "t", "don"]
 )
 
 
@@ -180,6 +175,28 @@ class HybridRetriever:
         timings.keyword += (t3 - t2) * 1000
         timings.fusion += (t4 - t3) * 1000
         return located
+
+    def sentence_vectors(self, passages: Sequence[Passage]) -> list[list[SpanVector]] | None:
+        """Stored sentence and clause vectors of each passage, offsets relative to its text;
+        None when the index has none (built by an embedder without token output)."""
+        ids = [cid for p in passages for cid in p.chunk_ids]
+        stored = self.manifest.sentence_vectors(ids)
+        if any(cid not in stored for cid in ids):
+            return None
+        starts = {r["id"]: r["start"] for r in self.manifest.chunks(ids)}
+        out: list[list[SpanVector]] = []
+        for p in passages:
+            seen: set[tuple[int, int]] = set()
+            spans: list[SpanVector] = []
+            for cid in p.chunk_ids:
+                shift = starts[cid] - p.start
+                for a, b, kind, blob in stored[cid]:
+                    key = (a + shift, b + shift)
+                    if key not in seen:
+                        seen.add(key)
+                        spans.append((a + shift, b + shift, kind, np.frombuffer(blob, dtype=np.float16)))
+            out.append(sorted(spans, key=lambda s: (s[0], -s[1])))
+        return out
 
     def _locate(self, passage: Passage) -> Passage:
         text = self.manifest.file_text(passage.source) or ""

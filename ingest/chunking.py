@@ -41,6 +41,40 @@ class Chunk:
         """What gets embedded and keyword-indexed: the text under its title and heading."""
         return embed_text(self.title, self.section, self.text)
 
+    @property
+    def text_offset(self) -> int:
+        """Where `text` starts inside `embed_text`."""
+        return len(self.embed_text) - len(self.text)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, kind) of each sentence (kind 0) and, for long sentences, its clauses
+    (kind 1): the units the extractive answerer scores."""
+    out: list[tuple[int, int, int]] = []
+    for a, b in split_sentences(text):
+        out.append((a, b, 0))
+        out.extend((a + x, a + y, 1) for x, y in clause_spans(text[a:b]))
+    return out
+
+
+def clause_spans(sentence: str) -> list[tuple[int, int]]:
+    """Clauses of a long sentence (cut at , ; : and dashes), each of at least five words: a long
+    sentence's vector is diluted by its other content, a clause's much less."""
+    if len(sentence.split()) < 16:
+        return []
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for cut in re.finditer(r"[,;:—–]\s+", sentence):
+        if len(sentence[start : cut.start()].split()) >= 5:
+            spans.append((start, cut.start()))
+            start = cut.end()
+    if spans and start < len(sentence):
+        if len(sentence[start:].split()) >= 5:
+            spans.append((start, len(sentence)))
+        else:
+            spans[-1] = (spans[-1][0], len(sentence))
+    return spans if len(spans) > 1 else []
+
 
 def embed_text(title: str, section: str, text: str) -> str:
     header = " > ".join(part for part in (title, section) if part and part not in text[:200])

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from ingest.errors import ModelNotFoundError
@@ -83,6 +84,47 @@ class Embedder(Embeddings):
             texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return vectors.tolist()
+
+    def embed_with_spans(
+        self, texts: list[str], spans: Sequence[Sequence[tuple[int, int]]]
+    ) -> tuple[list[list[float]], list[np.ndarray]]:
+        """Document vectors plus, from the same forward pass, one vector per character span.
+
+        A span's vector is the normalised mean of the contextual token embeddings that fall
+        inside it: sentence vectors for the extractive answerer at no extra model cost.
+        """
+        if not texts:
+            return [], []
+        self.calls += 1
+        self.embedded += len(texts)
+        outputs = self.model.encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, output_value=None
+        )
+        encoded = self.model.tokenizer(
+            texts,
+            add_special_tokens=True,
+            truncation=True,
+            max_length=int(self.model.max_seq_length),
+            return_offsets_mapping=True,
+        )
+        vectors: list[list[float]] = []
+        span_vectors: list[np.ndarray] = []
+        for out, offsets, text_spans in zip(outputs, encoded["offset_mapping"], spans, strict=True):
+            vectors.append(out["sentence_embedding"].float().cpu().numpy().tolist())
+            # Token rows may be padded to the batch's longest input (right padding): cut to this text.
+            n = min(len(offsets), int(out["token_embeddings"].shape[0]))
+            tokens = out["token_embeddings"][:n].float().cpu().numpy()
+            starts = np.array([a for a, _ in offsets[:n]])
+            ends = np.array([b for _, b in offsets[:n]])
+            real = ends > starts  # special tokens have empty offsets
+            rows = np.zeros((len(text_spans), tokens.shape[1]), dtype=np.float32)
+            for n, (a, b) in enumerate(text_spans):
+                inside = real & (starts < b) & (ends > a)
+                if inside.any():
+                    v = tokens[inside].mean(axis=0)
+                    rows[n] = v / (np.linalg.norm(v) or 1.0)
+            span_vectors.append(rows.astype(np.float16))
+        return vectors, span_vectors
 
     def embed_query(self, text: str) -> list[float]:
         with self._lock:

@@ -9,7 +9,6 @@ removes whatever is left in it, so a kill at any moment converges to a clean sta
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -46,7 +45,17 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, ord);
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS sentences (
+    chunk_id TEXT NOT NULL,
+    start INTEGER NOT NULL,  -- relative to the chunk's text
+    "end" INTEGER NOT NULL,
+    kind INTEGER NOT NULL,   -- 0 sentence, 1 clause of a long sentence
+    vector BLOB NOT NULL     -- float16, from the chunk's own forward pass
+);
+CREATE INDEX IF NOT EXISTS sentences_by_chunk ON sentences(chunk_id);
 """
+
+SentenceRows = list[tuple[int, int, int, bytes]]
 
 
 @dataclass(frozen=True)
@@ -159,10 +168,31 @@ class Manifest:
             else:
                 db.executemany("DELETE FROM pending WHERE id = ?", ((i,) for i in ids))
 
-    def commit_files(self, entries: Sequence[tuple[FileRecord, str, Sequence[Chunk]]]) -> set[str]:
-        """Replace these files' chunks in one transaction. Returns ids no longer used (to delete)."""
+    def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SentenceRows]:
+        out: dict[str, SentenceRows] = {}
+        for i in range(0, len(chunk_ids), 500):
+            part = list(chunk_ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            for r in self.db.execute(
+                f'SELECT chunk_id, start, "end", kind, vector FROM sentences WHERE chunk_id IN ({marks})', part
+            ):
+                out.setdefault(r[0], []).append((r[1], r[2], r[3], r[4]))
+        return out
+
+    def commit_files(
+        self,
+        entries: Sequence[tuple[FileRecord, str, Sequence[Chunk]]],
+        sentences: dict[str, SentenceRows] | None = None,
+    ) -> set[str]:
+        """Replace these files' chunks (and the sentence vectors of new chunks) in one
+        transaction. Returns ids no longer used (to delete from Chroma)."""
         stale: set[str] = set()
+        sentences = sentences or {}
         with self.transaction() as db:
+            db.executemany(
+                'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
+                [(cid, a, b, k, v) for cid, rows in sentences.items() for a, b, k, v in rows],
+            )
             for record, text, chunks in entries:
                 old = {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (record.source,))}
                 new = {c.id for c in chunks}
@@ -193,6 +223,7 @@ class Manifest:
                 # The new vectors are now accounted for; the stale ones still need deleting.
                 db.executemany("DELETE FROM pending WHERE id = ?", ((c.id,) for c in chunks))
             db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in stale))
+            db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in stale))
             self._bump(db)
         return stale
 
@@ -205,12 +236,14 @@ class Manifest:
                 db.execute("DELETE FROM chunks WHERE source = ?", (source,))
                 db.execute("DELETE FROM files WHERE source = ?", (source,))
             db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in gone))
+            db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in gone))
             self._bump(db)
         return gone
 
     def clear(self) -> None:
         with self.transaction() as db:
             db.execute("DELETE FROM chunks")
+            db.execute("DELETE FROM sentences")
             db.execute("DELETE FROM files")
             db.execute("DELETE FROM pending")
             db.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'dimension')")
@@ -230,5 +263,3 @@ class Manifest:
         }
 
 
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)

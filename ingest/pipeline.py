@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
-from ingest.chunking import Chunk, chunk_document
+from ingest.chunking import Chunk, chunk_document, sentence_spans
 from ingest.errors import DossierError, LockedError
 from ingest.loaders import LoadedDocument, LoadError, discover, file_hash, load_file
 from ingest.manifest import FileRecord, Manifest
@@ -28,9 +28,9 @@ from ingest.store import VectorStore
 
 log = logging.getLogger(__name__)
 
-# Files are committed in groups of about this many new chunks: big enough to batch the model
-# well, small enough that a kill loses little work.
-_GROUP_CHUNKS = 256
+# Files are committed in groups of about this many model batches of new chunks: enough to
+# keep the model busy, few enough that a kill loses little work.
+_GROUP_BATCHES = 4
 
 
 class DocumentEmbedder(Protocol):
@@ -256,7 +256,7 @@ def _run(
             item.to_embed = [c for c in chunks if c.id not in old_ids]
             group.append(item)
             group_size += len(item.to_embed)
-            if group_size >= _GROUP_CHUNKS:
+            if group_size >= _GROUP_BATCHES * settings.embed_batch_size:
                 counts["embedded"] += _flush(group, embedder, manifest, store, counts)
                 if on_group:
                     on_group(counts["embedded"])
@@ -274,9 +274,21 @@ def _flush(
     group: list[_Pending], embedder: DocumentEmbedder, manifest: Manifest, store: VectorStore, counts: dict
 ) -> int:
     fresh = [c for item in group for c in item.to_embed]
+    sentences: dict[str, list[tuple[int, int, int, bytes]]] = {}
     if fresh:
         manifest.add_pending(c.id for c in fresh)  # before Chroma sees them: a kill leaves a trace
-        vectors = embedder.embed_documents([c.embed_text for c in fresh])
+        texts = [c.embed_text for c in fresh]
+        embed_with_spans = getattr(embedder, "embed_with_spans", None)
+        if embed_with_spans is None:
+            vectors = embedder.embed_documents(texts)
+        else:
+            # Sentence vectors come from the same forward pass, so answering needs no model call
+            # beyond the question's.
+            spans = [sentence_spans(c.text) for c in fresh]
+            shifted = [[(a + c.text_offset, b + c.text_offset) for a, b, _ in s] for c, s in zip(fresh, spans, strict=True)]
+            vectors, span_vectors = embed_with_spans(texts, shifted)
+            for c, s, rows in zip(fresh, spans, span_vectors, strict=True):
+                sentences[c.id] = [(a, b, k, row.tobytes()) for (a, b, k), row in zip(s, rows, strict=True)]
         store.upsert(
             [c.id for c in fresh],
             vectors,
@@ -300,7 +312,7 @@ def _flush(
         )
         for item in group
     ]
-    stale = manifest.commit_files(entries)
+    stale = manifest.commit_files(entries, sentences)
     if stale:
         store.delete(stale)
         manifest.clear_pending(stale)

@@ -7,10 +7,10 @@ environment. `.env.example` mirrors these fields one for one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -63,6 +63,9 @@ class Settings(BaseSettings):
         32, ge=0, description="Word pieces repeated between neighbouring chunks of one section."
     )
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped and reported.")
+    fetch_max_mb: float = Field(
+        20.0, gt=0, description="Largest web page or PDF that `dossier ingest URL` downloads; bigger ones are refused."
+    )
 
     # -- retrieval and answers -------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
@@ -72,7 +75,7 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM call gives up and the extractive answer is used.")
     abstain_threshold: float = Field(
-        0.40,
+        0.37,
         description="Extractive answerer: below this evidence score it answers that the documents don't say (calibrated on the report dev set).",
     )
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")

@@ -35,12 +35,12 @@ from tests.fake_discord import (
     ADMIN_ID,
     BOT_ID,
     CHANNEL_ID,
+    GUILD_ID,
     OTHER_BOT_ID,
     OTHER_CHANNEL_ID,
     TOKEN,
     USER_ID,
     FakeDiscord,
-    Posted,
     fake_discord,  # noqa: F401  (fixture)
     running_bot,
 )
@@ -146,9 +146,14 @@ def make_bot(settings: Settings, engine: Any) -> DossierBot:
     return DossierBot(settings, engine, guild_ready_timeout=0.05)
 
 
-def answer_posts(server: FakeDiscord) -> list[Posted]:
-    """Bot messages that carry the feedback buttons (the last message of each answer)."""
-    return [p for p in server.posted if any(cid.startswith("dossier:fb:") for cid in p.custom_ids)]
+async def known_to_bot(bot: DossierBot, message_id: int) -> None:
+    """Wait until the bot has the id of a message it posted (it learns it from the REST reply,
+    which can arrive after the test has seen the post and a user could have replied)."""
+    for _ in range(250):
+        if bot.conversations.of_message(message_id) is not None:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the bot never tied message {message_id} to a conversation")
 
 
 # -- end to end ----------------------------------------------------------------------------------------------
@@ -168,6 +173,16 @@ async def test_login_ready_and_commands_synced(fake_discord: FakeDiscord, tmp_pa
             "ingest",
         }
         assert fake_discord.calls_to("PUT", r"/applications/\d+/commands")
+
+
+async def test_commands_synced_to_configured_guild(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path, discord_guild_ids=[GUILD_ID]), engine)
+    async with running_bot(fake_discord, bot):
+        assert fake_discord.calls_to("PUT", rf"/applications/\d+/guilds/{GUILD_ID}/commands")
+        await fake_discord.slash("ask", {"question": "guild command?"})
+        await fake_discord.wait_posted(lambda p: p.kind == "followup")
+    assert [q for q, _ in engine.asked] == ["guild command?"]
 
 
 async def test_mention_answered_in_new_thread_with_citations(
@@ -202,6 +217,7 @@ async def test_follow_up_in_thread_uses_memory(fake_discord: FakeDiscord, tmp_pa
         msg = await fake_discord.send_message("Who wrote the report?")
         thread_id = int(msg["id"])
         [first] = await fake_discord.wait_posted(lambda p: p.channel_id == thread_id)
+        await known_to_bot(bot, first.message_id)
         # a reply to the bot's answer inside the thread, without mentioning it
         await fake_discord.send_message(
             "And when?", channel_id=thread_id, mention_bot=False, reply_to=first.message_id
@@ -237,6 +253,7 @@ async def test_slash_ask_defers_then_follows_up_and_replies_continue(
         assert "[1]" in followup.content and followup.embeds[0]["title"] == "Sources"
         assert followup.payload["allowed_mentions"]["parse"] == []
         # replying to the answer continues the conversation
+        await known_to_bot(bot, followup.message_id)
         await fake_discord.send_message("Which is biggest?", mention_bot=False, reply_to=followup.message_id)
         [reply] = await fake_discord.wait_posted(lambda p: p.kind == "channel")
         assert reply.payload["message_reference"]["message_id"] is not None
@@ -358,9 +375,11 @@ async def test_rate_limit(fake_discord: FakeDiscord, tmp_path: Path) -> None:
     engine = FakeEngine()
     bot = make_bot(make_settings(tmp_path, discord_rate_limit=2, discord_threads=False), engine)
     async with running_bot(fake_discord, bot):
-        for i in range(3):
+        for i in range(4):
             await fake_discord.send_message(f"question {i}")
         [limited] = await fake_discord.wait_posted(lambda p: "a minute" in p.content)
+        # told once; the next one over the limit only gets a reaction
+        await fake_discord.wait_for("PUT", r"/channels/\d+/messages/\d+/reactions/⏳/@me")
         await fake_discord.slash("ask", {"question": "one more"})
         [slash_limited] = await fake_discord.wait_posted(lambda p: p.kind == "callback")
         await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=2)
@@ -368,6 +387,7 @@ async def test_rate_limit(fake_discord: FakeDiscord, tmp_path: Path) -> None:
         await fake_discord.send_message("mine", author_id=ADMIN_ID)
         await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=3)
     assert "2 questions a minute" in limited.content and "Try again in" in limited.content
+    assert len([p for p in fake_discord.posted if "a minute" in p.content]) == 2  # mention once, /ask once
     assert slash_limited.ephemeral and "a minute" in slash_limited.content
     assert [q for q, _ in engine.asked] == ["question 0", "question 1", "mine"]
 
@@ -577,19 +597,12 @@ The last keeper, Tomas Berg, left the lighthouse in 1989 when the light was auto
 """
 
 
-@pytest.fixture(scope="module")
-def real_embedder() -> Any:
-    """The real all-MiniLM-L6-v2 (shipped by a package: offline), loaded once for this module."""
-    from ingest.embedder import Embedder
-
-    return Embedder()
-
-
 @pytest.fixture
-def real_engine(tmp_path: Path, real_embedder: Any) -> Any:
+def real_engine(tmp_path: Path, embedder: Any) -> Any:
+    """A real Engine on an empty DOSSIER_HOME, with the session's real embedder (conftest.py)."""
     from bot.engine import Engine
 
-    engine = Engine(make_settings(tmp_path, docs_dir=tmp_path / "docs"), embedder=real_embedder)
+    engine = Engine(make_settings(tmp_path, docs_dir=tmp_path / "docs"), embedder=embedder)
     yield engine
     engine.close()
 
@@ -628,6 +641,29 @@ async def test_admin_ingest_of_attachment_then_answerable(
     assert (settings.documents_dir / "Harbor lighthouse.md").read_text() == LIGHTHOUSE
     assert sorted(p.name for p in settings.documents_dir.iterdir()) == ["Harbor lighthouse.md"]
     assert post.embeds[0]["fields"][0]["name"].startswith("[1] Harbor lighthouse.md")
+
+
+async def test_watched_folder_becomes_answerable(
+    fake_discord: FakeDiscord, tmp_path: Path, real_engine: Any
+) -> None:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    (folder / "lighthouse.md").write_text(LIGHTHOUSE)
+    settings = real_engine.settings.model_copy(update={"watch_paths": [folder], "watch_debounce_ms": 50})
+    bot = make_bot(settings, real_engine)
+    async with running_bot(fake_discord, bot):
+        assert await asyncio.to_thread(bot._watcher.ready.wait, 20)
+        (folder / "bridge.md").write_text(
+            "# The Old Bridge\n\nThe Old Bridge was painted red in 1950 by the town.\n"
+        )
+        for _ in range(200):
+            if len(await asyncio.to_thread(real_engine.documents)) == 2:
+                break
+            await asyncio.sleep(0.05)
+        msg = await fake_discord.send_message("What colour was the Old Bridge painted?")
+        [post] = await fake_discord.wait_posted(lambda p: p.channel_id == int(msg["id"]), timeout=30)
+    assert "red" in post.content and post.embeds[0]["fields"][0]["name"].startswith("[1] bridge.md")
+    assert bot._watcher is None  # stopped with the bot
 
 
 # -- pure parts -----------------------------------------------------------------------------------------------

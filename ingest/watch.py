@@ -1,0 +1,356 @@
+"""Keep the index in step with folders: new, changed, renamed and deleted files, within seconds.
+
+A batch is not the list of changed paths: every batch re-runs the incremental pipeline over
+the watched folders. Unchanged files cost a hash, renames and deletes fall out of the rescan,
+and a file that failed to load is simply tried again by the next batch. File events only
+decide *when* to run; the pipeline decides *what* to do, so a missed or duplicated event can
+never leave the index out of step for longer than the next batch.
+
+The file watcher starts before the first ingest, so files that land while that ingest runs
+are caught. Stopping (Ctrl-C, SIGTERM, `stop()`) takes effect after the group being committed:
+the pipeline commits a file's chunks atomically, so a stop, or even a kill, leaves whole
+files and the next run picks up the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ingest.errors import ConfigError, DossierError, LockedError, ModelMismatchError
+from ingest.loaders import SUPPORTED_SUFFIXES
+from ingest.pipeline import DocumentEmbedder, Failure, IngestReport, ingest_paths
+from ingest.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# How often watchfiles looks for new events and for a stop request.
+_STEP_MS = 50
+# A burst that never goes quiet is still ingested after this long (or 10 quiet times).
+_MIN_MAX_WAIT_S = 10.0
+_LOCK_RETRY_SECONDS = 2.0
+_ERROR_RETRY_SECONDS = (5.0, 10.0, 20.0, 40.0, 60.0)
+
+BatchCallback = Callable[[IngestReport], None]
+
+
+class _Stopped(Exception):
+    """Raised between the pipeline's commits to end a batch early when a stop is requested."""
+
+
+class WatchFilter:
+    """Which file events can change the index: supported, visible files, and folders.
+
+    Hidden names count relative to the watched folder, because the folder itself may sit
+    under a hidden one (DOSSIER_HOME defaults to `.dossier`). Events under DOSSIER_HOME are
+    ignored: the index's own writes must not wake the watcher.
+    """
+
+    def __init__(self, roots: Sequence[Path], ignore: Sequence[Path] = ()) -> None:
+        # Longest first, so a nested watched folder is matched before its parent.
+        self.roots = sorted({Path(r).resolve() for r in roots}, key=lambda p: len(p.parts), reverse=True)
+        self.ignore = [Path(p).resolve() for p in ignore]
+
+    def __call__(self, change: Any, path: str) -> bool:
+        p = Path(path)
+        if any(p == i or i in p.parents for i in self.ignore):
+            return False
+        root = next((r for r in self.roots if p == r or r in p.parents), None)
+        parts = p.relative_to(root).parts if root is not None else (p.name,)
+        if any(part.startswith((".", "~$")) for part in parts):
+            return False
+        if p.suffix.lower() in SUPPORTED_SUFFIXES:
+            return True
+        # A folder moved in, out or deleted changes which files exist; only a folder that still
+        # exists can be recognised as one, so an extensionless vanished path counts too.
+        import watchfiles
+
+        return p.is_dir() or (change == watchfiles.Change.deleted and not p.suffix)
+
+
+class Watcher:
+    """Watches folders and re-runs the incremental ingest after each burst of changes.
+
+    `run()` blocks until `stop()` (or a fatal error: the embedding model is missing or does
+    not match the index). `on_batch` is called from the watching thread after every batch,
+    the first one included.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        settings: Settings,
+        embedder: DocumentEmbedder,
+        *,
+        on_batch: BatchCallback | None = None,
+    ) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.settings = settings
+        self.embedder = embedder
+        self.on_batch = on_batch
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()  # set once the folders have been ingested a first time
+        self.batches = 0
+        self.last_report: IngestReport | None = None
+        # Failures of the last batch that the batch before did not have (to report each once).
+        self.new_failures: tuple[Failure, ...] = ()
+        self._dirty = True
+        self._retry_at = 0.0
+        self._errors = 0
+        self._waiting_for_lock = False
+
+    @property
+    def quiet_ms(self) -> int:
+        """How long the folders must be quiet before a batch starts."""
+        return max(50, self.settings.watch_debounce_ms)
+
+    @property
+    def max_wait_s(self) -> float:
+        """Changes that keep coming are ingested after this long all the same."""
+        return max(10 * self.quiet_ms / 1000, _MIN_MAX_WAIT_S)
+
+    def stop(self) -> None:
+        """Ask `run()` to return after the commit in progress (safe from any thread or a signal handler)."""
+        self.stop_event.set()
+
+    def run(self) -> None:
+        import watchfiles
+
+        roots = [p.resolve() for p in self.paths]
+        log.info("watching %s", ", ".join(map(str, roots)))
+        quiet = self.quiet_ms / 1000
+        # watchfiles reports each change within a few steps; the quiet time is kept here, so a
+        # batch starts `quiet` after the last change rather than up to twice that.
+        changes_seen = watchfiles.watch(
+            *roots,
+            watch_filter=WatchFilter(roots, ignore=[self.settings.home]),
+            step=_STEP_MS,
+            debounce=self.quiet_ms,
+            rust_timeout=self.quiet_ms,
+            yield_on_timeout=True,
+            stop_event=self.stop_event,
+        )
+        first_change = last_change = 0.0
+        n_changes = 0
+        # The first (empty) yield arrives once the OS watches are in place: ingesting only then
+        # means a file landing during the first ingest is still seen.
+        for changes in changes_seen:
+            if self.stop_event.is_set():
+                break
+            now = time.monotonic()
+            if changes:
+                log.debug("changes: %s", sorted(path for _, path in changes))
+                self._dirty = True
+                n_changes += len(changes)
+                first_change = first_change or now
+                last_change = now
+            if not self._dirty or now < self._retry_at:
+                continue
+            settled = now - last_change >= quiet or now - first_change >= self.max_wait_s
+            if settled or not n_changes:  # a retry, or the first ingest
+                first_change = last_change = 0.0
+                self.run_batch(n_changes)
+                n_changes = 0
+        log.info("watcher stopped")
+
+    def run_batch(self, n_changes: int = 0) -> IngestReport | None:
+        """Ingest the watched folders once; None when the batch did not complete."""
+        self._dirty = False
+        log.info("ingesting (%d file changes)", n_changes)
+        try:
+            report = ingest_paths(
+                self.paths, self.settings, self.embedder, progress=False, on_group=self._check_stop
+            )
+        except _Stopped:
+            log.info("stopping after a commit; files not yet ingested are picked up at the next start")
+            self._dirty = True
+            return None
+        except LockedError as err:
+            # Another writer (e.g. a `dossier ingest`); our changes wait, and the rescan catches up.
+            if not self._waiting_for_lock:
+                log.warning("%s Waiting for it.", err)
+                self._waiting_for_lock = True
+            self._retry_later(_LOCK_RETRY_SECONDS)
+            return None
+        except (ConfigError, ModelMismatchError):
+            raise  # retrying cannot help: the settings must change
+        except DossierError as err:
+            self._errors += 1
+            log.error("ingest failed: %s", err)
+            self._retry_later(self._backoff())
+            return None
+        except Exception:
+            self._errors += 1
+            log.exception("ingest failed unexpectedly; retrying")
+            self._retry_later(self._backoff())
+            return None
+        if self._waiting_for_lock:
+            log.info("writer lock acquired")
+        self._waiting_for_lock = False
+        self._errors = 0
+        before = {(f.path, f.reason) for f in self.last_report.failed} if self.last_report else set()
+        self.new_failures = tuple(f for f in report.failed if (f.path, f.reason) not in before)
+        for failure in self.new_failures:
+            log.warning("failed: %s: %s", failure.path, failure.reason)
+        self.last_report = report
+        self.batches += 1
+        log.info("batch %d: %s", self.batches, report.summary())
+        self.ready.set()
+        if self.on_batch is not None:
+            try:
+                self.on_batch(report)
+            except Exception:
+                log.exception("on_batch callback failed")
+        return report
+
+    def _check_stop(self, _embedded: int) -> None:
+        if self.stop_event.is_set():
+            raise _Stopped
+
+    def _retry_later(self, seconds: float) -> None:
+        self._dirty = True
+        self._retry_at = time.monotonic() + seconds
+
+    def _backoff(self) -> float:
+        return _ERROR_RETRY_SECONDS[min(self._errors, len(_ERROR_RETRY_SECONDS)) - 1]
+
+
+# -- the `dossier watch` command ------------------------------------------------------------
+
+
+def check_folders(paths: Sequence[Path]) -> str | None:
+    """A message for the user when `paths` are not all existing folders, else None."""
+    if not paths:
+        return "name at least one folder to watch"
+    for path in paths:
+        if not path.exists():
+            return f"no such folder: {path}"
+        if not path.is_dir():
+            return f"{path} is not a folder; `dossier watch` takes folders (use `dossier ingest FILE` for one file)"
+    return None
+
+
+@contextmanager
+def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """The first Ctrl-C or SIGTERM asks for a clean stop; a second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked = threading.Event()
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if asked.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        asked.set()
+        print(
+            f"{signal.Signals(signum).name}: stopping after the commit in progress",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_watch(paths: Sequence[Path], settings: Settings) -> int:
+    """Watch `paths` until Ctrl-C or SIGTERM, printing one summary line per batch; the exit code."""
+    paths = [Path(p) for p in paths]
+    problem = check_folders(paths)
+    if problem:
+        print(f"dossier: {problem}", file=sys.stderr, flush=True)
+        return 2
+    from ingest.embedder import Embedder
+
+    watcher: Watcher
+
+    def show(report: IngestReport) -> None:
+        for failure in watcher.new_failures:
+            print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr, flush=True)
+        print(f"{time.strftime('%H:%M:%S')} {report.summary()}", flush=True)
+
+    watcher = Watcher(paths, settings, Embedder.from_settings(settings), on_batch=show)
+    print(f"watching {', '.join(map(str, paths))} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    with _stop_on_signals(watcher.stop):
+        try:
+            watcher.run()
+        except KeyboardInterrupt:
+            print("interrupted: the next run completes the unfinished batch", file=sys.stderr, flush=True)
+            return 130
+    return 0
+
+
+# -- in another process's background ----------------------------------------------------------
+
+
+class WatcherHandle:
+    """A watcher running in a daemon thread; see `start_background_watcher`."""
+
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="dossier-watch", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.watcher.run()
+        except BaseException as err:
+            self.error = err
+            log.error("the folder watcher stopped: %s", err, exc_info=not isinstance(err, DossierError))
+
+    @property
+    def ready(self) -> threading.Event:
+        """Set once the first ingest of the watched folders has completed."""
+        return self.watcher.ready
+
+    def is_alive(self) -> bool:
+        return self.thread.is_alive()
+
+    def stop(self, timeout: float | None = 60.0) -> bool:
+        """Stop after the commit in progress and wait for the thread; True when it has ended."""
+        self.watcher.stop()
+        if self.thread.is_alive():
+            self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
+def start_background_watcher(
+    paths: Sequence[Path],
+    settings: Settings,
+    embedder: DocumentEmbedder,
+    on_batch: BatchCallback | None = None,
+) -> WatcherHandle:
+    """Run a `Watcher` over `paths` in a daemon thread and return its handle (call `.stop()`).
+
+    Raises ConfigError at once when a path is not an existing folder. `on_batch(report)` runs
+    in the watcher's thread. Engines see each batch at their next question.
+    """
+    paths = [Path(p) for p in paths]
+    problem = check_folders(paths)
+    if problem:
+        raise ConfigError(f"Cannot watch: {problem}")
+    handle = WatcherHandle(Watcher(paths, settings, embedder, on_batch=on_batch))
+    handle.thread.start()
+    return handle
+
+
+__all__ = [
+    "WatchFilter",
+    "Watcher",
+    "WatcherHandle",
+    "check_folders",
+    "run_watch",
+    "start_background_watcher",
+]

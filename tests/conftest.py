@@ -1,0 +1,78 @@
+"""Shared fixtures: the real model loaded once, a temp DOSSIER_HOME per test, small corpora."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+from ingest.settings import Settings
+from tests.openai_stub import openai_stub  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus"
+DEV_SET = SHARED / "eval" / "report-dev.jsonl"
+
+
+def need_shared(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is not available (../shared sits beside the repository in CI)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings come only from what a test sets: no developer .env, no real tokens."""
+    for key in list(os.environ):
+        if key.startswith(("DOSSIER_", "DISCORD_", "OPENAI_")):
+            monkeypatch.delenv(key, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    from ingest.embedder import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", _env_file=None)
+
+
+@pytest.fixture
+def corpus_dir(tmp_path: Path) -> Path:
+    """A private copy of the report corpus (tests may edit it; the original stays read-only)."""
+    target = tmp_path / "docs"
+    shutil.copytree(need_shared(CORPUS), target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def report_index(tmp_path_factory: pytest.TempPathFactory, embedder) -> Iterator[Settings]:
+    """The report corpus ingested once for the whole session (read-only use)."""
+    from ingest.pipeline import ingest_paths
+
+    home = tmp_path_factory.mktemp("report-home")
+    settings = Settings(home=home, _env_file=None)
+    ingest_paths([need_shared(CORPUS)], settings, embedder)
+    yield settings
+
+
+@pytest.fixture
+def report_engine(report_index: Settings, embedder):
+    from bot.engine import Engine
+
+    engine = Engine(report_index, embedder=embedder)
+    yield engine
+    engine.close()

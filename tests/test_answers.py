@@ -1,0 +1,202 @@
+"""Grounded answers over the real report: citations, abstention, follow-ups, eval bars, CLI contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.engine import Engine
+from bot.evaluate import holds, is_correct, load_questions, ndcg_at_10, run_eval
+from bot.followup import standalone_question
+from bot.prompts import CANNOT_ANSWER
+from bot.retrieval import DossierRetriever
+from bot.types import Turn
+from ingest.errors import NoIndexError, QuestionError
+from ingest.loaders import fold_for_match
+from ingest.pipeline import ingest_paths
+from ingest.settings import Settings
+from tests.conftest import DEV_SET, ROOT, need_shared
+
+
+def test_answer_quotes_and_cites_its_sources(report_engine):
+    answer = report_engine.ask("How many kidnappings did the organization identify?")
+    assert not answer.abstained
+    assert "22" in answer.text
+    assert answer.citations and "[1]" in answer.text
+    by_id = {p.id: p for p in answer.retrieved}
+    source_text = report_engine._manifest.file_text(answer.citations[0].source)
+    for c in answer.citations:
+        assert f"[{c.n}]" in answer.text
+        assert c.quote in by_id[c.passage_id].text  # verbatim from the passage it cites
+        assert c.quote in source_text
+        assert c.location.startswith(("lines", "line", "§"))
+    assert len(answer.text) < 600
+
+
+def test_off_topic_question_abstains_with_closest_passages(report_engine):
+    answer = report_engine.ask("What recipe does the article recommend for dumplings?")
+    assert answer.abstained
+    assert answer.text == CANNOT_ANSWER
+    assert answer.citations == ()
+    assert answer.retrieved  # the closest passages are still shown
+
+
+def test_follow_up_carries_the_subject_over(report_engine):
+    first = report_engine.ask("Who founded Safeguard Defenders?")
+    assert "Dahlin" in first.text
+    history = [Turn(first.question, first.text)]
+    follow = report_engine.ask("Where is his organization based?", history)
+    assert "Safeguard" in follow.standalone_question
+    assert "Spain" in follow.text
+
+
+def test_standalone_question_only_when_referring_back():
+    history = [Turn("Who founded Safeguard Defenders?", "Peter Dahlin [1]")]
+    assert standalone_question("Where is his organization based?", history) == "Where is Safeguard Defenders based?"
+    assert standalone_question("When was it founded?", history) == "When was Safeguard Defenders founded?"
+    assert standalone_question("And the report?", history) == "And the report? (Safeguard Defenders)"
+    own = "How many stations are in Toronto?"
+    assert standalone_question(own, history) == own
+    assert standalone_question("Where is it?", []) == "Where is it?"
+
+
+@pytest.mark.parametrize("question", ["", "   \n\t ", "x" * 10_000])
+def test_bad_questions_get_a_clear_message(report_engine, question):
+    with pytest.raises(QuestionError) as err:
+        report_engine.ask(question)
+    assert "empty" in str(err.value) or "limit is 2,000" in str(err.value)
+
+
+def test_no_index_yet(settings, embedder):
+    with pytest.raises(NoIndexError, match=r"No documents indexed yet: run `dossier ingest PATH`"):
+        Engine(settings, embedder=embedder).ask("anything?")
+
+
+def test_keyword_index_follows_reingest(tmp_path, embedder, corpus_dir):
+    settings = Settings(home=tmp_path / "home", _env_file=None)
+    ingest_paths([corpus_dir], settings, embedder)
+    engine = Engine(settings, embedder=embedder)
+    before = engine.ask("Where does the Zorblat festival take place?")
+    assert before.abstained
+    (corpus_dir / "festival.txt").write_text(
+        "Local events\n\nThe Zorblat festival takes place in Quillport every March, with lantern boats.",
+        encoding="utf-8",
+    )
+    ingest_paths([corpus_dir], settings, embedder)  # as another process would
+    after = engine.ask("Where does the Zorblat festival take place?")
+    assert not after.abstained and "Quillport" in after.text
+    assert after.citations[0].source == "festival.txt"
+    keyword_hits = engine._retriever.keyword.search("Zorblat Quillport", 3)
+    assert keyword_hits and keyword_hits[0][0] in {c for p in after.retrieved for c in p.chunk_ids}
+    engine.close()
+
+
+def test_langchain_retriever_returns_documents(report_engine):
+    report_engine.ask("warm up")
+    retriever = DossierRetriever(hybrid=report_engine._retriever, k=3)
+    docs = retriever.invoke("Fox Hunt anti-corruption campaign")
+    assert 1 <= len(docs) <= 3
+    assert "Fox Hunt" in docs[0].page_content
+    assert docs[0].metadata["source"] == "overseas-police-stations-canada.txt"
+
+
+def test_dev_set_meets_the_quality_bars(report_engine):
+    report = run_eval(report_engine, load_questions(need_shared(DEV_SET)), k=5)
+    s = report["summary"]
+    assert s["n"] == 16
+    assert s["hit_at_k"] == 1.0
+    assert s["answer_accuracy"] >= 0.9
+    assert s["citation_accuracy"] >= 0.9
+    assert s["abstention_accuracy"] >= 0.75
+    assert s["false_abstention_rate"] <= 0.1
+    assert s["median_answer_chars"] < 300
+    result = report["results"][0]
+    assert set(result) >= {"id", "answer", "abstained", "hit_rank", "correct", "citations_ok", "retrieved", "ms"}
+
+
+def test_eval_scoring_rules_on_a_hand_made_set():
+    assert is_correct("There are 54 stations in 30 countries [1]", [["54"], ["30", "thirty"]])
+    assert not is_correct("There are 54 stations [1]", [["54"], ["30", "thirty"]])
+    assert is_correct("The “110 Overseas” report", [['"110 Overseas"']])  # curly quotes folded
+    evidence = "identified 54 Chinese overseas police stations in 30 countries"
+    assert holds("The paper identified 54 Chinese overseas police stations in 30 countries, including", evidence)
+    # Half of the evidence in one contiguous run is enough (quotes straddle chunk boundaries).
+    assert holds("...the report identified 54 Chinese overseas police", evidence)
+    assert not holds("54 stations, 30 countries", evidence)
+    assert fold_for_match("It’s  “X”") == "it's \"x\""
+    assert ndcg_at_10(["a.txt", "b.txt"], ["a.txt"]) == 1.0
+    assert ndcg_at_10(["b.txt", "a.txt"], ["a.txt"]) == pytest.approx(1 / 1.585, abs=1e-3)
+    assert ndcg_at_10(["b.txt"], ["a.txt"]) == 0.0
+
+
+def test_eval_summary_on_a_tiny_file(report_engine, tmp_path):
+    lines = [
+        {"id": "a", "question": "Who founded Safeguard Defenders?", "answers": [["Dahlin"]],
+         "evidence": "Peter Dahlin, founder and director of Safeguard Defender", "answerable": True},
+        {"id": "b", "question": "What recipe does the article recommend for dumplings?", "answers": [],
+         "evidence": "", "answerable": False},
+        {"id": "c", "question": "Which city has a large Chinese diaspora?", "answers": [],
+         "evidence": "", "relevant_sources": ["overseas-police-stations-canada.txt"], "answerable": True},
+    ]  # fmt: skip
+    path = tmp_path / "tiny.jsonl"
+    path.write_text("\n".join(json.dumps(x) for x in lines))
+    report = run_eval(report_engine, load_questions(path), k=3)
+    s = report["summary"]
+    assert s["n"] == 3 and s["answer_accuracy"] == 1.0 and s["abstention_accuracy"] == 1.0
+    assert s["hit_at_k"] == 1.0 and s["ndcg_at_10"] == 1.0
+    by_id = {r["id"]: r for r in report["results"]}
+    assert by_id["b"]["correct"] is None and by_id["b"]["hit_rank"] is None
+    assert by_id["a"]["hit_rank"] == 1 and by_id["a"]["citations_ok"] is True
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOSSIER_HOME": str(home), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    return subprocess.run(
+        [sys.executable, "-c", "from bot.cli import main; main()", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_cli_ask_json_contract(report_index):
+    proc = _cli("ask", "Operation Fox Hunt was launched as part of which campaign?", "--json", home=report_index.home)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert set(out) >= {"question", "answer", "abstained", "citations", "retrieved", "timings_ms"}
+    assert out["abstained"] is False and "anti-corruption" in out["answer"]
+    assert all(set(c) == {"n", "source", "location", "quote"} for c in out["citations"])
+    assert all(set(r) == {"source", "location", "text", "score"} for r in out["retrieved"])
+    scores = [r["score"] for r in out["retrieved"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, report_index):
+    proc = _cli("ask", "Who founded it?", home=tmp_path / "empty-home")
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "dossier: No documents indexed yet: run `dossier ingest PATH`"
+    proc = _cli("ask", "   ", home=report_index.home)
+    assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_llm_answerer_through_the_engine(report_index, embedder, openai_stub, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_stub.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    settings = report_index.model_copy(update={"llm": "openai:gpt-test", "llm_timeout": 5})
+    engine = Engine(settings, embedder=embedder)
+    openai_stub.enqueue("Safeguard Defenders is based in Spain [1][9].")
+    answer = engine.ask("In which country is Safeguard Defenders based?")
+    assert answer.text == "Safeguard Defenders is based in Spain [1]."
+    assert [c.n for c in answer.citations] == [1]
+    assert answer.citations[0].quote in answer.retrieved[0].text
+    # The model saw numbered passages and the cannot-answer sentence.
+    prompt = json.dumps(openai_stub.requests[-1])
+    assert "[1]" in prompt and CANNOT_ANSWER.replace("'", "") in prompt.replace("\\u2019", "'").replace("'", "")
+    engine.close()
