@@ -5,7 +5,14 @@ BIN := $(VENV)/bin
 # torch first, pinned: pip then takes the local CPU build instead of a multi-GB CUDA one.
 TORCH := torch==2.13.0
 STAMP := $(VENV)/.installed
-DOCS ?= $(if $(wildcard ../shared/corpus),../shared/corpus,docs)
+DOCS ?= $(if $(wildcard ../shared/corpus),../shared/corpus,docs/sample)
+ifeq ($(DOCS),../shared/corpus)
+Q1 ?= How many overseas police stations did the report identify, and in how many countries?
+Q2 ?= Who founded Safeguard Defenders?
+else
+Q1 ?= How many hours did volunteers log?
+Q2 ?= Who chaired the committee in 2025?
+endif
 export HF_HUB_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
@@ -23,9 +30,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dossier ingest $(DOCS)
 	$(BIN)/dossier status
-	$(BIN)/dossier ask "How many overseas police stations did the report identify, and in how many countries?"
+	$(BIN)/dossier ask "$(Q1)"
 	@echo
-	$(BIN)/dossier ask "Who founded Safeguard Defenders?"
+	$(BIN)/dossier ask "$(Q2)"
 	@if [ -t 0 ]; then $(BIN)/dossier chat; fi
 
 lint: $(STAMP)

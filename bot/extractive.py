@@ -159,7 +159,7 @@ class ExtractiveAnswerer:
                 lo = min(p.text.find(old.quote), s.start)
                 hi = max(p.text.find(old.quote) + len(old.quote), s.end)
                 citations[n - 1] = Citation(n, old.source, old.location, p.text[lo:hi], old.passage_id)
-            parts.append(f"{s.text} [{numbers[s.passage]}]")
+            parts.append(f"{' '.join(s.text.split())} [{numbers[s.passage]}]")
         text = " ".join(parts)
         if on_token:
             on_token(text)

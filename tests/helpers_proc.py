@@ -19,9 +19,9 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def dossier_args(*args: str, prelude: str = "") -> list[str]:
-    """The `dossier` command run by this interpreter; `prelude` is Python run before it."""
-    return [sys.executable, "-c", f"{prelude}\nfrom bot.cli import main; main()", *args]
+def dossier_args(*args: str) -> list[str]:
+    """The `dossier` command, run by this interpreter from this checkout."""
+    return [sys.executable, "-c", "from bot.cli import main; main()", *args]
 
 
 def dossier_env(home: Path, **extra: str) -> dict[str, str]:

@@ -377,8 +377,6 @@ def test_sigterm_lets_the_batch_finish_and_releases_the_lock(tmp_path: Path, emb
     assert time.monotonic() - started < 60
 
 
-# Small commit groups, so that a kill lands between commits of one batch.
-SMALL_GROUPS = "import ingest.pipeline as pipeline; pipeline._GROUP_CHUNKS = 2"
 
 
 def _essay(i: int) -> str:
@@ -406,8 +404,10 @@ def _essay(i: int) -> str:
 def test_kill_9_mid_batch_then_restart_converges(tmp_path: Path, embedder) -> None:
     docs, home, clean = tmp_path / "docs", tmp_path / "home", tmp_path / "clean"
     docs.mkdir()
-    env = dossier_env(home, DOSSIER_WATCH_DEBOUNCE_MS=QUIET_MS)
-    args = dossier_args("watch", str(docs), prelude=SMALL_GROUPS)
+    # One chunk per model call makes commit groups of a few chunks: a batch of 12 files is
+    # committed in several steps, and the kill lands between two of them.
+    env = dossier_env(home, DOSSIER_WATCH_DEBOUNCE_MS=QUIET_MS, DOSSIER_EMBED_BATCH_SIZE="1")
+    args = dossier_args("watch", str(docs))
     first = Proc(args, env, cwd=tmp_path)
     try:
         first.wait_for(SUMMARY, timeout=120)
