@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import threading
 import time
@@ -135,7 +136,8 @@ class HybridRetriever:
             if generation == self._generation and self._keyword is not None:
                 return
             started = time.perf_counter()
-            if self._generation != -1:
+            if self._generation != -1 and self.manifest.get_meta("writer_pid") != str(os.getpid()):
+                # Another process wrote: our embedded Chroma client cannot see its vectors yet.
                 self.store.reopen()
             rows = self.manifest.db.execute("SELECT id, title, section, text FROM chunks").fetchall()
             self._keyword = KeywordIndex(
@@ -152,7 +154,8 @@ class HybridRetriever:
         t0 = time.perf_counter()
         vector = self.embedder.embed_query(query)
         t1 = time.perf_counter()
-        dense = self.store.query(vector, pool)
+        with self._lock:  # not while refresh() swaps the store's client
+            dense = self.store.query(vector, pool)
         t2 = time.perf_counter()
         assert self._keyword is not None
         keyword = self._keyword.search(query, pool)

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 import re
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -146,11 +146,11 @@ def _save(
     if suffix is None and media_type not in _GENERIC_TYPES:
         raise FetchError(_type_message(url, media_type))
     # A hidden temporary name: neither the pipeline nor a watcher looks at it before it is whole.
-    handle, tmp = tempfile.mkstemp(prefix=".fetch-", suffix=".part", dir=dest_dir)
+    tmp = dest_dir / f".fetch-{secrets.token_hex(8)}.part"
     try:
         size = 0
         head = b""
-        with os.fdopen(handle, "wb") as out:
+        with tmp.open("xb") as out:
             for block in body:
                 size += len(block)
                 if size > max_bytes:
@@ -171,7 +171,7 @@ def _save(
         sidecar.write_text(f"[InternetShortcut]\nURL={url}\n", encoding="utf-8")
         os.replace(tmp, target)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     if final_url != url:
         log.info("%s redirected to %s", url, final_url)

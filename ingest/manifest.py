@@ -9,6 +9,7 @@ removes whatever is left in it, so a kill at any moment converges to a clean sta
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -113,6 +114,7 @@ class Manifest:
             "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
         )
         self.set_meta(db, "last_ingest", time.time())
+        self.set_meta(db, "writer_pid", os.getpid())
 
     # -- files ------------------------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:

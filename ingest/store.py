@@ -55,6 +55,28 @@ def _client(settings: Settings) -> Any:
         return _CLIENTS[key]
 
 
+def _drop_embedded_client(settings: Settings) -> None:
+    """Forget the cached embedded client so the next one reloads what other processes wrote.
+
+    An embedded Chroma client keeps its vector index in memory and does not see vectors that
+    another process (a watcher, `dossier ingest`) added after it opened. Chroma shares one
+    "system" per folder among its clients; swapping it makes every client of that folder,
+    including collections already handed out, use the fresh one.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    key = str((settings.home / "chroma").resolve())
+    with _CLIENTS_LOCK:
+        _CLIENTS.pop(key, None)
+        old = SharedSystemClient._identifier_to_system.pop(key, None)
+        SharedSystemClient._identifier_to_refcount.pop(key, None)
+    if old is not None:
+        try:
+            old.stop()
+        except Exception:
+            log.debug("stopping the old Chroma system failed", exc_info=True)
+
+
 def describe_store(settings: Settings) -> str:
     return settings.chroma_url or f"embedded: {(settings.home / 'chroma').resolve()}"
 
@@ -103,7 +125,11 @@ class VectorStore:
         return collection
 
     def reopen(self) -> None:
-        """Pick up a collection recreated by another process (after `ingest --full`)."""
+        """Pick up what another process committed: new vectors, or a collection recreated by
+        `ingest --full`. Callers make sure no query runs on this store meanwhile."""
+        if not self.settings.chroma_url:
+            _drop_embedded_client(self.settings)
+            self._client = _client(self.settings)
         self._collection = self._open(create=False)
 
     @property

@@ -200,3 +200,20 @@ def test_llm_answerer_through_the_engine(report_index, embedder, openai_stub, mo
     prompt = json.dumps(openai_stub.requests[-1])
     assert "[1]" in prompt and CANNOT_ANSWER.replace("'", "") in prompt.replace("\\u2019", "'").replace("'", "")
     engine.close()
+
+
+def test_reader_sees_vectors_written_by_another_process(tmp_path, embedder, corpus_dir):
+    """An embedded Chroma client does not see later writes by other processes: the engine
+    must reopen it when the manifest says someone else committed."""
+    settings = Settings(home=tmp_path / "home", _env_file=None)
+    ingest_paths([corpus_dir], settings, embedder)
+    engine = Engine(settings, embedder=embedder)
+    engine.ask("Who founded Safeguard Defenders?")
+    (corpus_dir / "regatta.txt").write_text("Harbour news\n\nThe Wobblefin regatta starts at Pelican Point each June.")
+    proc = _cli("ingest", str(corpus_dir), home=settings.home)
+    assert proc.returncode == 0, proc.stderr
+    answer = engine.ask("Where does the Wobblefin regatta start?")
+    assert "Pelican Point" in answer.text
+    dense = engine._retriever.store.query(embedder.embed_query("Wobblefin regatta Pelican Point"), 1)
+    assert dense and dense[0][0] in answer.retrieved[0].chunk_ids  # found by the vectors, not only BM25
+    engine.close()

@@ -235,12 +235,9 @@ def test_a_burst_of_files_is_ingested_in_few_batches(live: Live) -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="embedded Chroma: a reader process keeps its vector index from when it opened it; "
-    "VectorStore.reopen() does not refresh it (new files are found by keyword search only)",
-)
 def test_reader_process_sees_new_vectors(live: Live, embedder) -> None:
+    # Embedded Chroma keeps its vector index in memory: without a real reopen, a reader process
+    # would find new files by keyword search only.
     store = VectorStore(live.settings, model=embedder.name, create=False)
     question = embedder.embed_query("Who counts gannets on Skarra island?")
     store.query(question, 5)  # the reader has used the index before the change
@@ -396,7 +393,7 @@ def _essay(i: int) -> str:
         f"Essay {i}, part {p}: the {words[(i + p) % 10]} cooperative of village {i} met on day {p * 3 + i} "
         f"to count {words[(i * p) % 10]} barrels, mend {i + p} nets and argue about the {words[p % 10]} mill. "
         "Everyone agreed the ledgers should be copied twice and kept in separate houses."
-        for p in range(6)
+        for p in range(3)
     ]
     return "\n\n".join(paragraphs) + "\n"
 
@@ -404,16 +401,16 @@ def _essay(i: int) -> str:
 def test_kill_9_mid_batch_then_restart_converges(tmp_path: Path, embedder) -> None:
     docs, home, clean = tmp_path / "docs", tmp_path / "home", tmp_path / "clean"
     docs.mkdir()
-    # One chunk per model call makes commit groups of a few chunks: a batch of 12 files is
-    # committed in several steps, and the kill lands between two of them.
-    env = dossier_env(home, DOSSIER_WATCH_DEBOUNCE_MS=QUIET_MS, DOSSIER_EMBED_BATCH_SIZE="1")
+    env = dossier_env(home, DOSSIER_WATCH_DEBOUNCE_MS=QUIET_MS)
     args = dossier_args("watch", str(docs))
-    first = Proc(args, env, cwd=tmp_path)
+    # One chunk per model call makes commit groups of a few chunks (one file each here): the
+    # batch of 12 files is committed in several steps, and the kill lands between two of them.
+    first = Proc(args, {**env, "DOSSIER_EMBED_BATCH_SIZE": "1"}, cwd=tmp_path)
     try:
         first.wait_for(SUMMARY, timeout=120)
         start = generation(home)
         _write(docs, {f"essay-{i:02d}.txt": _essay(i) for i in range(12)})
-        wait_until(lambda: generation(home) >= start + 2, 60, "two commits of the batch")
+        wait_until(lambda: generation(home) > start, 60, "a first commit of the batch")
         first.popen.kill()
         first.wait(30)
     finally:

@@ -1,0 +1,328 @@
+"""Real and synthetic indexes for the query, memory, cold-start and concurrency benchmarks.
+
+Embedding 100k chunks for real would take about two hours here, so large indexes are
+synthesised from a real one:
+
+1. The *base* is a real `ingest_paths` run (real chunks, real chunk vectors, real sentence
+   vectors from the same forward pass) over the PG essays (those the questions cite first)
+   plus the first SciFact abstracts. It is cached under `bench/out/` because building it
+   costs minutes; the cache key covers the files, the model and the ingest code.
+2. An index of N chunks holds the base's files first (all of them, or the first files up to
+   N chunks), then perturbed copies of the base until it reaches N chunks. Copy j of a file:
+   - source `synthetic-{j:03d}/{source}`, so every copy is a distinct file;
+   - text: each word of 3+ letters is, with probability 0.35, replaced by a word of the
+     *same length* drawn from the base's own vocabulary by frequency (first-letter case
+     kept). Lengths are unchanged, so every chunk's and sentence's character offsets stay
+     exact, while BM25 sees different term statistics in every copy;
+   - chunk and sentence vectors: the base vector plus Gaussian noise (sigma 0.03 per
+     dimension, cosine to the original about 0.86), renormalised; sentence vectors are
+     stored as float16 like the real ones;
+   - chunk ids follow `chunk_document`'s scheme (sha256 of source, text digest, occurrence).
+   Everything is written through the real seams: `Manifest.commit_files` (with sentence
+   rows) and `VectorStore.upsert`.
+
+Built indexes are cached under `bench/out/` too and copied into a temporary DOSSIER_HOME for
+each run (`copy_home`), so a benchmark never writes to a shared one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from common import (
+    OUT,
+    code_digest,
+    essay_files,
+    files_digest,
+    link_corpus,
+    log,
+    scifact_files,
+    settings_for,
+)
+
+NOISE_SIGMA = 0.03
+REPLACE_P = 0.35
+_WORD = re.compile(r"[A-Za-z]{3,}")
+INGEST_CODE = (
+    "ingest/chunking.py",
+    "ingest/sentences.py",
+    "ingest/embedder.py",
+    "ingest/loaders.py",
+    "ingest/pipeline.py",
+    "ingest/manifest.py",
+    "bench/synth.py",
+)
+
+
+def base_files(quick: bool) -> list[Path]:
+    """Quick: the 29 essays the questions cite. Full: all 212 essays and 600 SciFact abstracts."""
+    if quick:
+        cited = {s for q in _questions() for s in q.get("relevant_sources", [])}
+        return [f for f in essay_files() if f.name in cited]
+    return essay_files() + scifact_files(600)
+
+
+def _questions() -> list[dict[str, Any]]:
+    from common import load_questions
+
+    return load_questions()
+
+
+def base_home(quick: bool) -> Path:
+    """The cached real index (built on first use); read it, never write to it."""
+    files = base_files(quick)
+    key = f"{'quick' if quick else 'full'}-{files_digest(files)}-{code_digest(*INGEST_CODE)}"
+    home = OUT / f"base-{key}" / "home"
+    if (home / "index.sqlite").exists():
+        return home
+    from ingest.embedder import Embedder
+    from ingest.pipeline import ingest_paths
+
+    building = OUT / f"base-{key}.building"
+    shutil.rmtree(building, ignore_errors=True)
+    corpus = building / "corpus"
+    essays = [f for f in files if f.parent.name == "essays"]
+    abstracts = [f for f in files if f.parent.name == "corpus"]
+    paths = [link_corpus(essays, corpus / "essays")]
+    if abstracts:
+        paths.append(link_corpus(abstracts, corpus / "scifact"))
+    log(f"building the base index ({len(files)} files; cached in {home.parent})")
+    started = time.perf_counter()
+    report = ingest_paths(paths, settings_for(building / "home"), Embedder(), progress=False)
+    log(f"base index: {report.summary()} ({time.perf_counter() - started:.0f} s)")
+    _release_chroma(building / "home")
+    home.parent.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(home.parent, ignore_errors=True)
+    building.rename(home.parent)
+    return home
+
+
+def synthetic_home(n_chunks: int, quick: bool) -> Path:
+    """A cached index of about `n_chunks` chunks (base files first, then perturbed copies)."""
+    base = base_home(quick)
+    key = f"{base.parent.name.removeprefix('base-')}-{n_chunks}"
+    home = OUT / f"synth-{key}" / "home"
+    if (home / "index.sqlite").exists():
+        return home
+    building = OUT / f"synth-{key}.building"
+    shutil.rmtree(building, ignore_errors=True)
+    started = time.perf_counter()
+    count = build_synthetic(base, building / "home", n_chunks)
+    log(f"synthetic index: {count} chunks in {time.perf_counter() - started:.0f} s (cached in {home.parent})")
+    _release_chroma(building / "home")
+    shutil.rmtree(home.parent, ignore_errors=True)
+    building.rename(home.parent)
+    return home
+
+
+def copy_home(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
+def _release_chroma(home: Path) -> None:
+    """Forget the cached Chroma client for `home`, so its folder can be moved."""
+    from ingest import store
+
+    key = str((home / "chroma").resolve())
+    with store._CLIENTS_LOCK:
+        client = store._CLIENTS.pop(key, None)
+    if client is not None:
+        try:
+            client.clear_system_cache()
+        except Exception:  # older/newer chromadb without it: the folder is still complete on disk
+            pass
+
+
+# -- the builder ----------------------------------------------------------------------------------
+
+
+class _Base:
+    """Everything of the base index needed to write copies of it."""
+
+    def __init__(self, home: Path) -> None:
+        from ingest.manifest import Manifest
+        from ingest.settings import DEFAULT_MODEL
+        from ingest.store import VectorStore
+
+        manifest = Manifest(home / "index.sqlite", readonly=True)
+        try:
+            self.files = [dict(r) for r in manifest.db.execute("SELECT * FROM files ORDER BY rowid")]
+            rows = [dict(r) for r in manifest.db.execute("SELECT * FROM chunks ORDER BY source, ord")]
+            sentences: dict[str, list[tuple[int, int, int, bytes]]] = {}
+            for r in manifest.db.execute('SELECT chunk_id, start, "end", kind, vector FROM sentences ORDER BY rowid'):
+                sentences.setdefault(r[0], []).append((r[1], r[2], r[3], r[4]))
+        finally:
+            manifest.close()
+        self.chunks_by_source: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            self.chunks_by_source.setdefault(r["source"], []).append(r)
+        store = VectorStore(settings_for(home), model=DEFAULT_MODEL, create=False)
+        ids = [r["id"] for r in rows]
+        vectors: dict[str, np.ndarray] = {}
+        for i in range(0, len(ids), 2000):
+            got = store._collection.get(ids=ids[i : i + 2000], include=["embeddings"])
+            for cid, vec in zip(got["ids"], got["embeddings"], strict=True):
+                vectors[cid] = np.asarray(vec, dtype=np.float32)
+        self.vectors = vectors
+        self.sentences = sentences
+        _release_chroma(home)
+        # The base's vocabulary by length, for same-length substitutions.
+        counts: Counter[str] = Counter()
+        for f in self.files:
+            counts.update(w.lower() for w in _WORD.findall(f["text"]))
+        self.vocab: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        by_len: dict[int, list[tuple[str, int]]] = {}
+        for word, c in counts.items():
+            by_len.setdefault(len(word), []).append((word, c))
+        for length, items in by_len.items():
+            words = np.array([w for w, _ in items], dtype=object)
+            weights = np.array([c for _, c in items], dtype=np.float64)
+            self.vocab[length] = (words, weights / weights.sum())
+
+    def n_chunks(self, source: str) -> int:
+        return len(self.chunks_by_source.get(source, []))
+
+    def perturb_text(self, text: str, rng: np.random.Generator) -> str:
+        matches = list(_WORD.finditer(text))
+        if not matches:
+            return text
+        replace = rng.random(len(matches)) < REPLACE_P
+        picks: dict[int, list[str]] = {}
+        need = Counter(len(m.group()) for m, r in zip(matches, replace, strict=True) if r)
+        for length, n in need.items():
+            words, p = self.vocab[length]
+            picks[length] = list(rng.choice(words, size=n, p=p))
+        out: list[str] = []
+        pos = 0
+        for m, r in zip(matches, replace, strict=True):
+            if not r:
+                continue
+            word = picks[len(m.group())].pop()
+            if m.group()[0].isupper():
+                word = word[0].upper() + word[1:]
+            out.append(text[pos : m.start()])
+            out.append(word)
+            pos = m.end()
+        out.append(text[pos:])
+        return "".join(out)
+
+
+def _noisy(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    noisy = vectors + rng.normal(0.0, NOISE_SIGMA, size=vectors.shape).astype(np.float32)
+    norms = np.linalg.norm(noisy, axis=1, keepdims=True)
+    return noisy / np.where(norms == 0, 1.0, norms)
+
+
+def build_synthetic(base_path: Path, dest: Path, n_chunks: int, seed: int = 7) -> int:
+    """Write an index of about `n_chunks` chunks into the DOSSIER_HOME `dest`; returns its size."""
+    from ingest.chunking import Chunk
+    from ingest.manifest import FileRecord, Manifest
+    from ingest.pipeline import _metadata
+    from ingest.settings import DEFAULT_MODEL
+    from ingest.store import VectorStore
+
+    base = _Base(base_path)
+    settings = settings_for(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(dest / "index.sqlite")
+    dim = len(next(iter(base.vectors.values())))
+    manifest.set_model(DEFAULT_MODEL, dim)
+    store = VectorStore(settings, model=DEFAULT_MODEL, dimension=dim)
+    written = 0
+    copy = 0
+    try:
+        while written < n_chunks:
+            rng = np.random.default_rng(seed + copy)
+            batch: list[tuple[dict[str, Any], str, str, str]] = []  # file row, source, title, text
+            for f in base.files:
+                if written >= n_chunks:
+                    break
+                if copy == 0:
+                    batch.append((f, f["source"], f["title"], f["text"]))
+                else:
+                    text = base.perturb_text(f["text"], rng)
+                    title = base.perturb_text(f["title"], rng)
+                    batch.append((f, f"synthetic-{copy:03d}/{f['source']}", title, text))
+                written += base.n_chunks(f["source"])
+                if len(batch) >= 100:
+                    _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, _metadata)
+                    batch = []
+            if batch:
+                _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, _metadata)
+            copy += 1
+        return manifest.chunk_count()
+    finally:
+        manifest.close()
+
+
+def _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, metadata) -> None:  # type: ignore[no-untyped-def]
+    entries = []
+    sentences: dict[str, list[tuple[int, int, int, bytes]]] = {}
+    ids: list[str] = []
+    vectors: list[np.ndarray] = []
+    metas: list[dict[str, Any]] = []
+    now = time.time()
+    for f, source, title, text in batch:
+        chunks = []
+        seen: dict[str, int] = {}
+        for row in base.chunks_by_source.get(f["source"], []):
+            chunk_text = text[row["start"] : row["end"]]
+            digest = hashlib.sha256(chunk_text.encode()).hexdigest()
+            occurrence = seen.get(digest, 0)
+            seen[digest] = occurrence + 1
+            chunk_id = row["id"] if copy == 0 else hashlib.sha256(f"{source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32]
+            chunk = Chunk(
+                id=chunk_id,
+                source=source,
+                ord=row["ord"],
+                text=chunk_text,
+                start=row["start"],
+                end=row["end"],
+                title=title,
+                section=row["section"],
+                page=row["page"],
+                tokens=row["tokens"],
+                content_hash=digest[:16],
+            )
+            chunks.append(chunk)
+            stored = base.sentences.get(row["id"], [])
+            if copy == 0:
+                sentences[chunk_id] = stored
+                vectors.append(base.vectors[row["id"]])
+            else:
+                if stored:
+                    sv = np.stack([np.frombuffer(v, dtype=np.float16).astype(np.float32) for *_, v in stored])
+                    sv = _noisy(sv, rng).astype(np.float16)
+                    sentences[chunk_id] = [(a, b, k, sv[i].tobytes()) for i, (a, b, k, _) in enumerate(stored)]
+                else:
+                    sentences[chunk_id] = []
+                vectors.append(_noisy(base.vectors[row["id"]][None, :], rng)[0])
+            ids.append(chunk_id)
+            metas.append(metadata(chunk))
+        record = FileRecord(
+            source=source,
+            root="/synthetic" if copy else f["root"],
+            path=f"/synthetic/{source}" if copy else f["path"],
+            content_hash=hashlib.sha256(text.encode()).hexdigest(),
+            title=title,
+            n_chunks=len(chunks),
+            ingested_at=now,
+        )
+        entries.append((record, text, chunks))
+    store.upsert(ids, [v.tolist() for v in vectors], [c.text for _, _, c in _flat(entries)], metas)
+    manifest.commit_files(entries, sentences)
+
+
+def _flat(entries):  # type: ignore[no-untyped-def]
+    for record, text, chunks in entries:
+        for c in chunks:
+            yield record, text, c
