@@ -17,6 +17,7 @@ import logging
 import queue
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -73,9 +74,21 @@ def run_chat(
     """Run the chat until /quit or end of input; returns the exit code (0)."""
     stdin = stdin if stdin is not None else sys.stdin
     stdout = stdout if stdout is not None else sys.stdout
-    if _isatty(stdin) and _isatty(stdout):
-        return _run_interactive(settings, engine, stdin, stdout)
-    return _run_piped(settings, engine, stdin, stdout)
+    try:
+        if _isatty(stdin) and _isatty(stdout):
+            return _run_interactive(settings, engine, stdin, stdout)
+        return _run_piped(settings, engine, stdin, stdout)
+    finally:
+        _wait_for_workers()
+
+
+def _wait_for_workers(timeout: float = 30.0) -> None:
+    """Let an abandoned answer or the warm-up finish: the interpreter shutting down under a
+    thread that is inside torch or Chroma can abort the process."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name in {"dossier-answer", "dossier-warm-up"}:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _isatty(stream: Any) -> bool:

@@ -29,7 +29,9 @@ feedback_app = typer.Typer(help="Feedback given with the 👍/👎 buttons in Di
 app.add_typer(feedback_app, name="feedback")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-KOpt = Annotated[int | None, typer.Option("-k", "--top-k", help="Passages to retrieve (default DOSSIER_TOP_K).")]
+KOpt = Annotated[
+    int | None, typer.Option("-k", "--top-k", help="Passages to retrieve (default DOSSIER_TOP_K).")
+]
 
 
 def _settings() -> Any:
@@ -48,7 +50,9 @@ def _engine(settings: Any) -> Any:
 
 
 @app.callback()
-def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log progress to stderr.")] = False) -> None:
+def _main(
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log progress to stderr.")] = False,
+) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -60,13 +64,26 @@ def _main(verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Log pro
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files or folders (walked recursively).")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Files, folders (walked recursively) or http(s) URLs of web pages and PDFs."),
+    ],
     full: Annotated[bool, typer.Option("--full", help="Rebuild the index from scratch.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Add, update and remove documents in the index (only what changed is embedded)."""
+    from ingest.fetch import fetch_to_documents, is_url
+
     settings = _settings()
-    report = _engine(settings).ingest(paths, full=full, progress=None)
+    targets: list[Path] = []
+    for arg in paths:
+        if is_url(arg):
+            # Saved under the documents folder's web/, then ingested with that folder.
+            typer.echo(f"fetched {arg} -> {fetch_to_documents(arg, settings)}", err=True)
+            arg = str(settings.documents_dir)
+        if Path(arg) not in targets:
+            targets.append(Path(arg))
+    report = _engine(settings).ingest(targets, full=full, progress=None)
     if as_json:
         typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
     else:
@@ -148,7 +165,9 @@ def discord(
 @feedback_app.command("export")
 def feedback_export(
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
-    out: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default stdout).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("-o", "--output", help="File to write (default stdout).")
+    ] = None,
 ) -> None:
     """Export the recorded feedback with questions, answers and sources."""
     from bot.feedback import export_feedback
@@ -175,7 +194,9 @@ def main() -> None:
     except Exception as err:
         # A bug, not a user error: one line for the user, the traceback in the log.
         log.error("unexpected error", exc_info=True)
-        typer.echo(f"dossier: unexpected error ({type(err).__name__}: {err}); details are in the log above", err=True)
+        typer.echo(
+            f"dossier: unexpected error ({type(err).__name__}: {err}); details are in the log above", err=True
+        )
         sys.exit(1)
 
 

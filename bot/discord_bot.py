@@ -53,6 +53,7 @@ MAX_TURNS = 6  # earlier exchanges a conversation remembers
 MAX_TRACKED = 5000  # thread and message ids mapped to conversations (oldest forgotten first)
 ACK_EMOJI = "👀"
 SLOW_DOWN_EMOJI = "⏳"
+INGEST_LOCK_WAIT = 120.0  # seconds /ingest and /reingest wait for another writer
 TYPING_EVERY = 8.0  # seconds; Discord shows "typing" for about 10
 REPLY_MENTIONS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 NO_MENTIONS = discord.AllowedMentions.none()
@@ -67,7 +68,7 @@ class EngineAPI(Protocol):
 
     def documents(self) -> list[DocumentInfo]: ...
 
-    def ingest(self, paths: Sequence[Path], *, full: bool = False) -> Any: ...
+    def ingest(self, paths: Sequence[Path], *, full: bool = False, lock_wait: float = 0) -> Any: ...
 
 
 # -- small parts ----------------------------------------------------------------------------------
@@ -592,7 +593,8 @@ class DossierBot(commands.Bot):
 
     async def _ingest(self, paths: list[Path]) -> Any:
         async with self._ingest_lock:  # one ingest at a time from this bot
-            return await asyncio.to_thread(self.engine.ingest, paths)
+            # The watcher thread may be mid-batch: wait for it rather than refuse.
+            return await asyncio.to_thread(self.engine.ingest, paths, lock_wait=INGEST_LOCK_WAIT)
 
     async def handle_reingest(self, interaction: discord.Interaction) -> None:
         if await self._refuse_non_admin(interaction):

@@ -71,7 +71,9 @@ class Engine:
                     self._manifest = None
                     raise NoIndexError()
                 embedder = self.embedder
-                store = VectorStore(self.settings, model=embedder.name, dimension=embedder.dimension, create=False)
+                store = VectorStore(
+                    self.settings, model=embedder.name, dimension=embedder.dimension, create=False
+                )
                 if not store.exists:
                     raise NoIndexError()
                 self._retriever = HybridRetriever(self._manifest, store, embedder)
@@ -125,7 +127,9 @@ class Engine:
             return condense_question(self.chat_model, question, history)
         return standalone_question(question, history)
 
-    def retrieve(self, query: str, k: int | None = None, timings: RetrievalTimings | None = None) -> list[Passage]:
+    def retrieve(
+        self, query: str, k: int | None = None, timings: RetrievalTimings | None = None
+    ) -> list[Passage]:
         return self._open().retrieve(query, k or self.settings.top_k, timings)
 
     def ask(
@@ -204,7 +208,9 @@ class Engine:
             ).fetchall()
         finally:
             manifest.close()
-        return [DocumentInfo(r["source"], r["title"], r["n_chunks"], r["chars"], r["ingested_at"]) for r in rows]
+        return [
+            DocumentInfo(r["source"], r["title"], r["n_chunks"], r["chars"], r["ingested_at"]) for r in rows
+        ]
 
     def context(self, passage: Passage, chars: int = 600) -> str:
         """The passage's text with up to `chars` characters of its source before and after."""
@@ -221,9 +227,18 @@ class Engine:
         end = len(text) if nl == -1 else nl
         return text[start:end]
 
-    def ingest(self, paths: Sequence[Path], *, full: bool = False, progress: bool | None = False) -> IngestReport:
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        *,
+        full: bool = False,
+        progress: bool | None = False,
+        lock_wait: float = 0,
+    ) -> IngestReport:
         """Incremental ingest under the writer lock; the next question sees the result."""
-        return ingest_paths(paths, self.settings, self.embedder, full=full, progress=progress)
+        return ingest_paths(
+            paths, self.settings, self.embedder, full=full, progress=progress, lock_wait=lock_wait
+        )
 
     def close(self) -> None:
         if self._manifest is not None:

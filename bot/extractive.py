@@ -93,14 +93,18 @@ class ExtractiveAnswerer:
                     previous = text
                     continue
                 # A long sentence's vector is diluted by its other content: its clauses count too.
-                parts = [(x, y, float(v.astype(np.float32) @ q_vec)) for x, y, v in clauses if a <= x and y <= b]
+                parts = [
+                    (x, y, float(v.astype(np.float32) @ q_vec)) for x, y, v in clauses if a <= x and y <= b
+                ]
                 cos = max([float(vector.astype(np.float32) @ q_vec)] + [c for _, _, c in parts])
                 own = _matches(q_terms, set(terms(text)))
                 # What the previous sentence names ("Safeguard Defenders published a report.
                 # The paper, entitled ...") half counts: a cheap stand-in for coreference.
                 context = _matches(q_terms, set(terms(previous))) if previous else {}
                 previous = text
-                overlap = sum(weights[t] * max(own.get(t, 0.0), 0.5 * context.get(t, 0.0)) for t in q_terms) / total
+                overlap = (
+                    sum(weights[t] * max(own.get(t, 0.0), 0.5 * context.get(t, 0.0)) for t in q_terms) / total
+                )
                 score = self.semantic_weight * cos + (1 - self.semantic_weight) * overlap
                 # Captions and fragments ("(Courtesy of X)") match names but say little.
                 score *= min(1.0, len(text.split()) / 8)
@@ -138,7 +142,11 @@ class ExtractiveAnswerer:
             margin = _SECOND_MARGIN if len(chosen) == 1 else _THIRD_MARGIN
             if len(chosen) >= _MAX_SENTENCES or s.score < max(self.threshold, best - margin):
                 continue
-            if len(s.text.split()) < 6 or length + len(s.text) > _MAX_CHARS or any(_same(s, c) for c in chosen):
+            if (
+                len(s.text.split()) < 6
+                or length + len(s.text) > _MAX_CHARS
+                or any(_same(s, c) for c in chosen)
+            ):
                 continue
             chosen.append(s)
             length += len(s.text)

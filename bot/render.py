@@ -31,7 +31,9 @@ def format_answer(answer: Answer, *, quote_chars: int = 300) -> str:
 
 
 def format_status(info: IndexStatus) -> str:
-    last = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.last_ingest)) if info.last_ingest else "never"
+    last = (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.last_ingest)) if info.last_ingest else "never"
+    )
     return "\n".join(
         [
             f"documents:  {info.documents}",

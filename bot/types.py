@@ -24,7 +24,12 @@ class Passage:
     chunk_ids: tuple[str, ...] = ()
 
     def brief(self) -> dict[str, Any]:
-        return {"source": self.source, "location": self.location, "text": self.text, "score": round(self.score, 4)}
+        return {
+            "source": self.source,
+            "location": self.location,
+            "text": self.text,
+            "score": round(self.score, 4),
+        }
 
 
 @dataclass(frozen=True)

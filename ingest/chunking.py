@@ -151,9 +151,7 @@ def _pack_section(
     return spans
 
 
-def _units(
-    text: str, start: int, end: int, count_tokens: TokenCounter, budget: int
-) -> list[tuple[int, int]]:
+def _units(text: str, start: int, end: int, count_tokens: TokenCounter, budget: int) -> list[tuple[int, int]]:
     """Sentences (paragraph ends included), with any sentence over budget cut into word windows."""
     units: list[tuple[int, int]] = []
     sentences = split_sentences(text, start, end)

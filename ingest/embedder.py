@@ -98,7 +98,11 @@ class Embedder(Embeddings):
         self.calls += 1
         self.embedded += len(texts)
         outputs = self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, output_value=None
+            texts,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            output_value=None,
         )
         encoded = self.model.tokenizer(
             texts,
@@ -142,7 +146,11 @@ class Embedder(Embeddings):
     def encode(self, texts: Sequence[str], **kwargs: Any) -> Any:
         """Raw numpy embeddings (normalised), for sentence scoring in the answerer."""
         return self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, **kwargs
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+            **kwargs,
         )
 
 

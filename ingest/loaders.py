@@ -195,6 +195,8 @@ def _walk(root: Path, found: list[tuple[Path, Path]], skipped: list[Skipped]) ->
         dirnames[:] = kept
         for name in sorted(filenames):
             file = here / name
+            if name.endswith(".url") and name[: -len(".url")] in filenames:
+                continue  # the sidecar recording where a fetched page came from (ingest.fetch)
             reason = _skip_reason(file)
             if reason is None:
                 found.append((file, root))

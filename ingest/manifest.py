@@ -138,7 +138,7 @@ class Manifest:
 
     def chunks(self, ids: Sequence[str] | None = None) -> list[sqlite3.Row]:
         if ids is None:
-            return self.db.execute('SELECT * FROM chunks ORDER BY source, ord').fetchall()
+            return self.db.execute("SELECT * FROM chunks ORDER BY source, ord").fetchall()
         out: list[sqlite3.Row] = []
         for i in range(0, len(ids), 500):
             part = list(ids[i : i + 500])
@@ -176,7 +176,8 @@ class Manifest:
             part = list(chunk_ids[i : i + 500])
             marks = ",".join("?" * len(part))
             for r in self.db.execute(
-                f'SELECT chunk_id, start, "end", kind, vector FROM sentences WHERE chunk_id IN ({marks})', part
+                f'SELECT chunk_id, start, "end", kind, vector FROM sentences WHERE chunk_id IN ({marks})',
+                part,
             ):
                 out.setdefault(r[0], []).append((r[1], r[2], r[3], r[4]))
         return out
@@ -263,5 +264,3 @@ class Manifest:
             "last_ingest": float(self.get_meta("last_ingest") or 0) or None,
             "model": self.get_meta("embedding_model"),
         }
-
-

@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,6 +21,7 @@ from filelock import FileLock, Timeout
 
 from ingest.chunking import Chunk, chunk_document, sentence_spans
 from ingest.errors import DossierError, LockedError
+from ingest.fetch import source_url
 from ingest.loaders import LoadedDocument, LoadError, discover, file_hash, load_file
 from ingest.manifest import FileRecord, Manifest
 from ingest.settings import Settings
@@ -85,18 +86,23 @@ def manifest_path(settings: Settings) -> Path:
 
 
 @contextmanager
-def writer_lock(settings: Settings) -> Iterator[None]:
-    """One writer per index. The lock lives in DOSSIER_HOME next to the manifest."""
+def writer_lock(settings: Settings, wait: float = 0) -> Iterator[None]:
+    """One writer per index. The lock lives in DOSSIER_HOME next to the manifest; `wait` is
+    how long to wait for another writer (e.g. the bot's watcher thread) before giving up."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(settings.home / "writer.lock"), timeout=0)
+    lock = FileLock(str(settings.home / "writer.lock"), timeout=wait, thread_local=False)
     owner = settings.home / "writer.pid"
     try:
         lock.acquire()
     except Timeout:
         pid = owner.read_text().strip() if owner.exists() else "?"
+        who = (
+            "Another ingest in this process"
+            if pid == str(os.getpid())
+            else f"Another dossier process (pid {pid})"
+        )
         raise LockedError(
-            f"Another dossier process (pid {pid}) is writing to the index in {settings.home}; "
-            "wait for it to finish and try again."
+            f"{who} is writing to the index in {settings.home}; wait for it to finish and try again."
         ) from None
     try:
         owner.write_text(str(os.getpid()))
@@ -122,10 +128,11 @@ def ingest_paths(
     full: bool = False,
     progress: bool | None = None,
     on_group: Callable[[int], None] | None = None,
+    lock_wait: float = 0,
 ) -> IngestReport:
     """Bring the index in line with the files under `paths` (incrementally unless `full`)."""
     started = time.perf_counter()
-    with writer_lock(settings):
+    with writer_lock(settings, lock_wait):
         manifest = Manifest(manifest_path(settings))
         try:
             store = _open_store(settings, manifest, embedder, full)
@@ -138,9 +145,13 @@ def ingest_paths(
             manifest.close()
 
 
-def _open_store(settings: Settings, manifest: Manifest, embedder: DocumentEmbedder, full: bool) -> VectorStore:
+def _open_store(
+    settings: Settings, manifest: Manifest, embedder: DocumentEmbedder, full: bool
+) -> VectorStore:
     if full:
-        store = VectorStore(settings, model=embedder.name, dimension=embedder.dimension, check_model=False, create=False)
+        store = VectorStore(
+            settings, model=embedder.name, dimension=embedder.dimension, check_model=False, create=False
+        )
         # Forget the record first: if we die between the two steps, the next run's
         # consistency check sees vectors the manifest does not know and removes them.
         manifest.clear()
@@ -228,7 +239,8 @@ def _run(
     try:
         for path, root in found:
             bar.advance(path.name)
-            source = path.relative_to(root).as_posix()
+            # A fetched page is known by its URL (ingest.fetch records it in a NAME.url sidecar).
+            source = source_url(path) or path.relative_to(root).as_posix()
             if source in seen_sources:
                 failed.append(Failure(str(path), f"another file already provides the source name {source!r}"))
                 continue
@@ -239,11 +251,17 @@ def _run(
             except OSError as err:
                 failed.append(Failure(str(path), _os_reason(err)))
                 continue
-            if previous is not None and previous.content_hash == digest and previous.path == str(path.resolve()):
+            if (
+                previous is not None
+                and previous.content_hash == digest
+                and previous.path == str(path.resolve())
+            ):
                 counts["unchanged"] += 1
                 continue
             try:
                 doc = load_file(path, root, max_bytes=max_bytes)
+                if doc.source != source:
+                    doc = replace(doc, source=source)
                 max_tokens = max_tokens or min(settings.chunk_tokens, embedder.max_tokens)
                 chunks = chunk_document(
                     doc, embedder.count_tokens, max_tokens=max_tokens, overlap=settings.chunk_overlap
@@ -285,7 +303,10 @@ def _flush(
             # Sentence vectors come from the same forward pass, so answering needs no model call
             # beyond the question's.
             spans = [sentence_spans(c.text) for c in fresh]
-            shifted = [[(a + c.text_offset, b + c.text_offset) for a, b, _ in s] for c, s in zip(fresh, spans, strict=True)]
+            shifted = [
+                [(a + c.text_offset, b + c.text_offset) for a, b, _ in s]
+                for c, s in zip(fresh, spans, strict=True)
+            ]
             vectors, span_vectors = embed_with_spans(texts, shifted)
             for c, s, rows in zip(fresh, spans, span_vectors, strict=True):
                 sentences[c.id] = [(a, b, k, row.tobytes()) for (a, b, k), row in zip(s, rows, strict=True)]

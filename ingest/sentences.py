@@ -13,7 +13,32 @@ _BOUNDARY = re.compile(
 )
 # Abbreviations after which a period does not end a sentence.
 _ABBREVIATIONS = frozenset(
-    ["mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "no", "vs", "etc", "e.g", "i.e", "fig", "al", "inc", "ltd", "co", "corp", "u.s", "u.k", "approx", "dept", "gov"]
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "no",
+        "vs",
+        "etc",
+        "e.g",
+        "i.e",
+        "fig",
+        "al",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "u.s",
+        "u.k",
+        "approx",
+        "dept",
+        "gov",
+    ]
 )
 
 

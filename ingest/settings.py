@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     )
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped and reported.")
     fetch_max_mb: float = Field(
-        20.0, gt=0, description="Largest web page or PDF that `dossier ingest URL` downloads; bigger ones are refused."
+        20.0,
+        gt=0,
+        description="Largest web page or PDF that `dossier ingest URL` downloads; bigger ones are refused.",
     )
 
     # -- retrieval and answers -------------------------------------------------------------
@@ -73,7 +75,9 @@ class Settings(BaseSettings):
         "extractive",
         description="Answerer: `extractive` (offline, default) or `provider:model` for LangChain's init_chat_model, e.g. openai:gpt-4o-mini, ollama:llama3.1, anthropic:claude-3-5-haiku-latest.",
     )
-    llm_timeout: float = Field(60.0, gt=0, description="Seconds before an LLM call gives up and the extractive answer is used.")
+    llm_timeout: float = Field(
+        60.0, gt=0, description="Seconds before an LLM call gives up and the extractive answer is used."
+    )
     abstain_threshold: float = Field(
         0.37,
         description="Extractive answerer: below this evidence score it answers that the documents don't say (calibrated on the report dev set).",
@@ -85,7 +89,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated folders that `dossier discord` watches for new documents.",
     )
-    watch_debounce_ms: int = Field(1500, ge=0, description="Quiet time before a burst of file changes is ingested.")
+    watch_debounce_ms: int = Field(
+        1500, ge=0, description="Quiet time before a burst of file changes is ingested."
+    )
 
     # -- Discord -------------------------------------------------------------------------------
     discord_token: SecretStr | None = Field(
@@ -120,7 +126,10 @@ class Settings(BaseSettings):
         5, ge=1, validation_alias=_env("DISCORD_RATE_LIMIT"), description="Questions per user per minute."
     )
     discord_max_concurrent: int = Field(
-        2, ge=1, validation_alias=_env("DISCORD_MAX_CONCURRENT"), description="Answers computed at the same time."
+        2,
+        ge=1,
+        validation_alias=_env("DISCORD_MAX_CONCURRENT"),
+        description="Answers computed at the same time.",
     )
     discord_threads: bool = Field(
         True,
@@ -128,7 +137,10 @@ class Settings(BaseSettings):
         description="Open a thread for the answer to a mention, so follow-ups keep their context.",
     )
     discord_max_upload_mb: float = Field(
-        20.0, gt=0, validation_alias=_env("DISCORD_MAX_UPLOAD_MB"), description="Largest file /ingest accepts."
+        20.0,
+        gt=0,
+        validation_alias=_env("DISCORD_MAX_UPLOAD_MB"),
+        description="Largest file /ingest accepts.",
     )
 
     @field_validator("discord_guild_ids", "discord_channel_ids", mode="before")

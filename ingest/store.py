@@ -182,7 +182,9 @@ class VectorStore:
         n = min(n, self.count())
         if n == 0:
             return []
-        result = self._collection.query(query_embeddings=[list(embedding)], n_results=n, include=["distances"])
+        result = self._collection.query(
+            query_embeddings=[list(embedding)], n_results=n, include=["distances"]
+        )
         return [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)]
 
     def reset(self) -> None:

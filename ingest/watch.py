@@ -37,6 +37,7 @@ _STEP_MS = 50
 # A burst that never goes quiet is still ingested after this long (or 10 quiet times).
 _MIN_MAX_WAIT_S = 10.0
 _LOCK_RETRY_SECONDS = 2.0
+_MISSING_POLL_SECONDS = 2.0
 _ERROR_RETRY_SECONDS = (5.0, 10.0, 20.0, 40.0, 60.0)
 
 BatchCallback = Callable[[IngestReport], None]
@@ -122,6 +123,26 @@ class Watcher:
         self.stop_event.set()
 
     def run(self) -> None:
+        missing_logged = False
+        while not self.stop_event.is_set():
+            missing = [p for p in self.paths if not p.is_dir()]
+            if not missing:
+                missing_logged = False
+                self._watch()
+                continue
+            # An unmounted drive or a folder moved away: keep its documents rather than drop
+            # them from the index, and start again when it is back.
+            if not missing_logged:
+                log.warning(
+                    "watched folder %s is gone; its documents stay in the index until it is back",
+                    ", ".join(map(str, missing)),
+                )
+                missing_logged = True
+            self.stop_event.wait(_MISSING_POLL_SECONDS)
+        log.info("watcher stopped")
+
+    def _watch(self) -> None:
+        """Watch until a stop request or a watched folder disappears, ingesting after each burst."""
         import watchfiles
 
         roots = [p.resolve() for p in self.paths]
@@ -140,11 +161,12 @@ class Watcher:
         )
         first_change = last_change = 0.0
         n_changes = 0
+        self._dirty = True  # the folders may have changed while they were not watched
         # The first (empty) yield arrives once the OS watches are in place: ingesting only then
         # means a file landing during the first ingest is still seen.
         for changes in changes_seen:
-            if self.stop_event.is_set():
-                break
+            if self.stop_event.is_set() or not all(r.is_dir() for r in roots):
+                return
             now = time.monotonic()
             if changes:
                 log.debug("changes: %s", sorted(path for _, path in changes))
@@ -159,12 +181,14 @@ class Watcher:
                 first_change = last_change = 0.0
                 self.run_batch(n_changes)
                 n_changes = 0
-        log.info("watcher stopped")
 
     def run_batch(self, n_changes: int = 0) -> IngestReport | None:
         """Ingest the watched folders once; None when the batch did not complete."""
         self._dirty = False
-        log.info("ingesting (%d file changes)", n_changes)
+        if n_changes:
+            log.info("ingesting after %d file changes", n_changes)
+        else:
+            log.info("ingesting %s", ", ".join(map(str, self.paths)))
         try:
             report = ingest_paths(
                 self.paths, self.settings, self.embedder, progress=False, on_group=self._check_stop

@@ -114,7 +114,7 @@ class FakeEngine:
             DocumentInfo(source="docs/report.md", title="110 Overseas", chunks=7, chars=9000, ingested_at=0.0)
         ]
 
-    def ingest(self, paths: Sequence[Path], *, full: bool = False) -> dict[str, Any]:
+    def ingest(self, paths: Sequence[Path], *, full: bool = False, lock_wait: float = 0) -> dict[str, Any]:
         self.ingested.append(list(paths))
         return {
             "added": 1,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -162,3 +166,37 @@ def test_file_names_are_safe_and_stable() -> None:
     assert with_query.startswith("example.com_a-")
     long_name = file_name_for("https://example.com/" + "a" * 500, ".html")
     assert len(long_name) < 150 and long_name.endswith(".html")
+
+
+def test_dossier_ingest_url_then_answer_cites_the_url(server: str, tmp_path: Path) -> None:
+    """`dossier ingest URL` end to end: fetched, ingested with the URL as its source, answerable."""
+    env = {
+        **os.environ,
+        "DOSSIER_HOME": str(tmp_path / "home"),
+        "HF_HUB_OFFLINE": "1",
+        "ANONYMIZED_TELEMETRY": "False",
+    }
+    url = f"{server}/news/lanterns.html"
+    cli = [sys.executable, "-c", "from bot.cli import main; main()"]
+    first = subprocess.run(
+        [*cli, "ingest", url, "--json"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["added"] == 1
+    again = subprocess.run(
+        [*cli, "ingest", url, "--json"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert json.loads(again.stdout)["added"] == 0 and json.loads(again.stdout)["unchanged"] == 1
+    assert "skipped" not in again.stderr  # the .url sidecar is not reported as a stray file
+    ask = subprocess.run(
+        [*cli, "ask", "When does the lantern fair of Quellmoor open?", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ask.returncode == 0, ask.stderr
+    answer = json.loads(ask.stdout)
+    assert answer["citations"] and answer["citations"][0]["source"] == url
+    missing = subprocess.run([*cli, "ingest", f"{server}/nope.html"], env=env, capture_output=True, text=True)
+    assert missing.returncode != 0 and "404" in missing.stderr and "Traceback" not in missing.stderr

@@ -184,7 +184,9 @@ def test_file_vanishing_mid_run_is_reported(settings, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "file_hash", vanish)
     report = ingest_paths([docs], settings, HashEmbedder())
     assert report.added == 2
-    assert [(Path(f.path).name, f.reason) for f in report.failed] == [("doc1.txt", "file vanished while reading")]
+    assert [(Path(f.path).name, f.reason) for f in report.failed] == [
+        ("doc1.txt", "file vanished while reading")
+    ]
 
 
 def test_unreadable_file_is_reported(settings, tmp_path, monkeypatch):
@@ -211,9 +213,12 @@ def test_no_chunk_exceeds_the_model_window(settings, tmp_path, embedder):
     # Pathological input: one 5,000-character "word", a paragraph without sentence ends, and
     # a run of numbers that tokenises into many word pieces.
     (docs / "weird.md").write_text(
-        "# Heading\n\n" + "x" * 5000 + "\n\n" + " ".join(["word"] * 900) + "\n\n" + " ".join(
-            str(12345678 + i) for i in range(400)
-        ),
+        "# Heading\n\n"
+        + "x" * 5000
+        + "\n\n"
+        + " ".join(["word"] * 900)
+        + "\n\n"
+        + " ".join(str(12345678 + i) for i in range(400)),
         encoding="utf-8",
     )
     ingest_paths([docs], settings, embedder)
@@ -316,7 +321,16 @@ def test_cli_ingest_json_and_exit_codes(tmp_path):
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, err
     summary = json.loads(out)
-    assert set(summary) >= {"added", "updated", "deleted", "unchanged", "failed", "chunks", "embedded", "seconds"}
+    assert set(summary) >= {
+        "added",
+        "updated",
+        "deleted",
+        "unchanged",
+        "failed",
+        "chunks",
+        "embedded",
+        "seconds",
+    }
     assert summary["added"] == 1 and len(summary["failed"]) == 5
     assert all(set(f) == {"path", "reason"} for f in summary["failed"])
 

@@ -58,7 +58,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_ingest_and_answer_through_a_chroma_server(chroma_server, tmp_path, embedder, corpus_dir):
-    settings = Settings(home=tmp_path / "home", chroma_url=chroma_server, collection="server-test", _env_file=None)
+    settings = Settings(
+        home=tmp_path / "home", chroma_url=chroma_server, collection="server-test", _env_file=None
+    )
     report = ingest_paths([corpus_dir], settings, embedder)
     assert report.added == 1 and report.chunks > 5
 

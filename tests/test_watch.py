@@ -117,6 +117,28 @@ def test_background_watcher_ingests_survives_a_bad_file_and_stops(tmp_path: Path
     assert not handle.is_alive() and handle.error is None
 
 
+def test_a_vanished_folder_keeps_its_documents_and_is_watched_again(
+    tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    docs = tmp_path / "docs"
+    _write(docs, FILLER)
+    settings = Settings(home=tmp_path / "home", watch_debounce_ms=100, _env_file=None)
+    caplog.set_level(logging.INFO, logger="ingest.watch")
+    handle = start_background_watcher([docs], settings, embedder)
+    try:
+        assert handle.ready.wait(60)
+        docs.rename(tmp_path / "away")  # e.g. a drive unmounted
+        wait_until(lambda: "is gone" in caplog.text, 30, "the watcher to notice")
+        time.sleep(0.5)
+        assert _sources(settings.home) == set(FILLER)
+        (tmp_path / "away").rename(docs)
+        (docs / "back.txt").write_text("The folder came back with a note about herons.\n")
+        wait_until(lambda: "back.txt" in _sources(settings.home), 30, "the folder to be watched again")
+        assert handle.is_alive()
+    finally:
+        assert handle.stop(30)
+
+
 def test_watcher_waits_for_the_writer_lock(
     tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -358,7 +380,7 @@ def test_sigterm_lets_the_batch_finish_and_releases_the_lock(tmp_path: Path, emb
     try:
         proc.wait_for(SUMMARY, timeout=60)
         (docs / "zorblat.txt").write_text(FACT)
-        proc.wait_for(r"ingesting \([1-9]", stream="err", timeout=30)
+        proc.wait_for(r"ingesting after [1-9]", stream="err", timeout=120)
         proc.signal(signal.SIGTERM)
         assert proc.wait(60) == 0, proc.transcript()
     finally:
@@ -372,8 +394,6 @@ def test_sigterm_lets_the_batch_finish_and_releases_the_lock(tmp_path: Path, emb
     assert again.returncode == 0, again.stderr
     assert "0 added, 0 updated, 0 deleted, 3 unchanged" in again.stdout
     assert time.monotonic() - started < 60
-
-
 
 
 def _essay(i: int) -> str:
