@@ -303,8 +303,7 @@ class HybridRetriever:
         # Committed chunks only: vectors of a file being ingested right now are not visible yet.
         rows = {r["id"]: r for r in self.manifest.chunks(ranked[: 3 * k + 10])}
         ranked = self._diversify([i for i in ranked if i in rows], rows, fused)
-        similarity = dict(dense)
-        passages = _merge([(rows[i], fused[i], similarity.get(i)) for i in ranked], k)
+        passages = _merge([(rows[i], fused[i]) for i in ranked], k)
         located = [self._locate(p) for p in passages]
         t4 = time.perf_counter()
 
@@ -365,10 +364,10 @@ class HybridRetriever:
         return Passage(**{**passage.__dict__, "text": body, "location": ", ".join(parts)})
 
 
-def _merge(candidates: list[tuple[Any, float, float | None]], k: int) -> list[Passage]:
+def _merge(candidates: list[tuple[Any, float]], k: int) -> list[Passage]:
     """Overlapping chunks of one source become one passage, scored by its best chunk."""
     passages: list[Passage] = []
-    for row, score, _similarity in candidates:
+    for row, score in candidates:
         for i, p in enumerate(passages):
             if p.source == row["source"] and row["start"] < p.end and p.start < row["end"]:
                 passages[i] = _join(p, row)
