@@ -18,10 +18,10 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from bot.engine import Engine  # noqa: E402
-from bot.evaluate import _relevant, load_questions, ndcg_at_10  # noqa: E402
-from bot.retrieval import passages_by_source  # noqa: E402
-from ingest.settings import Settings  # noqa: E402
+from bot.engine import Engine
+from bot.evaluate import _relevant, load_questions, ndcg_at_10
+from bot.retrieval import passages_by_source
+from ingest.settings import Settings
 
 CONFIGS = {
     "dense only": {"dense_weight": 1.0, "keyword_weight": 0.0, "source_decay": 1.0},
