@@ -23,11 +23,13 @@ from bot.evaluate import _relevant, load_questions, ndcg_at_10
 from bot.retrieval import passages_by_source
 from ingest.settings import Settings
 
-CONFIGS = {
-    "dense only": {"dense_weight": 1.0, "keyword_weight": 0.0, "source_decay": 1.0},
-    "keyword only (BM25)": {"dense_weight": 0.0, "keyword_weight": 1.0, "source_decay": 1.0},
-    "RRF 1:1": {"dense_weight": 1.0, "keyword_weight": 1.0, "source_decay": 1.0},
-    "RRF 0.5:1 (default)": {"dense_weight": 0.5, "keyword_weight": 1.0, "source_decay": 0.8},
+_BASE = {"dense_weight": 0.5, "keyword_weight": 1.0, "source_decay": 0.8}
+CONFIGS: dict[str, dict[str, float]] = {
+    "dense only": {"dense_weight": 1.0, "keyword_weight": 0.0, "source_decay": 1.0, "document_weight": 0.0},
+    "BM25 only": {"dense_weight": 0.0, "keyword_weight": 1.0, "source_decay": 1.0, "document_weight": 0.0},
+    "RRF 1:1": {"dense_weight": 1.0, "keyword_weight": 1.0, "source_decay": 1.0, "document_weight": 0.0},
+    "RRF 0.5:1, decay 0.8": {**_BASE, "document_weight": 0.0},
+    **{f"+ documents {w}": {**_BASE, "document_weight": w} for w in (0.15, 0.3, 0.5, 1.0)},
 }
 
 
@@ -42,7 +44,13 @@ def main() -> None:
     assert retriever is not None
     questions = load_questions(args.questions)
     figures = {}
+    only = os.environ.get("ABLATION_ONLY")
+    only = os.environ.get("ABLATION_ONLY")  # run only the configurations whose name has this
     for name, config in CONFIGS.items():
+        if only and only not in name:
+            continue
+        if only and only not in name:
+            continue
         for key, value in config.items():
             setattr(retriever, key, value)
         engine.embedder._cache.clear()  # each configuration pays for its query embeddings

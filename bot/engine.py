@@ -76,7 +76,9 @@ class Engine:
                 )
                 if not store.exists:
                     raise NoIndexError()
-                self._retriever = HybridRetriever(self._manifest, store, embedder)
+                self._retriever = HybridRetriever(
+                    self._manifest, store, embedder, document_weight=self.settings.document_weight
+                )
         return self._retriever
 
     @property

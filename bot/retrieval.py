@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,137 +35,15 @@ log = logging.getLogger(__name__)
 _WORD = re.compile(r"\w+", re.UNICODE)
 SpanVector = tuple[int, int, int, np.ndarray]  # start, end, kind (0 sentence, 1 clause), vector
 STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "s",
-        "t",
-        "don",
-    ]
+    """
+    a about above after again against all am an and any are as at be because been before being below
+    between both but by can could did do does doing down during each few for from further had has
+    have having he her here hers herself him himself his how i if in into is it its itself just me
+    more most my myself no nor not now of off on once only or other our ours ourselves out over own
+    same she should so some such than that the their theirs them themselves then there these they
+    this those through to too under until up very was we were what when where which while who whom
+    why will with would you your yours yourself yourselves s t don
+    """.split()
 )
 
 
@@ -205,17 +84,31 @@ class KeywordIndex:
         df = self._df.get(term, 0)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def search(self, query: str, n: int) -> list[tuple[str, float]]:
+    def search(self, query: str, n: int, within: np.ndarray | None = None) -> list[tuple[str, float]]:
+        """Best `n` ids for the query; `within` restricts the search to these row numbers."""
         if self._bm25 is None:
             return []
         tokens = [t for t in terms(query) if t in self._vocab]
         if not tokens:
             return []
         scores = self._bm25.get_scores(tokens)
+        if within is not None:
+            masked = np.zeros_like(scores)
+            masked[within] = scores[within]
+            scores = masked
         n = min(n, len(scores))
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
+
+
+_PROFILE_CHARS = 1500
+_TOP_DOCUMENTS = 3
+
+
+def _file_words(source: str) -> str:
+    """'2023 Q3 AAPL.pdf' -> '2023 Q3 AAPL': file names often say what a document is."""
+    return re.sub(r"[_\-.]+", " ", Path(source).stem)
 
 
 @dataclass
@@ -242,6 +135,7 @@ class HybridRetriever:
         dense_weight: float = 0.5,
         keyword_weight: float = 1.0,
         source_decay: float = 0.8,
+        document_weight: float = 0.0,
     ) -> None:
         self.manifest = manifest
         self.store = store
@@ -251,6 +145,9 @@ class HybridRetriever:
         self.dense_weight = dense_weight
         self.keyword_weight = keyword_weight
         self.source_decay = source_decay
+        self.document_weight = document_weight
+        self._documents = KeywordIndex([], [])
+        self._rows_of: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
         self._generation = -1
         self._keyword: KeywordIndex | None = None
@@ -273,9 +170,22 @@ class HybridRetriever:
             if self._generation != -1 and self.manifest.get_meta("writer_pid") != str(os.getpid()):
                 # Another process wrote: our embedded Chroma client cannot see its vectors yet.
                 self.store.reopen()
-            rows = self.manifest.db.execute("SELECT id, title, section, text FROM chunks").fetchall()
+            rows = self.manifest.db.execute("SELECT id, source, title, section, text FROM chunks").fetchall()
             self._keyword = KeywordIndex(
                 [r["id"] for r in rows], [embed_text(r["title"], r["section"], r["text"]) for r in rows]
+            )
+            by_source: dict[str, list[int]] = {}
+            for n, r in enumerate(rows):
+                by_source.setdefault(r["source"], []).append(n)
+            self._rows_of = {source: np.array(ns) for source, ns in by_source.items()}
+            files = self.manifest.db.execute(
+                f"SELECT source, title, substr(text, 1, {_PROFILE_CHARS}) AS head FROM files"
+            ).fetchall()
+            # A document's profile: its file name, title and opening (a filing's cover page names
+            # the company and the period; a chunk from page 30 does not).
+            self._documents = KeywordIndex(
+                [f["source"] for f in files],
+                [f"{_file_words(f['source'])} {f['title']}\n{f['head']}" for f in files],
             )
             self._generation = generation
             log.info("keyword index: %d chunks in %.2f s", len(rows), time.perf_counter() - started)
@@ -293,15 +203,30 @@ class HybridRetriever:
         t2 = time.perf_counter()
         assert self._keyword is not None
         keyword = self._keyword.search(query, pool)
+        rankings = [(self.dense_weight, dense), (self.keyword_weight, keyword)]
+        # Documents whose profile matches the question best: their chunks get a ranking of
+        # their own, so a question naming a company and a quarter finds that filing's pages.
+        top_docs = [source for source, _ in self._documents.search(query, _TOP_DOCUMENTS)]
+        if self.document_weight > 0 and len(self._rows_of) > _TOP_DOCUMENTS and top_docs:
+            within = np.concatenate([self._rows_of[s] for s in top_docs if s in self._rows_of])
+            rankings.append((self.document_weight, self._keyword.search(query, pool, within)))
+            with self._lock:
+                rankings.append(
+                    (
+                        self.document_weight * self.dense_weight,
+                        self.store.query(vector, pool, sources=top_docs),
+                    )
+                )
         t3 = time.perf_counter()
 
         fused: dict[str, float] = {}
-        for weight, ranking in ((self.dense_weight, dense), (self.keyword_weight, keyword)):
+        for weight, ranking in rankings:
             for rank, (chunk_id, _) in enumerate(ranking):
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (self.rrf_k + rank + 1)
         ranked = sorted(fused, key=fused.__getitem__, reverse=True)
         # Committed chunks only: vectors of a file being ingested right now are not visible yet.
-        rows = {r["id"]: r for r in self.manifest.chunks(ranked[: 3 * k + 10])}
+        # All candidates (a few hundred at most), so the top k does not depend on k.
+        rows = {r["id"]: r for r in self.manifest.chunks(ranked)}
         ranked = self._diversify([i for i in ranked if i in rows], rows, fused)
         passages = _merge([(rows[i], fused[i]) for i in ranked], k)
         located = [self._locate(p) for p in passages]

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
 
     # -- retrieval and answers -------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    document_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the document-level match (file name, title and opening of each document) in retrieval. 0 turns it off; about 0.3 helps collections of similar documents that questions name, such as quarterly filings (see docs/evaluation.md).",
+    )
     llm: str = Field(
         "extractive",
         description="Answerer: `extractive` (offline, default) or `provider:model` for LangChain's init_chat_model, e.g. openai:gpt-4o-mini, ollama:llama3.1, anthropic:claude-3-5-haiku-latest.",

@@ -175,15 +175,18 @@ class VectorStore:
                 return found
             offset += step
 
-    def query(self, embedding: Sequence[float], n: int) -> list[tuple[str, float]]:
-        """Nearest chunk ids with cosine similarity, best first."""
+    def query(
+        self, embedding: Sequence[float], n: int, sources: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """Nearest chunk ids with cosine similarity, best first (only of `sources` if given)."""
         if self._collection is None or n <= 0:
             return []
         n = min(n, self.count())
         if n == 0:
             return []
+        where = {"source": {"$in": list(sources)}} if sources else None
         result = self._collection.query(
-            query_embeddings=[list(embedding)], n_results=n, include=["distances"]
+            query_embeddings=[list(embedding)], n_results=n, include=["distances"], where=where
         )
         return [(i, 1.0 - d) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)]
 

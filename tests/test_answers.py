@@ -237,3 +237,31 @@ def test_reader_sees_vectors_written_by_another_process(tmp_path, embedder, corp
     dense = engine._retriever.store.query(embedder.embed_query("Wobblefin regatta Pelican Point"), 1)
     assert dense and dense[0][0] in answer.retrieved[0].chunk_ids  # found by the vectors, not only BM25
     engine.close()
+
+
+def test_document_signal_finds_the_named_document(tmp_path, embedder):
+    """Similar documents, a question naming one by what its file name and opening say."""
+    docs = tmp_path / "filings"
+    docs.mkdir()
+    companies = {
+        "ACME": "Acme Rockets Inc.",
+        "BOLT": "Bolt Bicycles Ltd.",
+        "CRUX": "Crux Cables Corp.",
+        "DUNE": "Dune Dairy Co.",
+    }
+    for ticker, name in companies.items():
+        for year in (2022, 2023):
+            body = "\n\n".join(
+                f"Section {i}. Revenue grew in the quarter while costs of materials rose and margins narrowed."
+                for i in range(12)
+            )
+            (docs / f"{year} Q3 {ticker}.txt").write_text(
+                f"Quarterly report of {name} for {year}\n\n{body}\n\nNet revenue was {len(name) * year} dollars.",
+                encoding="utf-8",
+            )
+    settings = Settings(home=tmp_path / "home", document_weight=0.3, _env_file=None)
+    ingest_paths([docs], settings, embedder)
+    engine = Engine(settings, embedder=embedder)
+    passages = engine.retrieve("How did revenue and margins develop at Crux Cables in Q3 2023?", 5)
+    assert passages[0].source == "2023 Q3 CRUX.txt"
+    engine.close()
