@@ -62,7 +62,19 @@ def machine() -> dict[str, Any]:
             if line.startswith("MemTotal:"):
                 mem_kb = int(line.split()[1])
     load = os.getloadavg()
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "ingest", "bot"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.split()
+        dirty = sorted({s for s in status if "/" in s})
+    except OSError:
+        commit, dirty = "", []
     return {
+        "commit": commit,
+        "uncommitted_core_files": dirty,
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
@@ -158,7 +170,11 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], dig
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
-        print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+        print(
+            "  ".join(
+                c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
     sys.stdout.flush()
 
 

@@ -27,6 +27,7 @@ each run (`copy_home`), so a benchmark never writes to a shared one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import shutil
@@ -36,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from common import (
     OUT,
     code_digest,
@@ -58,8 +58,9 @@ INGEST_CODE = (
     "ingest/loaders.py",
     "ingest/pipeline.py",
     "ingest/manifest.py",
-    "bench/synth.py",
 )
+# Bump when the way copies are made changes: cached synthetic indexes are then rebuilt.
+SYNTH_VERSION = 1
 
 
 def base_files(quick: bool) -> list[Path]:
@@ -108,7 +109,7 @@ def base_home(quick: bool) -> Path:
 def synthetic_home(n_chunks: int, quick: bool) -> Path:
     """A cached index of about `n_chunks` chunks (base files first, then perturbed copies)."""
     base = base_home(quick)
-    key = f"{base.parent.name.removeprefix('base-')}-{n_chunks}"
+    key = f"{base.parent.name.removeprefix('base-')}-v{SYNTH_VERSION}-{n_chunks}"
     home = OUT / f"synth-{key}" / "home"
     if (home / "index.sqlite").exists():
         return home
@@ -136,10 +137,8 @@ def _release_chroma(home: Path) -> None:
     with store._CLIENTS_LOCK:
         client = store._CLIENTS.pop(key, None)
     if client is not None:
-        try:
+        with contextlib.suppress(Exception):  # a chromadb without it: the folder is complete anyway
             client.clear_system_cache()
-        except Exception:  # older/newer chromadb without it: the folder is still complete on disk
-            pass
 
 
 # -- the builder ----------------------------------------------------------------------------------
@@ -158,7 +157,9 @@ class _Base:
             self.files = [dict(r) for r in manifest.db.execute("SELECT * FROM files ORDER BY rowid")]
             rows = [dict(r) for r in manifest.db.execute("SELECT * FROM chunks ORDER BY source, ord")]
             sentences: dict[str, list[tuple[int, int, int, bytes]]] = {}
-            for r in manifest.db.execute('SELECT chunk_id, start, "end", kind, vector FROM sentences ORDER BY rowid'):
+            for r in manifest.db.execute(
+                'SELECT chunk_id, start, "end", kind, vector FROM sentences ORDER BY rowid'
+            ):
                 sentences.setdefault(r[0], []).append((r[1], r[2], r[3], r[4]))
         finally:
             manifest.close()
@@ -279,7 +280,11 @@ def _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, metadata)
             digest = hashlib.sha256(chunk_text.encode()).hexdigest()
             occurrence = seen.get(digest, 0)
             seen[digest] = occurrence + 1
-            chunk_id = row["id"] if copy == 0 else hashlib.sha256(f"{source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32]
+            chunk_id = (
+                row["id"]
+                if copy == 0
+                else hashlib.sha256(f"{source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32]
+            )
             chunk = Chunk(
                 id=chunk_id,
                 source=source,
@@ -302,7 +307,9 @@ def _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, metadata)
                 if stored:
                     sv = np.stack([np.frombuffer(v, dtype=np.float16).astype(np.float32) for *_, v in stored])
                     sv = _noisy(sv, rng).astype(np.float16)
-                    sentences[chunk_id] = [(a, b, k, sv[i].tobytes()) for i, (a, b, k, _) in enumerate(stored)]
+                    sentences[chunk_id] = [
+                        (a, b, k, sv[i].tobytes()) for i, (a, b, k, _) in enumerate(stored)
+                    ]
                 else:
                     sentences[chunk_id] = []
                 vectors.append(_noisy(base.vectors[row["id"]][None, :], rng)[0])
