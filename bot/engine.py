@@ -77,7 +77,11 @@ class Engine:
                 if not store.exists:
                     raise NoIndexError()
                 self._retriever = HybridRetriever(
-                    self._manifest, store, embedder, document_weight=self.settings.document_weight
+                    self._manifest,
+                    store,
+                    embedder,
+                    document_weight=self.settings.document_weight,
+                    cache_dir=self.settings.home / "keyword",
                 )
         return self._retriever
 

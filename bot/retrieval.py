@@ -6,10 +6,12 @@ that is half ingested or already deleted.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import re
+import shutil
 import threading
 import time
 from collections import Counter
@@ -78,6 +80,31 @@ class KeywordIndex:
             self._bm25.index(tokenized, show_progress=False)
             self._vocab = self._bm25.vocab_dict
 
+    def save(self, folder: Path) -> None:
+        """Write the index next to the manifest, atomically (readers may race to write it)."""
+        if self._bm25 is None:
+            return
+        tmp = folder.with_name(f"{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        self._bm25.save(str(tmp), show_progress=False)
+        (tmp / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
+        (tmp / "df.json").write_text(json.dumps(self._df), encoding="utf-8")
+        try:
+            os.replace(tmp, folder)
+        except OSError:  # another reader saved it first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> KeywordIndex:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        index = cls([], [])
+        index._bm25 = bm25s.BM25.load(str(folder), load_vocab=True, show_progress=False)
+        index.ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
+        index._df = Counter(json.loads((folder / "df.json").read_text(encoding="utf-8")))
+        index._vocab = index._bm25.vocab_dict
+        return index
+
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency; unseen terms weigh the most."""
         n = len(self.ids)
@@ -136,6 +163,7 @@ class HybridRetriever:
         keyword_weight: float = 1.0,
         source_decay: float = 0.8,
         document_weight: float = 0.0,
+        cache_dir: Path | None = None,
     ) -> None:
         self.manifest = manifest
         self.store = store
@@ -146,6 +174,7 @@ class HybridRetriever:
         self.keyword_weight = keyword_weight
         self.source_decay = source_decay
         self.document_weight = document_weight
+        self.cache_dir = cache_dir
         self._documents = KeywordIndex([], [])
         self._rows_of: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -171,9 +200,7 @@ class HybridRetriever:
                 # Another process wrote: our embedded Chroma client cannot see its vectors yet.
                 self.store.reopen()
             rows = self.manifest.db.execute("SELECT id, source, title, section, text FROM chunks").fetchall()
-            self._keyword = KeywordIndex(
-                [r["id"] for r in rows], [embed_text(r["title"], r["section"], r["text"]) for r in rows]
-            )
+            self._keyword = self._keyword_index(generation, rows)
             by_source: dict[str, list[int]] = {}
             for n, r in enumerate(rows):
                 by_source.setdefault(r["source"], []).append(n)
@@ -189,6 +216,31 @@ class HybridRetriever:
             )
             self._generation = generation
             log.info("keyword index: %d chunks in %.2f s", len(rows), time.perf_counter() - started)
+
+    def _keyword_index(self, generation: int, rows: list[Any]) -> KeywordIndex:
+        """Load the BM25 index saved for this generation of the manifest, or build and save it:
+        a new process then starts without re-tokenising the whole collection."""
+        folder = self.cache_dir / f"bm25-{generation}" if self.cache_dir else None
+        if folder is not None and folder.exists():
+            try:
+                index = KeywordIndex.load(folder)
+                if len(index.ids) == len(rows):
+                    return index
+            except Exception:
+                log.warning("keyword index cache in %s is unreadable; rebuilding", folder, exc_info=True)
+        index = KeywordIndex(
+            [r["id"] for r in rows], [embed_text(r["title"], r["section"], r["text"]) for r in rows]
+        )
+        if folder is not None:
+            try:
+                folder.parent.mkdir(parents=True, exist_ok=True)
+                index.save(folder)
+                for old in folder.parent.glob("bm25-*"):
+                    if old.name != folder.name and not old.name.endswith(".tmp"):
+                        shutil.rmtree(old, ignore_errors=True)
+            except OSError:
+                log.warning("could not save the keyword index to %s", folder, exc_info=True)
+        return index
 
     def retrieve(self, query: str, k: int, timings: RetrievalTimings | None = None) -> list[Passage]:
         timings = timings if timings is not None else RetrievalTimings()

@@ -266,3 +266,37 @@ def test_document_signal_finds_the_named_document(tmp_path, embedder):
     assert passages[0].source == "2023 Q3 CRUX.txt"
     assert any(p.source == "2023 Q3 CRUX.txt" and "32023 thousand" in p.text for p in passages)
     engine.close()
+
+
+def test_keyword_index_is_cached_per_generation(tmp_path, embedder, corpus_dir, monkeypatch):
+    import bot.retrieval as retrieval
+
+    settings = Settings(home=tmp_path / "home", _env_file=None)
+    ingest_paths([corpus_dir], settings, embedder)
+    question = "Operation Fox Hunt was launched as part of which campaign?"
+    first = Engine(settings, embedder=embedder)
+    expected = first.ask(question)
+    first.close()
+    saved = list((settings.home / "keyword").glob("bm25-*"))
+    assert len(saved) == 1
+
+    loaded = []
+    real_load = retrieval.KeywordIndex.load.__func__
+    monkeypatch.setattr(
+        retrieval.KeywordIndex,
+        "load",
+        classmethod(lambda cls, folder: loaded.append(folder) or real_load(cls, folder)),
+    )
+    second = Engine(settings, embedder=embedder)
+    again = second.ask(question)
+    assert loaded == saved  # a new process starts from the saved index
+    assert [p.id for p in again.retrieved] == [p.id for p in expected.retrieved]
+    second.close()
+
+    (corpus_dir / "extra.txt").write_text("A note about lantern boats in Quillport.", encoding="utf-8")
+    ingest_paths([corpus_dir], settings, embedder)
+    third = Engine(settings, embedder=embedder)
+    third.ask(question)
+    third.close()
+    now = list((settings.home / "keyword").glob("bm25-*"))
+    assert len(now) == 1 and now != saved  # a new generation replaced the old one
