@@ -75,12 +75,36 @@ def machine() -> dict[str, Any]:
     return {
         "commit": commit,
         "uncommitted_core_files": dirty,
+        "embedding_backend": backend(),
         "cores": os.cpu_count(),
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
         "load_avg_1m": round(load[0], 2),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
     }
+
+
+def backend() -> str:
+    """The embedding backend under test: DOSSIER_EMBEDDING_BACKEND (torch unless set)."""
+    return os.environ.get("DOSSIER_EMBEDDING_BACKEND", "torch")
+
+
+def make_embedder() -> Any:
+    """An Embedder on the backend under test; exported models are kept in bench/out/models."""
+    from ingest.embedder import Embedder
+
+    if backend() == "torch":
+        return Embedder()
+    return Embedder(backend=backend(), cache_dir=OUT / "models")
+
+
+def export_into(home: Path) -> None:
+    """Engines built from settings keep exported models in DOSSIER_HOME/models: put the export
+    there beforehand, so no measured process pays for it (or imports torch to make it)."""
+    if backend() == "torch":
+        return
+    make_embedder().model  # noqa: B018  (exports into bench/out/models once)
+    shutil.copytree(OUT / "models", home / "models", dirs_exist_ok=True)
 
 
 def settings_for(home: Path, **overrides: Any) -> Any:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Timer, emit, load_questions, log, percentile, settings_for, table, verdict
+from common import Timer, emit, export_into, load_questions, log, percentile, settings_for, table, verdict
 
 TICK = 0.05
 TARGET_GAP = 1.0
@@ -167,6 +167,7 @@ def main() -> None:
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="dossier-bench-conc-") as tmp:
         home = copy_home(cached, Path(tmp) / "home")
+        export_into(home)
         # Cold first: nothing in this process has imported torch or loaded the model yet.
         log("executor, cold")
         results["executor_cold"] = asyncio.run(executor_run(home, questions, warm=False))

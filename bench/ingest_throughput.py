@@ -43,6 +43,7 @@ from common import (
     essay_files,
     link_corpus,
     log,
+    make_embedder,
     model_path,
     scifact_files,
     settings_for,
@@ -315,9 +316,7 @@ def main() -> None:
     args.sweep_chunks = args.sweep_chunks or (64 if args.quick else 256)
     args.slices = args.slices or (2 if args.quick else 4)
 
-    from ingest.embedder import Embedder
-
-    embedder = Embedder()
+    embedder = make_embedder()
     with Timer() as load:
         embedder.model  # noqa: B018  (load it now: excluded from every clock below)
     log(f"model loaded in {load.wall:.1f} s")

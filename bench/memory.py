@@ -27,7 +27,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import PYTHON, emit, essay_files, link_corpus, log, run_child, settings_for, table, verdict
+from common import (
+    PYTHON,
+    emit,
+    essay_files,
+    export_into,
+    link_corpus,
+    log,
+    make_embedder,
+    run_child,
+    settings_for,
+    table,
+    verdict,
+)
 
 GIB = 1024**3
 TARGET_BYTES = 1 * GIB
@@ -49,18 +61,15 @@ def child(kind: str, arg: str, home: str | None) -> dict[str, Any]:
     points: dict[str, int] = {"start": rss()}
     t = time.perf_counter()
     if kind == "model":
-        from ingest.embedder import Embedder
-
-        embedder = Embedder()
+        embedder = make_embedder()
         embedder.embed_query("What is a technology hub?")
         points["model_loaded"] = rss()
         extra: dict[str, Any] = {}
     elif kind == "ingest":
-        from ingest.embedder import Embedder
         from ingest.pipeline import ingest_paths
 
         assert home
-        report = ingest_paths([Path(arg)], settings_for(Path(home)), Embedder(), progress=False)
+        report = ingest_paths([Path(arg)], settings_for(Path(home)), make_embedder(), progress=False)
         points["after_ingest"] = rss()
         extra = {"chunks": report.chunks}
     else:
@@ -124,6 +133,7 @@ def main() -> None:
         cached = synthetic_home(n, args.quick)
         with tempfile.TemporaryDirectory(prefix="dossier-bench-mem-") as tmp:
             home = copy_home(cached, Path(tmp) / "home")
+            export_into(home)
             log(f"serving {n} chunks")
             results[f"serve_{n}"] = r = run("serve", "-", home)
         target = verdict(r["peak"] < TARGET_BYTES) if n == 100000 else ""

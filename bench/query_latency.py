@@ -21,7 +21,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import Timer, emit, load_questions, log, median, percentile, settings_for, table, verdict
+from common import (
+    Timer,
+    emit,
+    load_questions,
+    log,
+    make_embedder,
+    median,
+    percentile,
+    settings_for,
+    table,
+    verdict,
+)
 from synth import copy_home, synthetic_home
 
 STAGES = ("embed", "dense", "keyword", "fusion", "answer")
@@ -83,9 +94,7 @@ def main() -> None:
     passes = args.passes or (1 if args.quick else 3)
     questions = [q["question"] for q in load_questions()]
 
-    from ingest.embedder import Embedder
-
-    embedder = Embedder()
+    embedder = make_embedder()
     with Timer() as load:
         embedder.model  # noqa: B018
     results: dict[int, dict[str, Any]] = {}

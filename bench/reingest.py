@@ -35,6 +35,7 @@ from common import (
     essay_files,
     last_json,
     log,
+    make_embedder,
     median,
     run_child,
     settings_for,
@@ -72,11 +73,10 @@ def main() -> None:
     n_essays = args.essays or (12 if args.quick else None)
     repeats = args.repeats or (2 if args.quick else 3)
 
-    from ingest.embedder import Embedder
     from ingest.manifest import Manifest
     from ingest.pipeline import ingest_paths, manifest_path
 
-    warm = Embedder()
+    warm = make_embedder()
     with Timer() as load:
         warm.model  # noqa: B018
     files = essay_files(n_essays)
@@ -93,7 +93,7 @@ def main() -> None:
 
         unchanged: list[float] = []
         for _ in range(max(repeats, 5)):
-            fresh = Embedder()
+            fresh = make_embedder()
             with Timer() as t:
                 r = ingest_paths([corpus], settings, fresh, progress=False)
             assert r.embedded == 0 and r.unchanged == len(files), r.summary()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import OUT, PYTHON, ROOT, child_env, essay_files, link_corpus, machine, table
+from common import OUT, PYTHON, ROOT, backend, child_env, essay_files, link_corpus, machine, table
 
 BENCHES = [
     "ingest_throughput",
@@ -92,12 +93,20 @@ def targets_of(name: str, figures: dict[str, Any]) -> list[tuple[str, bool | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes in all")
+    parser.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default=None,
+        help="DOSSIER_EMBEDDING_BACKEND for every benchmark",
+    )
     parser.add_argument("--only", default="", help="comma-separated benchmark names")
     parser.add_argument("--skip", default="", help="comma-separated benchmark names")
     args = parser.parse_args()
     only = [n for n in args.only.split(",") if n]
     skip = {n for n in args.skip.split(",") if n}
     names = [n for n in BENCHES if (not only or n in only) and n not in skip]
+    if args.backend:
+        os.environ["DOSSIER_EMBEDDING_BACKEND"] = args.backend  # children inherit it
 
     collected: dict[str, Any] = {"machine": machine(), "quick": args.quick, "benches": {}}
     rows: list[list[Any]] = []
@@ -118,7 +127,8 @@ def main() -> None:
                 )
     total = time.perf_counter() - started
     OUT.mkdir(parents=True, exist_ok=True)
-    target = OUT / ("latest-quick.json" if args.quick else "latest.json")
+    suffix = ("" if backend() == "torch" else f"-{backend()}") + ("-quick" if args.quick else "")
+    target = OUT / f"latest{suffix}.json"
     target.write_text(json.dumps(collected, indent=1))
     table(
         f"Summary ({'quick' if args.quick else 'default sizes'}; {total / 60:.1f} min; figures in {target})",

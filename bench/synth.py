@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import shutil
 import time
@@ -51,12 +52,13 @@ from common import (
 NOISE_SIGMA = 0.03
 REPLACE_P = 0.35
 _WORD = re.compile(r"[A-Za-z]{3,}")
+# The code that decides what the base holds (text, chunks, sentence spans) and how the
+# manifest stores it. Other ingest changes (the pipeline's plumbing, embedder options) do not
+# change the vectors, so they keep the cache, which costs ~10 minutes to rebuild.
 INGEST_CODE = (
     "ingest/chunking.py",
     "ingest/sentences.py",
-    "ingest/embedder.py",
     "ingest/loaders.py",
-    "ingest/pipeline.py",
     "ingest/manifest.py",
 )
 # Bump when the way copies are made changes: cached synthetic indexes are then rebuilt.
@@ -87,8 +89,7 @@ def base_home(quick: bool) -> Path:
     from ingest.embedder import Embedder
     from ingest.pipeline import ingest_paths
 
-    building = OUT / f"base-{key}.building"
-    shutil.rmtree(building, ignore_errors=True)
+    building = OUT / f"base-{key}.building-{os.getpid()}"  # per process: concurrent runs never collide
     corpus = building / "corpus"
     essays = [f for f in files if f.parent.name == "essays"]
     abstracts = [f for f in files if f.parent.name == "corpus"]
@@ -100,9 +101,7 @@ def base_home(quick: bool) -> Path:
     report = ingest_paths(paths, settings_for(building / "home"), Embedder(), progress=False)
     log(f"base index: {report.summary()} ({time.perf_counter() - started:.0f} s)")
     _release_chroma(building / "home")
-    home.parent.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(home.parent, ignore_errors=True)
-    building.rename(home.parent)
+    _publish(building, home.parent)
     return home
 
 
@@ -113,15 +112,22 @@ def synthetic_home(n_chunks: int, quick: bool) -> Path:
     home = OUT / f"synth-{key}" / "home"
     if (home / "index.sqlite").exists():
         return home
-    building = OUT / f"synth-{key}.building"
-    shutil.rmtree(building, ignore_errors=True)
+    building = OUT / f"synth-{key}.building-{os.getpid()}"
     started = time.perf_counter()
     count = build_synthetic(base, building / "home", n_chunks)
     log(f"synthetic index: {count} chunks in {time.perf_counter() - started:.0f} s (cached in {home.parent})")
     _release_chroma(building / "home")
-    shutil.rmtree(home.parent, ignore_errors=True)
-    building.rename(home.parent)
+    _publish(building, home.parent)
     return home
+
+
+def _publish(building: Path, target: Path) -> None:
+    """Move a finished build into place; if another run got there first, keep theirs."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        building.rename(target)
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)
 
 
 def copy_home(src: Path, dest: Path) -> Path:
