@@ -6,6 +6,8 @@ Heavy modules (torch, chromadb) are imported inside the commands that need them,
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import logging
 import sys
@@ -182,6 +184,10 @@ def feedback_export(
 
 
 def main() -> None:
+    # At exit the interpreter garbage-collects every object of the thousands of modules that
+    # sentence-transformers and torch import: ~1.2 s after the answer is printed. Frozen
+    # objects are skipped (bench/RESULTS.md, cold start); nothing here relies on finalizers.
+    atexit.register(gc.freeze)
     try:
         app()
     except DossierError as err:

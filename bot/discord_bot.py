@@ -740,6 +740,10 @@ def run_discord(
         discord.utils.setup_logging(level=logging.INFO)
     try:
         engine = (engine_factory or _default_engine)(settings)
+        warm = getattr(engine, "warm", None)
+        if warm is not None:  # before the gateway connects: see Engine.warm
+            log.info("Loading the model and the index")
+            warm()
     except DossierError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -246,6 +246,18 @@ class Engine:
             paths, self.settings, self.embedder, full=full, progress=progress, lock_wait=lock_wait
         )
 
+    def warm(self) -> None:
+        """Do now what the first question would: load the model, open the index and its keyword
+        side. The Discord bot calls it before connecting, so its first questions neither wait
+        for it nor hold up the event loop while torch is imported in a worker thread."""
+        try:
+            retriever = self._open()
+        except NoIndexError:
+            self.embedder.embed_query("warm up")  # nothing indexed yet: the model at least
+            return
+        retriever.refresh()
+        self.embedder.embed_query("warm up")
+
     def close(self) -> None:
         if self._manifest is not None:
             self._manifest.close()

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -65,20 +65,43 @@ def terms(text: str) -> list[str]:
 class KeywordIndex:
     """BM25 over the committed chunks (bm25s, sparse matrices: fast at 100k chunks)."""
 
-    def __init__(self, ids: list[str], texts: list[str]) -> None:
+    def __init__(self, ids: Sequence[str], texts: Iterable[str]) -> None:
+        self.ids = list(ids)
+        self._bm25: Any = None
+        self._df: Counter[str] = Counter()
+        if self.ids:
+            self._build(zip(self.ids, texts, strict=True), keep_ids=False)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, str]]) -> KeywordIndex:
+        """Built from a stream of (id, text), e.g. a database cursor: the collection's texts are
+        never all in memory at once."""
+        index = cls([], [])
+        index._build(rows, keep_ids=True)
+        return index
+
+    def _build(self, rows: Iterable[tuple[str, str]], *, keep_ids: bool) -> None:
         import bm25s
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
-        self.ids = ids
-        self._bm25: Any = None
-        self._df: Counter[str] = Counter()
-        if ids:
-            tokenized = [terms(t) or ["\u2205"] for t in texts]
-            for tokens in tokenized:
-                self._df.update(set(tokens))
-            self._bm25 = bm25s.BM25(k1=1.2, b=0.75)
-            self._bm25.index(tokenized, show_progress=False)
-            self._vocab = self._bm25.vocab_dict
+        # Terms become small integers as they are read: a list of str per chunk would hold
+        # millions of string objects at 100k chunks (~250 MB of RSS that stays after the build).
+        vocab: dict[str, int] = {}
+        corpus: list[list[int]] = []
+        df: Counter[int] = Counter()
+        for chunk_id, text in rows:
+            if keep_ids:
+                self.ids.append(chunk_id)
+            tokens = [vocab.setdefault(t, len(vocab)) for t in terms(text) or ["\u2205"]]
+            corpus.append(tokens)
+            df.update(set(tokens))
+        if not corpus:
+            return
+        words = list(vocab)
+        self._df = Counter({words[i]: n for i, n in df.items()})
+        self._bm25 = bm25s.BM25(k1=1.2, b=0.75)
+        self._bm25.index((corpus, vocab), show_progress=False)
+        self._vocab = self._bm25.vocab_dict
 
     def save(self, folder: Path) -> None:
         """Write the index next to the manifest, atomically (readers may race to write it)."""
@@ -199,38 +222,41 @@ class HybridRetriever:
             if self._generation != -1 and self.manifest.get_meta("writer_pid") != str(os.getpid()):
                 # Another process wrote: our embedded Chroma client cannot see its vectors yet.
                 self.store.reopen()
-            rows = self.manifest.db.execute("SELECT id, source, title, section, text FROM chunks").fetchall()
-            self._keyword = self._keyword_index(generation, rows)
+            # Ids and sources only: chunk texts are read (streamed) only when the index is built.
+            source_of = dict(self.manifest.db.execute("SELECT id, source FROM chunks").fetchall())
+            self._keyword = self._keyword_index(generation, len(source_of))
             by_source: dict[str, list[int]] = {}
-            for n, r in enumerate(rows):
-                by_source.setdefault(r["source"], []).append(n)
+            for n, chunk_id in enumerate(self._keyword.ids):
+                source = source_of.get(chunk_id)
+                if source is not None:
+                    by_source.setdefault(source, []).append(n)
             self._rows_of = {source: np.array(ns) for source, ns in by_source.items()}
-            files = self.manifest.db.execute(
-                f"SELECT source, title, substr(text, 1, {_PROFILE_CHARS}) AS head FROM files"
-            ).fetchall()
-            # A document's profile: its file name, title and opening (a filing's cover page names
-            # the company and the period; a chunk from page 30 does not).
-            self._documents = KeywordIndex(
-                [f["source"] for f in files],
-                [f"{_file_words(f['source'])} {f['title']}\n{f['head']}" for f in files],
-            )
+            if self.document_weight > 0:
+                files = self.manifest.db.execute(
+                    f"SELECT source, title, substr(text, 1, {_PROFILE_CHARS}) AS head FROM files"
+                ).fetchall()
+                # A document's profile: its file name, title and opening (a filing's cover page
+                # names the company and the period; a chunk from page 30 does not).
+                self._documents = KeywordIndex(
+                    [f["source"] for f in files],
+                    [f"{_file_words(f['source'])} {f['title']}\n{f['head']}" for f in files],
+                )
             self._generation = generation
-            log.info("keyword index: %d chunks in %.2f s", len(rows), time.perf_counter() - started)
+            log.info("keyword index: %d chunks in %.2f s", len(source_of), time.perf_counter() - started)
 
-    def _keyword_index(self, generation: int, rows: list[Any]) -> KeywordIndex:
+    def _keyword_index(self, generation: int, count: int) -> KeywordIndex:
         """Load the BM25 index saved for this generation of the manifest, or build and save it:
         a new process then starts without re-tokenising the whole collection."""
         folder = self.cache_dir / f"bm25-{generation}" if self.cache_dir else None
         if folder is not None and folder.exists():
             try:
                 index = KeywordIndex.load(folder)
-                if len(index.ids) == len(rows):
+                if len(index.ids) == count:
                     return index
             except Exception:
                 log.warning("keyword index cache in %s is unreadable; rebuilding", folder, exc_info=True)
-        index = KeywordIndex(
-            [r["id"] for r in rows], [embed_text(r["title"], r["section"], r["text"]) for r in rows]
-        )
+        cursor = self.manifest.db.execute("SELECT id, title, section, text FROM chunks")
+        index = KeywordIndex.from_rows((r[0], embed_text(r[1], r[2], r[3])) for r in cursor)
         if folder is not None:
             try:
                 folder.parent.mkdir(parents=True, exist_ok=True)
@@ -258,8 +284,12 @@ class HybridRetriever:
         rankings = [(self.dense_weight, dense), (self.keyword_weight, keyword)]
         # Documents whose profile matches the question best: their chunks get a ranking of
         # their own, so a question naming a company and a quarter finds that filing's pages.
-        top_docs = [source for source, _ in self._documents.search(query, _TOP_DOCUMENTS)]
-        if self.document_weight > 0 and len(self._rows_of) > _TOP_DOCUMENTS and top_docs:
+        top_docs = (
+            [source for source, _ in self._documents.search(query, _TOP_DOCUMENTS)]
+            if self.document_weight > 0
+            else []
+        )
+        if len(self._rows_of) > _TOP_DOCUMENTS and top_docs:
             within = np.concatenate([self._rows_of[s] for s in top_docs if s in self._rows_of])
             rankings.append((self.document_weight, self._keyword.search(query, pool, within)))
             with self._lock:
