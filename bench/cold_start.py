@@ -19,6 +19,8 @@ Target: `dossier ask` <= 1.5 x (floor + model load). Medians over `--rounds` rou
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import json
 import sys
 import tempfile
@@ -46,6 +48,7 @@ print(json.dumps({{"import_st": t1 - t0, "construct": t2 - t1}}))
 def child_breakdown(question: str) -> None:
     """Run by `--child`: the steps of `dossier ask`, each timed."""
     entered = time.time()
+    atexit.register(gc.freeze)  # as bot/cli.py's main does, so the exit is timed like the command's
     t0 = time.perf_counter()
     from bot.engine import Engine
     from ingest.settings import Settings
