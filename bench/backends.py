@@ -112,42 +112,10 @@ def export_models(path: str, folder: Path) -> dict[str, float]:
     folder.mkdir(parents=True, exist_ok=True)
     fp32 = folder / "model.onnx"
     if not fp32.exists():
-        import torch
-        from transformers import AutoModel, AutoTokenizer
+        from ingest.onnx_backend import export_onnx
 
         t = time.perf_counter()
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-
-        class LastHidden(torch.nn.Module):
-            def __init__(self, inner: Any) -> None:
-                super().__init__()
-                self.inner = inner
-
-            def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-                return self.inner(
-                    input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-                ).last_hidden_state
-
-        sample = tokenizer(
-            ["an example sentence", "another, longer example sentence here"],
-            padding=True,
-            return_tensors="pt",
-        )
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        tmp = folder / "model.onnx.partial"
-        with torch.no_grad():
-            torch.onnx.export(
-                LastHidden(model),
-                tuple(sample[n] for n in names),
-                str(tmp),
-                input_names=names,
-                output_names=["last_hidden_state"],
-                dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
-                opset_version=17,
-                dynamo=False,
-            )
-        os.replace(tmp, fp32)
+        export_onnx(Path(path), fp32)  # the same export the ONNX backend uses
         spent["export_onnx"] = time.perf_counter() - t
     int8 = folder / "model-int8.onnx"
     if not int8.exists():

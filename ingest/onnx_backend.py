@@ -94,7 +94,7 @@ class OnnxSentenceModel:
         digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:12]
         onnx_file = cache_root / f"{folder.name}-{digest}" / "model.onnx"
         if not onnx_file.exists():
-            _export(folder, onnx_file)
+            export_onnx(folder, onnx_file)
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -146,7 +146,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _export(folder: Path, target: Path) -> None:
+def export_onnx(folder: Path, target: Path) -> None:
     """torch.onnx.export of the transformer (token embeddings out), atomically."""
     import warnings
 
