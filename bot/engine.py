@@ -76,25 +76,28 @@ class Engine:
                 )
                 if not store.exists:
                     raise NoIndexError()
-                self._retriever = HybridRetriever(
+                retriever = HybridRetriever(
                     self._manifest,
                     store,
                     embedder,
                     document_weight=self.settings.document_weight,
                     cache_dir=self.settings.home / "keyword",
                 )
+                self._extractive = ExtractiveAnswerer(
+                    embedder,
+                    threshold=self.settings.abstain_threshold,
+                    idf=lambda t: retriever.keyword.idf(t),
+                    sentence_vectors=retriever.sentence_vectors,
+                )
+                # Retrieved passages are ordered by the evidence they hold (docs/evaluation.md).
+                retriever.evidence = self._extractive.passage_scores
+                self._retriever = retriever
         return self._retriever
 
     @property
     def answerer(self) -> Answerer:
-        retriever = self._open()
-        if self._extractive is None:
-            self._extractive = ExtractiveAnswerer(
-                self.embedder,
-                threshold=self.settings.abstain_threshold,
-                idf=lambda t: retriever.keyword.idf(t),
-                sentence_vectors=retriever.sentence_vectors,
-            )
+        self._open()
+        assert self._extractive is not None
         if self._answerer is None:
             if self.settings.llm == "extractive":
                 self._answerer = self._extractive

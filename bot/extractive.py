@@ -20,6 +20,7 @@ from bot.prompts import CANNOT_ANSWER
 from bot.retrieval import SpanVector, terms
 from bot.types import Citation, Draft, Passage, TokenCallback, Turn
 from ingest.chunking import sentence_spans
+from ingest.sentences import glued_heading_length
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
 _HAS_NUMBER = re.compile(r"\d")
@@ -27,6 +28,9 @@ _HAS_NUMBER = re.compile(r"\d")
 # sentence that quotes one; a "how many" question by a sentence with a number.
 _NAME_Q = re.compile(r"\b(title|titled|called|named|name of|entitled)\b", re.I)
 _HAS_QUOTED = re.compile(r"[“\"][^”\"]{3,120}[”\"]")
+# The source's own footnote markers ("banned. [4]The second reason"): in an answer they would
+# read as citations of ours, so the answer text drops them (the quote keeps them, verbatim).
+_FOOTNOTE = re.compile(r"\s*\[\d{1,3}\]\s*")
 _PREFIXES = ("en", "re", "un", "co", "sub", "pre", "inter", "dis")
 _MAX_SENTENCES = 3
 _MAX_CHARS = 360
@@ -89,6 +93,8 @@ class ExtractiveAnswerer:
             clauses = [(a, b, v) for a, b, kind, v in spans if kind == 1]
             for a, b, vector in sentences:
                 text = passage.text[a:b]
+                a += glued_heading_length(text)  # quote the sentence, not a heading glued to it
+                text = passage.text[a:b]
                 if len(text) < 12 or not any(ch.isalpha() for ch in text):
                     previous = text
                     continue
@@ -114,6 +120,15 @@ class ExtractiveAnswerer:
                 scored.append(ScoredSentence(i, a, b, text, score))
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
+
+    def passage_scores(self, question: str, passages: Sequence[Passage]) -> list[float]:
+        """Each passage's best sentence score (a slight preference for better-ranked passages
+        included): how well the passage answers the question, used to order retrieved passages."""
+        stored = self.sentence_vectors(passages) if self.sentence_vectors is not None else None
+        best = [-1.0] * len(passages)
+        for s in self.score(question, passages, stored):
+            best[s.passage] = max(best[s.passage], s.score)
+        return best
 
     def _embed_units(self, passages: Sequence[Passage]) -> list[list[SpanVector]]:
         """Sentence and clause vectors computed now, for indexes without stored ones."""
@@ -167,11 +182,16 @@ class ExtractiveAnswerer:
                 lo = min(p.text.find(old.quote), s.start)
                 hi = max(p.text.find(old.quote) + len(old.quote), s.end)
                 citations[n - 1] = Citation(n, old.source, old.location, p.text[lo:hi], old.passage_id)
-            parts.append(f"{' '.join(s.text.split())} [{numbers[s.passage]}]")
+            parts.append(f"{_clean(s.text)} [{numbers[s.passage]}]")
         text = " ".join(parts)
         if on_token:
             on_token(text)
         return Draft(text=text, citations=tuple(citations), abstained=False)
+
+
+def _clean(sentence: str) -> str:
+    """A quoted sentence as the answer shows it: one line, without the source's footnote marks."""
+    return " ".join(_FOOTNOTE.sub(" ", sentence).split())
 
 
 def _matches(question_terms: set[str], sentence_terms: set[str]) -> dict[str, float]:

@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -103,18 +103,24 @@ class KeywordIndex:
         self._bm25.index((corpus, vocab), show_progress=False)
         self._vocab = self._bm25.vocab_dict
 
-    def save(self, folder: Path) -> None:
-        """Write the index next to the manifest, atomically (readers may race to write it)."""
+    def save(self, folder: Path, documents: KeywordIndex | None = None) -> None:
+        """Write the index (and the document index beside it) next to the manifest, atomically:
+        readers may race to write it."""
         if self._bm25 is None:
             return
         tmp = folder.with_name(f"{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        self._bm25.save(str(tmp), show_progress=False)
-        (tmp / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
-        (tmp / "df.json").write_text(json.dumps(self._df), encoding="utf-8")
+        self._write(tmp)
+        if documents is not None and documents._bm25 is not None:
+            documents._write(tmp / "documents")
         try:
             os.replace(tmp, folder)
         except OSError:  # another reader saved it first
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _write(self, folder: Path) -> None:
+        self._bm25.save(str(folder), show_progress=False)
+        (folder / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
+        (folder / "df.json").write_text(json.dumps(self._df), encoding="utf-8")
 
     @classmethod
     def load(cls, folder: Path) -> KeywordIndex:
@@ -152,8 +158,29 @@ class KeywordIndex:
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
 
-_PROFILE_CHARS = 1500
-_TOP_DOCUMENTS = 3
+
+
+# Document level (measured in docs/evaluation.md): BM25 over each document's whole text.
+_TOP_DOCUMENTS = 5  # the best documents, whose chunks get rankings of their own
+# A question that names a company, a product or a file singles out a few documents: their
+# scores stand this far (relative to the best) above the next. Their chunks then get a bonus of
+# _NAMED_BONUS times that gap (the fused score of a top chunk is about 0.025).
+_NAMED_GAP = 0.25
+_NAMED_BONUS = 0.05
+
+
+def named_documents(ranked: Sequence[tuple[str, float]]) -> tuple[set[str], float]:
+    """The documents a question singles out, and by how much: the best few when a clear gap
+    (at least _NAMED_GAP of the best score) separates them from the rest, among the top five."""
+    scores = [score for _, score in ranked[: _TOP_DOCUMENTS + 1]]
+    if not scores or scores[0] <= 0:
+        return set(), 0.0
+    scores += [0.0] * (_TOP_DOCUMENTS + 1 - len(scores))
+    gaps = [(scores[i] - scores[i + 1]) / scores[0] for i in range(_TOP_DOCUMENTS)]
+    best = max(range(_TOP_DOCUMENTS), key=gaps.__getitem__)
+    if gaps[best] < _NAMED_GAP:
+        return set(), 0.0
+    return {source for source, _ in ranked[: best + 1]}, gaps[best]
 
 
 def _file_words(source: str) -> str:
@@ -185,8 +212,9 @@ class HybridRetriever:
         dense_weight: float = 0.5,
         keyword_weight: float = 1.0,
         source_decay: float = 0.8,
-        document_weight: float = 0.0,
+        document_weight: float = 0.3,
         cache_dir: Path | None = None,
+        evidence: Callable[[str, Sequence[Passage]], Sequence[float]] | None = None,
     ) -> None:
         self.manifest = manifest
         self.store = store
@@ -198,6 +226,7 @@ class HybridRetriever:
         self.source_decay = source_decay
         self.document_weight = document_weight
         self.cache_dir = cache_dir
+        self.evidence = evidence
         self._documents = KeywordIndex([], [])
         self._rows_of: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -224,49 +253,43 @@ class HybridRetriever:
                 self.store.reopen()
             # Ids and sources only: chunk texts are read (streamed) only when the index is built.
             source_of = dict(self.manifest.db.execute("SELECT id, source FROM chunks").fetchall())
-            self._keyword = self._keyword_index(generation, len(source_of))
+            self._keyword, self._documents = self._keyword_index(generation, len(source_of))
             by_source: dict[str, list[int]] = {}
             for n, chunk_id in enumerate(self._keyword.ids):
                 source = source_of.get(chunk_id)
                 if source is not None:
                     by_source.setdefault(source, []).append(n)
             self._rows_of = {source: np.array(ns) for source, ns in by_source.items()}
-            if self.document_weight > 0:
-                files = self.manifest.db.execute(
-                    f"SELECT source, title, substr(text, 1, {_PROFILE_CHARS}) AS head FROM files"
-                ).fetchall()
-                # A document's profile: its file name, title and opening (a filing's cover page
-                # names the company and the period; a chunk from page 30 does not).
-                self._documents = KeywordIndex(
-                    [f["source"] for f in files],
-                    [f"{_file_words(f['source'])} {f['title']}\n{f['head']}" for f in files],
-                )
             self._generation = generation
             log.info("keyword index: %d chunks in %.2f s", len(source_of), time.perf_counter() - started)
 
-    def _keyword_index(self, generation: int, count: int) -> KeywordIndex:
-        """Load the BM25 index saved for this generation of the manifest, or build and save it:
-        a new process then starts without re-tokenising the whole collection."""
+    def _keyword_index(self, generation: int, count: int) -> tuple[KeywordIndex, KeywordIndex]:
+        """Load the BM25 indexes (chunks, documents) saved for this generation of the manifest,
+        or build and save them: a new process then starts without re-tokenising everything."""
         folder = self.cache_dir / f"bm25-{generation}" if self.cache_dir else None
-        if folder is not None and folder.exists():
+        if folder is not None and (folder / "documents").exists():
             try:
                 index = KeywordIndex.load(folder)
                 if len(index.ids) == count:
-                    return index
+                    return index, KeywordIndex.load(folder / "documents")
             except Exception:
                 log.warning("keyword index cache in %s is unreadable; rebuilding", folder, exc_info=True)
         cursor = self.manifest.db.execute("SELECT id, title, section, text FROM chunks")
         index = KeywordIndex.from_rows((r[0], embed_text(r[1], r[2], r[3])) for r in cursor)
+        # One entry per document: its file name ("2023 Q3 AAPL.pdf" says what it is), title and
+        # whole text. Committed files only, like the chunks.
+        files = self.manifest.db.execute("SELECT source, title, text FROM files")
+        documents = KeywordIndex.from_rows((f[0], f"{_file_words(f[0])} {f[1]}\n{f[2]}") for f in files)
         if folder is not None:
             try:
                 folder.parent.mkdir(parents=True, exist_ok=True)
-                index.save(folder)
+                index.save(folder, documents)
                 for old in folder.parent.glob("bm25-*"):
                     if old.name != folder.name and not old.name.endswith(".tmp"):
                         shutil.rmtree(old, ignore_errors=True)
             except OSError:
                 log.warning("could not save the keyword index to %s", folder, exc_info=True)
-        return index
+        return index, documents
 
     def retrieve(self, query: str, k: int, timings: RetrievalTimings | None = None) -> list[Passage]:
         timings = timings if timings is not None else RetrievalTimings()
@@ -282,15 +305,17 @@ class HybridRetriever:
         assert self._keyword is not None
         keyword = self._keyword.search(query, pool)
         rankings = [(self.dense_weight, dense), (self.keyword_weight, keyword)]
-        # Documents whose profile matches the question best: their chunks get a ranking of
-        # their own, so a question naming a company and a quarter finds that filing's pages.
-        top_docs = (
-            [source for source, _ in self._documents.search(query, _TOP_DOCUMENTS)]
-            if self.document_weight > 0
+        # The documents whose whole text matches the question best: their chunks get rankings
+        # of their own, so an answer in a chunk that does not repeat the document's subject (a
+        # filing's page 30 never names the company) can still be found.
+        documents = (
+            self._documents.search(query, _TOP_DOCUMENTS + 1)
+            if self.document_weight > 0 and len(self._rows_of) > _TOP_DOCUMENTS
             else []
         )
-        if len(self._rows_of) > _TOP_DOCUMENTS and top_docs:
-            within = np.concatenate([self._rows_of[s] for s in top_docs if s in self._rows_of])
+        top_docs = [source for source, _ in documents[:_TOP_DOCUMENTS] if source in self._rows_of]
+        if top_docs:
+            within = np.concatenate([self._rows_of[s] for s in top_docs])
             rankings.append((self.document_weight, self._keyword.search(query, pool, within)))
             with self._lock:
                 rankings.append(
@@ -305,13 +330,23 @@ class HybridRetriever:
         for weight, ranking in rankings:
             for rank, (chunk_id, _) in enumerate(ranking):
                 fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (self.rrf_k + rank + 1)
-        ranked = sorted(fused, key=fused.__getitem__, reverse=True)
         # Committed chunks only: vectors of a file being ingested right now are not visible yet.
         # All candidates (a few hundred at most), so the top k does not depend on k.
-        rows = {r["id"]: r for r in self.manifest.chunks(ranked)}
-        ranked = self._diversify([i for i in ranked if i in rows], rows, fused)
+        rows = {r["id"]: r for r in self.manifest.chunks(list(fused))}
+        named, gap = named_documents(documents)
+        for chunk_id, row in rows.items():
+            if row["source"] in named:
+                fused[chunk_id] += _NAMED_BONUS * gap
+        ranked = sorted((i for i in fused if i in rows), key=fused.__getitem__, reverse=True)
+        ranked = self._diversify(ranked, rows, fused)
         passages = _merge([(rows[i], fused[i]) for i in ranked], k)
         located = [self._locate(p) for p in passages]
+        if self.evidence is not None and len(located) > 1:
+            # Best evidence first: the passage holding the sentence that answers the question
+            # best leads (ties keep the retrieval order).
+            scores = self.evidence(query, located)
+            order = sorted(range(len(located)), key=lambda i: -scores[i])
+            located = [located[i] for i in order]
         t4 = time.perf_counter()
 
         timings.embed += (t1 - t0) * 1000

@@ -14,7 +14,7 @@ from bot.engine import Engine
 from bot.evaluate import holds, is_correct, load_questions, ndcg_at_10, run_eval
 from bot.followup import standalone_question
 from bot.prompts import CANNOT_ANSWER
-from bot.retrieval import DossierRetriever
+from bot.retrieval import DossierRetriever, named_documents
 from bot.types import Turn
 from ingest.errors import NoIndexError, QuestionError
 from ingest.loaders import fold_for_match
@@ -247,7 +247,7 @@ def _filings(folder: Path) -> None:
         for year in (2022, 2023):
             body = "\n\n".join(
                 f"Section {i}. Demand was steady in the quarter while costs of materials rose and margins narrowed."
-                for i in range(14)
+                for i in range(60)
             )
             (folder / f"{year} Q3 {ticker}.txt").write_text(
                 f"QUARTERLY REPORT\n\nThis report covers {name} for the third quarter of {year}.\n\n{body}\n\n"
@@ -258,14 +258,37 @@ def _filings(folder: Path) -> None:
 
 def test_document_signal_finds_the_named_document(tmp_path, embedder):
     _filings(tmp_path / "filings")
-    settings = Settings(home=tmp_path / "home", document_weight=0.3, _env_file=None)
-    ingest_paths([tmp_path / "filings"], settings, embedder)
-    engine = Engine(settings, embedder=embedder)
+    question = "What was the net revenue of Crux Cables in Q3 2023?"
+    found = {}
+    for weight in (0.0, 0.3):
+        settings = Settings(home=tmp_path / "home", document_weight=weight, _env_file=None)
+        ingest_paths([tmp_path / "filings"], settings, embedder)
+        engine = Engine(settings, embedder=embedder)
+        found[weight] = engine.retrieve(question, 5)
+        engine.close()
     # Nothing in the revenue line ties it to Crux Cables or 2023: only the document does.
-    passages = engine.retrieve("What was the net revenue of Crux Cables in Q3 2023?", 3)
-    assert passages[0].source == "2023 Q3 CRUX.txt"
-    assert any(p.source == "2023 Q3 CRUX.txt" and "32023 thousand" in p.text for p in passages)
-    engine.close()
+    assert not any(p.source == "2023 Q3 CRUX.txt" and "32023 thousand" in p.text for p in found[0.0])
+    assert found[0.3][0].source == "2023 Q3 CRUX.txt"
+    assert any(p.source == "2023 Q3 CRUX.txt" and "32023 thousand" in p.text for p in found[0.3])
+
+
+def test_named_documents_need_a_clear_gap():
+    # Four filings of one company far above the rest: the question named them.
+    named, gap = named_documents([("a1", 8.0), ("a2", 7.9), ("a3", 7.8), ("a4", 7.8), ("b1", 1.0), ("b2", 0.9)])
+    assert named == {"a1", "a2", "a3", "a4"} and gap == pytest.approx(6.8 / 8.0)
+    # Essays sharing a theme score close together: nobody is singled out.
+    assert named_documents([("e1", 5.2), ("e2", 5.1), ("e3", 4.9), ("e4", 4.8), ("e5", 4.8), ("e6", 4.6)]) == (set(), 0.0)
+    # Only one document has the words at all.
+    assert named_documents([("only", 3.0)]) == ({"only"}, 1.0)
+    assert named_documents([]) == (set(), 0.0)
+
+
+def test_best_evidence_comes_first(report_engine):
+    question = "Which organisation published the report on overseas police stations?"
+    passages = report_engine.retrieve(question, 5)
+    extractive = report_engine._extractive
+    scored = extractive.score(question, passages, extractive.sentence_vectors(passages))
+    assert scored[0].passage == 0
 
 
 def test_keyword_index_is_cached_per_generation(tmp_path, embedder, corpus_dir, monkeypatch):
@@ -289,7 +312,7 @@ def test_keyword_index_is_cached_per_generation(tmp_path, embedder, corpus_dir, 
     )
     second = Engine(settings, embedder=embedder)
     again = second.ask(question)
-    assert loaded == saved  # a new process starts from the saved index
+    assert loaded == [saved[0], saved[0] / "documents"]  # a new process starts from the saved indexes
     assert [p.id for p in again.retrieved] == [p.id for p in expected.retrieved]
     second.close()
 
@@ -300,3 +323,32 @@ def test_keyword_index_is_cached_per_generation(tmp_path, embedder, corpus_dir, 
     third.close()
     now = list((settings.home / "keyword").glob("bm25-*"))
     assert len(now) == 1 and now != saved  # a new generation replaced the old one
+
+
+def test_quotes_drop_glued_headings_and_footnote_marks(embedder):
+    from bot.extractive import ExtractiveAnswerer
+    from bot.types import Passage
+    from ingest.sentences import glued_heading_length
+
+    assert glued_heading_length("Two TypesI think you only need two kinds of people.") == len("Two Types")
+    assert glued_heading_length("New Attitude to AcquisitionAnother thing I see is acquisitions.") == len(
+        "New Attitude to Acquisition"
+    )
+    for whole in ("LinkedIn is a company that many people use.", "The iPhone sold well in every country."):
+        assert glued_heading_length(whole) == 0
+
+    text = (
+        "How do you get them to move?Two TypesI think you only need two kinds of people to create "
+        "a technology hub: rich people and nerds. That is all. [4]The second reason is that nerds "
+        "follow other nerds to the places where they live."
+    )
+    passage = Passage(
+        id="p1", source="hubs.txt", text=text, location="line 1", score=1.0, title="Hubs",
+        page=None, section=None, start=0, end=len(text), chunk_ids=("p1",),
+    )
+    answerer = ExtractiveAnswerer(embedder, threshold=0.2)
+    draft = answerer.answer("What kinds of people do you need to create a technology hub?", [passage])
+    assert draft.text.startswith("I think you only need two kinds of people")
+    assert "[4]" not in draft.text and "Two Types" not in draft.text
+    for citation in draft.citations:
+        assert citation.quote in text and not citation.quote.startswith("Two Types")
