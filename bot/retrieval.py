@@ -158,8 +158,6 @@ class KeywordIndex:
         return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
 
 
-
-
 # Document level (measured in docs/evaluation.md): BM25 over each document's whole text.
 _TOP_DOCUMENTS = 5  # the best documents, whose chunks get rankings of their own
 # A question that names a company, a product or a file singles out a few documents: their

@@ -274,10 +274,14 @@ def test_document_signal_finds_the_named_document(tmp_path, embedder):
 
 def test_named_documents_need_a_clear_gap():
     # Four filings of one company far above the rest: the question named them.
-    named, gap = named_documents([("a1", 8.0), ("a2", 7.9), ("a3", 7.8), ("a4", 7.8), ("b1", 1.0), ("b2", 0.9)])
+    named, gap = named_documents(
+        [("a1", 8.0), ("a2", 7.9), ("a3", 7.8), ("a4", 7.8), ("b1", 1.0), ("b2", 0.9)]
+    )
     assert named == {"a1", "a2", "a3", "a4"} and gap == pytest.approx(6.8 / 8.0)
     # Essays sharing a theme score close together: nobody is singled out.
-    assert named_documents([("e1", 5.2), ("e2", 5.1), ("e3", 4.9), ("e4", 4.8), ("e5", 4.8), ("e6", 4.6)]) == (set(), 0.0)
+    assert named_documents(
+        [("e1", 5.2), ("e2", 5.1), ("e3", 4.9), ("e4", 4.8), ("e5", 4.8), ("e6", 4.6)]
+    ) == (set(), 0.0)
     # Only one document has the words at all.
     assert named_documents([("only", 3.0)]) == ({"only"}, 1.0)
     assert named_documents([]) == (set(), 0.0)
@@ -343,8 +347,17 @@ def test_quotes_drop_glued_headings_and_footnote_marks(embedder):
         "follow other nerds to the places where they live."
     )
     passage = Passage(
-        id="p1", source="hubs.txt", text=text, location="line 1", score=1.0, title="Hubs",
-        page=None, section=None, start=0, end=len(text), chunk_ids=("p1",),
+        id="p1",
+        source="hubs.txt",
+        text=text,
+        location="line 1",
+        score=1.0,
+        title="Hubs",
+        page=None,
+        section=None,
+        start=0,
+        end=len(text),
+        chunk_ids=("p1",),
     )
     answerer = ExtractiveAnswerer(embedder, threshold=0.2)
     draft = answerer.answer("What kinds of people do you need to create a technology hub?", [passage])
