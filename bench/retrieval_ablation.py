@@ -18,18 +18,29 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from bot import retrieval
 from bot.engine import Engine
 from bot.evaluate import _relevant, load_questions, ndcg_at_10
 from bot.retrieval import passages_by_source
 from ingest.settings import Settings
 
 _BASE = {"dense_weight": 0.5, "keyword_weight": 1.0, "source_decay": 0.8}
+_OFF = {"document_weight": 0.0, "evidence": False}
+# Each configuration sets retriever attributes; "evidence" turns the evidence ordering of the
+# top passages on or off, and upper-case keys override bot.retrieval's module constants.
 CONFIGS: dict[str, dict[str, float]] = {
-    "dense only": {"dense_weight": 1.0, "keyword_weight": 0.0, "source_decay": 1.0, "document_weight": 0.0},
-    "BM25 only": {"dense_weight": 0.0, "keyword_weight": 1.0, "source_decay": 1.0, "document_weight": 0.0},
-    "RRF 1:1": {"dense_weight": 1.0, "keyword_weight": 1.0, "source_decay": 1.0, "document_weight": 0.0},
-    "RRF 0.5:1, decay 0.8": {**_BASE, "document_weight": 0.0},
-    **{f"+ documents {w}": {**_BASE, "document_weight": w} for w in (0.15, 0.3, 0.5, 1.0)},
+    "dense only": {"dense_weight": 1.0, "keyword_weight": 0.0, "source_decay": 1.0, **_OFF},
+    "BM25 only": {"dense_weight": 0.0, "keyword_weight": 1.0, "source_decay": 1.0, **_OFF},
+    "RRF 1:1": {"dense_weight": 1.0, "keyword_weight": 1.0, "source_decay": 1.0, **_OFF},
+    "RRF 0.5:1, decay 0.8": {**_BASE, **_OFF},
+    "+ evidence order": {**_BASE, "document_weight": 0.0, "evidence": True},
+    "+ documents 0.3": {**_BASE, "document_weight": 0.3, "evidence": False},
+    "default (both)": {**_BASE, "document_weight": 0.3, "evidence": True},
+    "default, documents 0.15": {**_BASE, "document_weight": 0.15, "evidence": True},
+    "default, documents 0.5": {**_BASE, "document_weight": 0.5, "evidence": True},
+    "default, top documents 3": {**_BASE, "document_weight": 0.3, "evidence": True, "_TOP_DOCUMENTS": 3},
+    "default, top documents 8": {**_BASE, "document_weight": 0.3, "evidence": True, "_TOP_DOCUMENTS": 8},
+    "default, no named bonus": {**_BASE, "document_weight": 0.3, "evidence": True, "_NAMED_BONUS": 0.0},
 }
 
 
@@ -44,15 +55,19 @@ def main() -> None:
     assert retriever is not None
     questions = load_questions(args.questions)
     figures = {}
-    only = os.environ.get("ABLATION_ONLY")
     only = os.environ.get("ABLATION_ONLY")  # run only the configurations whose name has this
+    evidence = retriever.evidence
+    defaults = {name: getattr(retrieval, name) for name in ("_TOP_DOCUMENTS", "_NAMED_BONUS")}
     for name, config in CONFIGS.items():
         if only and only not in name:
             continue
-        if only and only not in name:
-            continue
-        for key, value in config.items():
-            setattr(retriever, key, value)
+        for key, value in {**defaults, **config}.items():
+            if key == "evidence":
+                retriever.evidence = evidence if value else None
+            elif key.startswith("_"):
+                setattr(retrieval, key, value)
+            else:
+                setattr(retriever, key, value)
         engine.embedder._cache.clear()  # each configuration pays for its query embeddings
         hits, ranks, ndcgs = 0, [], []
         started = time.perf_counter()

@@ -82,6 +82,7 @@ class Engine:
                     embedder,
                     document_weight=self.settings.document_weight,
                     cache_dir=self.settings.home / "keyword",
+                    context_chunks=self.settings.context_chunks,
                 )
                 self._extractive = ExtractiveAnswerer(
                     embedder,

@@ -213,6 +213,7 @@ class HybridRetriever:
         document_weight: float = 0.3,
         cache_dir: Path | None = None,
         evidence: Callable[[str, Sequence[Passage]], Sequence[float]] | None = None,
+        context_chunks: int = 0,
     ) -> None:
         self.manifest = manifest
         self.store = store
@@ -225,6 +226,7 @@ class HybridRetriever:
         self.document_weight = document_weight
         self.cache_dir = cache_dir
         self.evidence = evidence
+        self.context_chunks = context_chunks
         self._documents = KeywordIndex([], [])
         self._rows_of: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
@@ -338,6 +340,8 @@ class HybridRetriever:
         ranked = sorted((i for i in fused if i in rows), key=fused.__getitem__, reverse=True)
         ranked = self._diversify(ranked, rows, fused)
         passages = _merge([(rows[i], fused[i]) for i in ranked], k)
+        if self.context_chunks > 0:
+            passages = [self._widen(p, rows) for p in passages]
         located = [self._locate(p) for p in passages]
         if self.evidence is not None and len(located) > 1:
             # Best evidence first: the passage holding the sentence that answers the question
@@ -366,6 +370,16 @@ class HybridRetriever:
             adjusted[chunk_id] = fused[chunk_id] * self.source_decay ** seen.get(source, 0)
             seen[source] = seen.get(source, 0) + 1
         return sorted(ranked, key=adjusted.__getitem__, reverse=True)
+
+    def _widen(self, passage: Passage, rows: dict[str, Any]) -> Passage:
+        """The passage with `context_chunks` neighbouring chunks of its source on each side."""
+        ords = [rows[cid]["ord"] for cid in passage.chunk_ids]
+        lo, hi = min(ords), max(ords)
+        n = self.context_chunks
+        wanted = [o for o in (*range(lo - n, lo), *range(hi + 1, hi + n + 1)) if o >= 0]
+        for row in self.manifest.neighbours(passage.source, wanted):
+            passage = _join(passage, row)
+        return passage
 
     def sentence_vectors(self, passages: Sequence[Passage]) -> list[list[SpanVector]] | None:
         """Stored sentence and clause vectors of each passage, offsets relative to its text;

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Weight of the document-level match (BM25 over each document's file name and whole text) in retrieval: the best documents' chunks get rankings of their own, and documents a question names get a bonus. 0 turns it off (see docs/evaluation.md).",
     )
+    context_chunks: int = Field(
+        0,
+        ge=0,
+        le=3,
+        description="Neighbouring chunks joined to each side of a retrieved passage, so the answerer sees the text around it (longer prompts with an LLM). 0 keeps passages as retrieved; overlapping retrieved chunks are always merged.",
+    )
     llm: str = Field(
         "extractive",
         description="Answerer: `extractive` (offline, default) or `provider:model` for LangChain's init_chat_model, e.g. openai:gpt-4o-mini, ollama:llama3.1, anthropic:claude-3-5-haiku-latest.",

@@ -365,3 +365,28 @@ def test_quotes_drop_glued_headings_and_footnote_marks(embedder):
     assert "[4]" not in draft.text and "Two Types" not in draft.text
     for citation in draft.citations:
         assert citation.quote in text and not citation.quote.startswith("Two Types")
+
+
+def test_context_chunks_join_the_neighbours(tmp_path, embedder):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    paragraphs = [
+        f"Paragraph {i}. The lighthouse keeper logged the weather, the ships and the lamp oil on day {i}."
+        for i in range(40)
+    ]
+    paragraphs[20] = "The keeper's cat, Admiral Whiskers, slept in the lamp room every winter night."
+    (folder / "log.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+    question = "Where did Admiral Whiskers sleep?"
+    found = {}
+    for n in (0, 1):
+        settings = Settings(home=tmp_path / "home", context_chunks=n, _env_file=None)
+        ingest_paths([folder], settings, embedder)
+        engine = Engine(settings, embedder=embedder)
+        found[n] = engine.retrieve(question, 1)[0]
+        engine.close()
+    plain, wide = found[0], found[1]
+    assert "Admiral Whiskers" in plain.text and "Admiral Whiskers" in wide.text
+    assert wide.start < plain.start and wide.end > plain.end  # a chunk on each side
+    assert len(wide.chunk_ids) == len(plain.chunk_ids) + 2
+    text = (folder / "log.txt").read_text(encoding="utf-8")
+    assert wide.text == text[wide.start : wide.end]
