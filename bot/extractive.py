@@ -48,6 +48,7 @@ class ScoredSentence:
     end: int
     text: str
     score: float
+    clause: tuple[int, int] | None = None  # the best-matching clause of a long sentence
 
 
 class ExtractiveAnswerer:
@@ -103,6 +104,7 @@ class ExtractiveAnswerer:
                     (x, y, float(v.astype(np.float32) @ q_vec)) for x, y, v in clauses if a <= x and y <= b
                 ]
                 cos = max([float(vector.astype(np.float32) @ q_vec)] + [c for _, _, c in parts])
+                clause = max(parts, key=lambda part: part[2])[:2] if parts else None
                 own = _matches(q_terms, set(terms(text)))
                 # What the previous sentence names ("Safeguard Defenders published a report.
                 # The paper, entitled ...") half counts: a cheap stand-in for coreference.
@@ -117,7 +119,7 @@ class ExtractiveAnswerer:
                 if (numeric and _HAS_NUMBER.search(text)) or (naming and _HAS_QUOTED.search(text)):
                     score += 0.05
                 score -= 0.01 * i  # a slight preference for the better-ranked passage
-                scored.append(ScoredSentence(i, a, b, text, score))
+                scored.append(ScoredSentence(i, a, b, text, score, clause))
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
 
@@ -166,6 +168,9 @@ class ExtractiveAnswerer:
             chosen.append(s)
             length += len(s.text)
         chosen.sort(key=lambda s: (s.passage, s.start))
+        # A sentence too long to be an answer (a flattened table, an e-mail thread) is quoted
+        # by its clause that matches the question best.
+        chosen = [_shorten(s, passages[s.passage].text) for s in chosen]
 
         numbers: dict[int, int] = {}
         citations: list[Citation] = []
@@ -187,6 +192,13 @@ class ExtractiveAnswerer:
         if on_token:
             on_token(text)
         return Draft(text=text, citations=tuple(citations), abstained=False)
+
+
+def _shorten(s: ScoredSentence, text: str) -> ScoredSentence:
+    if len(s.text) <= _MAX_CHARS or s.clause is None:
+        return s
+    a, b = s.clause
+    return ScoredSentence(s.passage, a, b, text[a:b], s.score)
 
 
 def _clean(sentence: str) -> str:

@@ -390,3 +390,33 @@ def test_context_chunks_join_the_neighbours(tmp_path, embedder):
     assert len(wide.chunk_ids) == len(plain.chunk_ids) + 2
     text = (folder / "log.txt").read_text(encoding="utf-8")
     assert wide.text == text[wide.start : wide.end]
+
+
+def test_an_overlong_sentence_is_quoted_by_its_best_clause(embedder):
+    from bot.extractive import ExtractiveAnswerer
+    from bot.types import Passage
+
+    filler = ", ".join(
+        f"the {w} committee met on a rainy afternoon in the old town hall"
+        for w in ("first", "second", "third", "fourth", "fifth")
+    )
+    sentence = (
+        f"{filler}, and the harbour master reported that the new lighthouse lamp burns whale oil, {filler}."
+    )
+    text = f"Minutes of the year. {sentence[0].upper()}{sentence[1:]} The end."
+    passage = Passage(
+        id="p1",
+        source="minutes.txt",
+        text=text,
+        location="line 1",
+        score=1.0,
+        start=0,
+        end=len(text),
+        chunk_ids=("p1",),
+    )
+    draft = ExtractiveAnswerer(embedder, threshold=0.2).answer(
+        "What does the new lighthouse lamp burn?", [passage]
+    )
+    assert not draft.abstained
+    assert "whale oil" in draft.text and len(draft.text) < 200
+    assert draft.citations[0].quote in text
