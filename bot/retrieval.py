@@ -389,6 +389,8 @@ class HybridRetriever:
         if any(cid not in stored for cid in ids):
             return None
         starts = {r["id"]: r["start"] for r in self.manifest.chunks(ids)}
+        if any(cid not in starts for cid in ids):  # deleted by a re-ingest since it was retrieved
+            return None
         out: list[list[SpanVector]] = []
         for p in passages:
             seen: set[tuple[int, int]] = set()

@@ -331,6 +331,8 @@ def test_reader_during_reingests_only_sees_whole_versions(live: Live, embedder, 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
+        # The first edition is seen before the next one replaces it, however slow the start.
+        wait_until(lambda: len(retrieved) >= 2 or errors, 60, "the reader's first looks")
         for edition in EDITIONS[1:]:
             text = _ledger(edition)
             (live.docs / "ledger.txt").write_text(text)
