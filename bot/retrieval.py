@@ -299,8 +299,7 @@ class HybridRetriever:
         t0 = time.perf_counter()
         vector = self.embedder.embed_query(query)
         t1 = time.perf_counter()
-        with self._lock:  # not while refresh() swaps the store's client
-            dense = self.store.query(vector, pool)
+        dense = self._dense(vector, pool)
         t2 = time.perf_counter()
         assert self._keyword is not None
         keyword = self._keyword.search(query, pool)
@@ -317,13 +316,7 @@ class HybridRetriever:
         if top_docs:
             within = np.concatenate([self._rows_of[s] for s in top_docs])
             rankings.append((self.document_weight, self._keyword.search(query, pool, within)))
-            with self._lock:
-                rankings.append(
-                    (
-                        self.document_weight * self.dense_weight,
-                        self.store.query(vector, pool, sources=top_docs),
-                    )
-                )
+            rankings.append((self.document_weight * self.dense_weight, self._dense(vector, pool, top_docs)))
         t3 = time.perf_counter()
 
         fused: dict[str, float] = {}
@@ -356,6 +349,21 @@ class HybridRetriever:
         timings.keyword += (t3 - t2) * 1000
         timings.fusion += (t4 - t3) * 1000
         return located
+
+    def _dense(
+        self, vector: Sequence[float], n: int, sources: Sequence[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """Chroma's nearest chunks. An embedded client can fail on a stale view while another
+        process deletes vectors ("Error finding id"): it is reopened and asked once more."""
+        from chromadb.errors import ChromaError
+
+        with self._lock:  # not while refresh() swaps the store's client
+            try:
+                return self.store.query(vector, n, sources)
+            except ChromaError:
+                log.info("vector query failed on a stale view; reopening the store", exc_info=True)
+                self.store.reopen()
+                return self.store.query(vector, n, sources)
 
     def _diversify(self, ranked: list[str], rows: dict[str, Any], fused: dict[str, float]) -> list[str]:
         """Each further chunk of a source already ranked counts a little less, so that the top
