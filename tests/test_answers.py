@@ -15,7 +15,7 @@ from bot.evaluate import holds, is_correct, load_questions, ndcg_at_10, run_eval
 from bot.followup import standalone_question
 from bot.prompts import CANNOT_ANSWER
 from bot.retrieval import DossierRetriever, named_documents
-from bot.types import Turn
+from bot.types import Passage, Turn
 from ingest.errors import NoIndexError, QuestionError
 from ingest.loaders import fold_for_match
 from ingest.pipeline import ingest_paths
@@ -329,9 +329,15 @@ def test_keyword_index_is_cached_per_generation(tmp_path, embedder, corpus_dir, 
     assert len(now) == 1 and now != saved  # a new generation replaced the old one
 
 
+def _whole(text: str) -> Passage:
+    """A hand-made passage: the whole of a one-chunk source."""
+    return Passage(
+        id="p1", source="doc.txt", text=text, location="line 1", score=1.0, end=len(text), chunk_ids=("p1",)
+    )
+
+
 def test_quotes_drop_glued_headings_and_footnote_marks(embedder):
     from bot.extractive import ExtractiveAnswerer
-    from bot.types import Passage
     from ingest.sentences import glued_heading_length
 
     assert glued_heading_length("Two TypesI think you only need two kinds of people.") == len("Two Types")
@@ -346,21 +352,8 @@ def test_quotes_drop_glued_headings_and_footnote_marks(embedder):
         "a technology hub: rich people and nerds. That is all. [4]The second reason is that nerds "
         "follow other nerds to the places where they live."
     )
-    passage = Passage(
-        id="p1",
-        source="hubs.txt",
-        text=text,
-        location="line 1",
-        score=1.0,
-        title="Hubs",
-        page=None,
-        section=None,
-        start=0,
-        end=len(text),
-        chunk_ids=("p1",),
-    )
     answerer = ExtractiveAnswerer(embedder, threshold=0.2)
-    draft = answerer.answer("What kinds of people do you need to create a technology hub?", [passage])
+    draft = answerer.answer("What kinds of people do you need to create a technology hub?", [_whole(text)])
     assert draft.text.startswith("I think you only need two kinds of people")
     assert "[4]" not in draft.text and "Two Types" not in draft.text
     for citation in draft.citations:
@@ -394,7 +387,6 @@ def test_context_chunks_join_the_neighbours(tmp_path, embedder):
 
 def test_an_overlong_sentence_is_quoted_by_its_best_clause(embedder):
     from bot.extractive import ExtractiveAnswerer
-    from bot.types import Passage
 
     filler = ", ".join(
         f"the {w} committee met on a rainy afternoon in the old town hall"
@@ -404,18 +396,8 @@ def test_an_overlong_sentence_is_quoted_by_its_best_clause(embedder):
         f"{filler}, and the harbour master reported that the new lighthouse lamp burns whale oil, {filler}."
     )
     text = f"Minutes of the year. {sentence[0].upper()}{sentence[1:]} The end."
-    passage = Passage(
-        id="p1",
-        source="minutes.txt",
-        text=text,
-        location="line 1",
-        score=1.0,
-        start=0,
-        end=len(text),
-        chunk_ids=("p1",),
-    )
     draft = ExtractiveAnswerer(embedder, threshold=0.2).answer(
-        "What does the new lighthouse lamp burn?", [passage]
+        "What does the new lighthouse lamp burn?", [_whole(text)]
     )
     assert not draft.abstained
     assert "whale oil" in draft.text and len(draft.text) < 200
