@@ -1,7 +1,7 @@
 """Peak memory (RSS) of ingest and of a process serving questions at 10k and 100k chunks.
 
 Each figure comes from a child process of its own (`--child ...`) that does the work and
-reports `getrusage(RUSAGE_SELF).ru_maxrss` (the kernel's peak resident set size) plus its
+reports its peak resident set size (VmHWM) plus its
 RSS at a few points; a fresh process per figure, so nothing earlier inflates it.
 
 - model only: load the embedding model and embed one query (the floor of any process that
@@ -54,6 +54,15 @@ def rss() -> int:
 
 
 def peak() -> int:
+    """This process's peak RSS. VmHWM belongs to the process image: getrusage's ru_maxrss
+    survives exec, so a child started by a parent that had just built a large index would
+    report the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -6,14 +6,19 @@ that is half ingested or already deleted.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import logging
 import math
 import os
 import re
 import shutil
+import sys
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -84,15 +89,16 @@ class KeywordIndex:
         import bm25s
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
-        # Terms become small integers as they are read: a list of str per chunk would hold
-        # millions of string objects at 100k chunks (~250 MB of RSS that stays after the build).
+        # Terms become small integers as they are read, packed 4 bytes each: a list of str per
+        # chunk would hold millions of string objects at 100k chunks (~250 MB of RSS that stays
+        # after the build), a list of int 8 bytes a token.
         vocab: dict[str, int] = {}
-        corpus: list[list[int]] = []
+        corpus: list[array[int]] = []
         df: Counter[int] = Counter()
         for chunk_id, text in rows:
             if keep_ids:
                 self.ids.append(chunk_id)
-            tokens = [vocab.setdefault(t, len(vocab)) for t in terms(text) or ["\u2205"]]
+            tokens = array("I", [vocab.setdefault(t, len(vocab)) for t in terms(text) or ["\u2205"]])
             corpus.append(tokens)
             df.update(set(tokens))
         if not corpus:
@@ -103,15 +109,12 @@ class KeywordIndex:
         self._bm25.index((corpus, vocab), show_progress=False)
         self._vocab = self._bm25.vocab_dict
 
-    def save(self, folder: Path, documents: KeywordIndex | None = None) -> None:
-        """Write the index (and the document index beside it) next to the manifest, atomically:
-        readers may race to write it."""
+    def save(self, folder: Path) -> None:
+        """Write the index to `folder` atomically (readers may race to write it)."""
         if self._bm25 is None:
             return
         tmp = folder.with_name(f"{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         self._write(tmp)
-        if documents is not None and documents._bm25 is not None:
-            documents._write(tmp / "documents")
         try:
             os.replace(tmp, folder)
         except OSError:  # another reader saved it first
@@ -260,6 +263,7 @@ class HybridRetriever:
                 if source is not None:
                     by_source.setdefault(source, []).append(n)
             self._rows_of = {source: np.array(ns) for source, ns in by_source.items()}
+            _return_freed_memory()
             self._generation = generation
             log.info("keyword index: %d chunks in %.2f s", len(source_of), time.perf_counter() - started)
 
@@ -267,28 +271,30 @@ class HybridRetriever:
         """Load the BM25 indexes (chunks, documents) saved for this generation of the manifest,
         or build and save them: a new process then starts without re-tokenising everything."""
         folder = self.cache_dir / f"bm25-{generation}" if self.cache_dir else None
-        if folder is not None and (folder / "documents").exists():
-            try:
-                index = KeywordIndex.load(folder)
-                if len(index.ids) == count:
-                    return index, KeywordIndex.load(folder / "documents")
-            except Exception:
-                log.warning("keyword index cache in %s is unreadable; rebuilding", folder, exc_info=True)
-        cursor = self.manifest.db.execute("SELECT id, title, section, text FROM chunks")
-        index = KeywordIndex.from_rows((r[0], embed_text(r[1], r[2], r[3])) for r in cursor)
-        # One entry per document: its file name ("2023 Q3 AAPL.pdf" says what it is), title and
-        # whole text. Committed files only, like the chunks.
-        files = self.manifest.db.execute("SELECT source, title, text FROM files")
-        documents = KeywordIndex.from_rows((f[0], f"{_file_words(f[0])} {f[1]}\n{f[2]}") for f in files)
-        if folder is not None:
-            try:
-                folder.parent.mkdir(parents=True, exist_ok=True)
-                index.save(folder, documents)
+        index = _load_index(folder, count)
+        if index is None:
+            cursor = self.manifest.db.execute("SELECT id, title, section, text FROM chunks")
+            index = KeywordIndex.from_rows((r[0], embed_text(r[1], r[2], r[3])) for r in cursor)
+            if folder is not None:
+                _save_index(index, folder)
                 for old in folder.parent.glob("bm25-*"):
                     if old.name != folder.name and not old.name.endswith(".tmp"):
                         shutil.rmtree(old, ignore_errors=True)
-            except OSError:
-                log.warning("could not save the keyword index to %s", folder, exc_info=True)
+        documents = KeywordIndex([], [])
+        if self.document_weight > 0:
+            where = folder / "documents" if folder is not None else None
+            loaded = _load_index(where, None)
+            if loaded is not None:
+                documents = loaded
+            else:
+                # One entry per document: its file name ("2023 Q3 AAPL.pdf" says what it is),
+                # title and whole text. Committed files only, like the chunks.
+                files = self.manifest.db.execute("SELECT source, title, text FROM files")
+                documents = KeywordIndex.from_rows(
+                    (f[0], f"{_file_words(f[0])} {f[1]}\n{f[2]}") for f in files
+                )
+                if where is not None and folder is not None and folder.exists():
+                    _save_index(documents, where)
         return index, documents
 
     def retrieve(self, query: str, k: int, timings: RetrievalTimings | None = None) -> list[Passage]:
@@ -460,6 +466,35 @@ def _merge(candidates: list[tuple[Any, float]], k: int) -> list[Passage]:
 def _join(p: Passage, row: Any) -> Passage:
     start, end = min(p.start, row["start"]), max(p.end, row["end"])
     return Passage(**{**p.__dict__, "start": start, "end": end, "chunk_ids": (*p.chunk_ids, row["id"])})
+
+
+def _return_freed_memory() -> None:
+    """Hand the memory an index build freed back to the system. glibc keeps freed heap pages
+    (here ~100 MB at 100k chunks: the token lists of the build) unless asked to trim them."""
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def _load_index(folder: Path | None, count: int | None) -> KeywordIndex | None:
+    """A saved index (with `count` entries, when given), or None."""
+    if folder is None or not folder.exists():
+        return None
+    try:
+        index = KeywordIndex.load(folder)
+    except Exception:
+        log.warning("keyword index cache in %s is unreadable; rebuilding", folder, exc_info=True)
+        return None
+    return index if count is None or len(index.ids) == count else None
+
+
+def _save_index(index: KeywordIndex, folder: Path) -> None:
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        index.save(folder)
+    except OSError:
+        log.warning("could not save the keyword index to %s", folder, exc_info=True)
 
 
 class DossierRetriever(BaseRetriever):
