@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -38,6 +38,7 @@ from ingest.manifest import Manifest
 from ingest.store import VectorStore
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 SpanVector = tuple[int, int, int, np.ndarray]  # start, end, kind (0 sentence, 1 clause), vector
@@ -167,6 +168,7 @@ _TOP_DOCUMENTS = 5  # the best documents, whose chunks get rankings of their own
 # scores stand this far (relative to the best) above the next. Their chunks then get a bonus of
 # _NAMED_BONUS times that gap (the fused score of a top chunk is about 0.025).
 _NAMED_GAP = 0.25
+_EXACT_WITHIN = 400  # up to this many chunks in the best documents, their vectors are compared exactly
 _NAMED_BONUS = 0.05
 
 
@@ -322,7 +324,9 @@ class HybridRetriever:
         if top_docs:
             within = np.concatenate([self._rows_of[s] for s in top_docs])
             rankings.append((self.document_weight, self._keyword.search(query, pool, within)))
-            rankings.append((self.document_weight * self.dense_weight, self._dense(vector, pool, top_docs)))
+            rankings.append(
+                (self.document_weight * self.dense_weight, self._dense_within(vector, pool, top_docs))
+            )
         t3 = time.perf_counter()
 
         fused: dict[str, float] = {}
@@ -359,17 +363,41 @@ class HybridRetriever:
     def _dense(
         self, vector: Sequence[float], n: int, sources: Sequence[str] | None = None
     ) -> list[tuple[str, float]]:
-        """Chroma's nearest chunks. An embedded client can fail on a stale view while another
-        process deletes vectors ("Error finding id"): it is reopened and asked once more."""
+        """Chroma's nearest chunks (of `sources` only, if given)."""
+        return self._ask_store(lambda: self.store.query(vector, n, sources))
+
+    def _dense_within(
+        self, vector: Sequence[float], n: int, sources: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        """The nearest chunks of a few documents. When they hold few chunks, their vectors are
+        fetched and compared exactly: at 100k chunks that takes ~2 ms where Chroma's filtered
+        search takes ~60 ms."""
+        rows = np.concatenate([self._rows_of[s] for s in sources])
+        if len(rows) > _EXACT_WITHIN:
+            return self._dense(vector, n, sources)
+        ids = [self._keyword.ids[i] for i in rows]
+        found = self._ask_store(lambda: self.store.vectors(ids))
+        if not found:
+            return []
+        names = list(found)
+        matrix = np.stack([found[i] for i in names])
+        q = np.asarray(vector, dtype=np.float32)
+        sims = matrix @ q / np.clip(np.linalg.norm(matrix, axis=1) * np.linalg.norm(q), 1e-12, None)
+        best = np.argsort(-sims)[:n]
+        return [(names[i], float(sims[i])) for i in best]
+
+    def _ask_store(self, call: Callable[[], T]) -> T:
+        """Run a store call; an embedded client can fail on a stale view while another process
+        deletes vectors ("Error finding id"): it is then reopened and asked once more."""
         from chromadb.errors import ChromaError
 
         with self._lock:  # not while refresh() swaps the store's client
             try:
-                return self.store.query(vector, n, sources)
+                return call()
             except ChromaError:
-                log.info("vector query failed on a stale view; reopening the store", exc_info=True)
+                log.info("vector store call failed on a stale view; reopening the store", exc_info=True)
                 self.store.reopen()
-                return self.store.query(vector, n, sources)
+                return call()
 
     def _diversify(self, ranked: list[str], rows: dict[str, Any], fused: dict[str, float]) -> list[str]:
         """Each further chunk of a source already ranked counts a little less, so that the top

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
+
 from ingest.errors import ModelMismatchError, StoreError
 from ingest.settings import Settings
 
@@ -162,6 +164,15 @@ class VectorStore:
         step = self._batch()
         for i in range(0, len(ids), step):
             self._collection.delete(ids=ids[i : i + step])
+
+    def vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of these chunk ids (those that exist)."""
+        if self._collection is None or not ids:
+            return {}
+        got = self._collection.get(ids=list(ids), include=["embeddings"])
+        return {
+            i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"], strict=True)
+        }
 
     def all_ids(self) -> set[str]:
         if self._collection is None:
