@@ -93,9 +93,8 @@ class ExtractiveAnswerer:
             sentences = [(a, b, v) for a, b, kind, v in spans if kind == 0]
             clauses = [(a, b, v) for a, b, kind, v in spans if kind == 1]
             for a, b, vector in sentences:
-                text = passage.text[a:b]
-                a += glued_heading_length(text)  # quote the sentence, not a heading glued to it
-                text = passage.text[a:b]
+                text = passage.text[a:b]  # scored whole: a glued heading is context ...
+                quoted = a + glued_heading_length(text)  # ... but the quote starts after it
                 if len(text) < 12 or not any(ch.isalpha() for ch in text):
                     previous = text
                     continue
@@ -104,7 +103,8 @@ class ExtractiveAnswerer:
                     (x, y, float(v.astype(np.float32) @ q_vec)) for x, y, v in clauses if a <= x and y <= b
                 ]
                 cos = max([float(vector.astype(np.float32) @ q_vec)] + [c for _, _, c in parts])
-                clause = max(parts, key=lambda part: part[2])[:2] if parts else None
+                best_part = max(parts, key=lambda part: part[2]) if parts else None
+                clause = (max(best_part[0], quoted), best_part[1]) if best_part else None
                 own = _matches(q_terms, set(terms(text)))
                 # What the previous sentence names ("Safeguard Defenders published a report.
                 # The paper, entitled ...") half counts: a cheap stand-in for coreference.
@@ -119,7 +119,7 @@ class ExtractiveAnswerer:
                 if (numeric and _HAS_NUMBER.search(text)) or (naming and _HAS_QUOTED.search(text)):
                     score += 0.05
                 score -= 0.01 * i  # a slight preference for the better-ranked passage
-                scored.append(ScoredSentence(i, a, b, text, score, clause))
+                scored.append(ScoredSentence(i, quoted, b, passage.text[quoted:b], score, clause))
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
 

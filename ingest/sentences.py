@@ -71,9 +71,10 @@ def _append(text: str, spans: list[tuple[int, int]], a: int, b: int) -> None:
 # Web pages flattened to text often glue a section heading onto the next sentence with no
 # space ("Two TypesI think you only need..."). A heading is a few words at the start of a
 # sentence that end in a lowercase letter directly followed by a word that usually opens a
-# sentence. ("In" and "A" are left out: "LinkedIn is", "NASA" must stay whole.)
+# sentence; a lone lowercase word glued the same way ("reportThe paper, entitled...") is the
+# remains of a link or caption. ("In" and "A" are left out: "LinkedIn is", "NASA" stay whole.)
 _GLUED_HEADING = re.compile(
-    r"^(?=[A-Z0-9])(?:[^\s.!?]+\s+){0,5}?[^\s.!?]*?[a-z](?=(?:I|The|What|So|But|And|If|It|This|That|"
+    r"^(?:(?=[A-Z0-9])(?:[^\s.!?]+\s+){0,5}?[^\s.!?]*?[a-z]|[a-z]{3,})(?=(?:I|The|What|So|But|And|If|It|This|That|"
     r"There|These|Those|When|Why|How|We|You|My|One|Another|For|Most|Some|Now|Then|Our|They|He|She|"
     r"Many|All|Even|Yet|Once|Each|Every|Here|Which|Who|Where|Because|Since|Although|While|After|"
     r"Before|Like|Unlike|Suppose|Imagine|Instead|Perhaps|Maybe|Actually|Of|To|As|At|By)\b[\s,'’])"

@@ -344,7 +344,14 @@ def test_quotes_drop_glued_headings_and_footnote_marks(embedder):
     assert glued_heading_length("New Attitude to AcquisitionAnother thing I see is acquisitions.") == len(
         "New Attitude to Acquisition"
     )
-    for whole in ("LinkedIn is a company that many people use.", "The iPhone sold well in every country."):
+    assert glued_heading_length("reportThe paper, entitled “110 Overseas”, named 54 stations.") == len(
+        "report"
+    )
+    for whole in (
+        "LinkedIn is a company that many people use.",
+        "The iPhone sold well in every country.",
+        "iPhone sales rose sharply in every market.",
+    ):
         assert glued_heading_length(whole) == 0
 
     text = (
