@@ -53,6 +53,8 @@ from common import (
     table,
 )
 
+from ingest.onnx_backend import run_batches
+
 NDCG_TOLERANCE = 0.005
 MAX_LEN = 256
 
@@ -87,21 +89,8 @@ class GraphEncoder:
         self.info = info
 
     def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        order = np.argsort([-len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), 384), dtype=np.float32)
-        for i in range(0, len(texts), batch_size):
-            idx = order[i : i + batch_size]
-            enc = self.tokenizer(
-                [texts[j] for j in idx],
-                padding=True,
-                truncation=True,
-                max_length=MAX_LEN,
-                return_tensors="np",
-            )
-            feeds = {k: enc[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
-            tokens = self.run(feeds)
-            mask = feeds["attention_mask"][..., None].astype(np.float32)
-            pooled = (tokens * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        for idx, _, _, pooled in run_batches(self.tokenizer, self.run, texts, batch_size, MAX_LEN):
             out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return out
 

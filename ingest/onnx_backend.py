@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -116,30 +116,42 @@ class OnnxSentenceModel:
         texts = list(texts)
         # ONNX Runtime on these CPUs is fastest on small batches (bench/RESULTS.md: 73 chunks/s
         # at 16 rows, 57 at 64): the whole call is sorted by length, then run 16 rows at a time.
-        batch_size = min(batch_size, 16)
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # similar lengths pad less
+        run = lambda feeds: self.session.run(None, feeds)[0]  # noqa: E731
         results: list[dict[str, np.ndarray]] = [{} for _ in texts]
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=self.max_seq_length,
-                return_tensors="np",
-            )
-            feeds = {name: enc[name].astype(np.int64) for name in _INPUTS}
-            tokens = self.session.run(None, feeds)[0]
-            mask = feeds["attention_mask"][..., None].astype(np.float32)
-            pooled = (tokens * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+        batches = run_batches(self.tokenizer, run, texts, min(batch_size, 16), self.max_seq_length)
+        for idx, mask, tokens, pooled in batches:
             if normalize_embeddings:
                 pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
             for row, i in enumerate(idx):
-                length = int(feeds["attention_mask"][row].sum())
+                length = int(mask[row].sum())
                 results[i] = {"sentence_embedding": pooled[row], "token_embeddings": tokens[row, :length]}
         if output_value is None:
             return results
         return np.stack([r[output_value] for r in results]) if results else np.zeros((0, self.dimension))
+
+
+def run_batches(
+    tokenizer: Any,
+    run: Callable[[dict[str, np.ndarray]], np.ndarray],
+    texts: Sequence[str],
+    batch_size: int,
+    max_length: int,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Texts sorted by length (similar lengths pad less), tokenised and run through a
+    transformer graph `batch_size` at a time. Yields, per batch: the texts' indices, the
+    attention mask, the token vectors and their mean (not normalised)."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    for start in range(0, len(texts), batch_size):
+        idx = order[start : start + batch_size]
+        enc = tokenizer(
+            [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="np"
+        )
+        feeds = {name: enc[name].astype(np.int64) for name in _INPUTS}
+        tokens = run(feeds)
+        mask = feeds["attention_mask"]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (tokens * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        yield idx, mask, tokens, pooled
 
 
 def _read_json(path: Path) -> dict[str, Any]:
