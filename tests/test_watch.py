@@ -94,10 +94,15 @@ def test_filter_ignores_hidden_unsupported_and_the_index_itself(tmp_path: Path) 
     assert not keep(Change.modified, str(root / "state" / "notes.txt"))
 
 
-def test_background_watcher_ingests_survives_a_bad_file_and_stops(tmp_path: Path, embedder) -> None:
+def _filler_folder(tmp_path: Path) -> tuple[Path, Settings]:
+    """A folder of filler documents and settings for an in-process watcher with a short debounce."""
     docs = tmp_path / "docs"
     _write(docs, FILLER)
-    settings = Settings(home=tmp_path / "home", watch_debounce_ms=100, _env_file=None)
+    return docs, Settings(home=tmp_path / "home", watch_debounce_ms=100, _env_file=None)
+
+
+def test_background_watcher_ingests_survives_a_bad_file_and_stops(tmp_path: Path, embedder) -> None:
+    docs, settings = _filler_folder(tmp_path)
     reports: list = []
     handle = start_background_watcher([docs], settings, embedder, on_batch=reports.append)
     try:
@@ -120,9 +125,7 @@ def test_background_watcher_ingests_survives_a_bad_file_and_stops(tmp_path: Path
 def test_a_vanished_folder_keeps_its_documents_and_is_watched_again(
     tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    docs = tmp_path / "docs"
-    _write(docs, FILLER)
-    settings = Settings(home=tmp_path / "home", watch_debounce_ms=100, _env_file=None)
+    docs, settings = _filler_folder(tmp_path)
     caplog.set_level(logging.INFO, logger="ingest.watch")
     handle = start_background_watcher([docs], settings, embedder)
     try:
@@ -142,9 +145,7 @@ def test_a_vanished_folder_keeps_its_documents_and_is_watched_again(
 def test_watcher_waits_for_the_writer_lock(
     tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    docs = tmp_path / "docs"
-    _write(docs, FILLER)
-    settings = Settings(home=tmp_path / "home", watch_debounce_ms=100, _env_file=None)
+    docs, settings = _filler_folder(tmp_path)
     caplog.set_level(logging.INFO, logger="ingest.watch")
     with writer_lock(settings):  # another writer, e.g. a `dossier ingest` in progress
         handle = start_background_watcher([docs], settings, embedder)
