@@ -117,6 +117,8 @@ class LLMAnswerer:
         passages: Sequence[Passage],
         history: Sequence[Turn] = (),
         on_token: TokenCallback | None = None,
+        kind: str = "factoid",
+        narrowed: str = "",
     ) -> Draft:
         """Ask the model; tokens streamed to `on_token` are the raw reply, the Draft is final.
 
@@ -137,14 +139,14 @@ class LLMAnswerer:
             reason = short_reason(err)
             log.warning("language model call failed: %s", reason)
             log.debug("language model failure", exc_info=True)
-            return self._fall_back(question, passages, history, note_model_failed(reason))
+            return self._fall_back(question, passages, history, note_model_failed(reason), kind)
 
         text, citations = clean_citations(reply, passages)
         if is_cannot_answer(reply) or (not citations and _mentions_cannot_answer(reply)):
             return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
         if not citations:
             log.info("language model reply cited no retrieved passage: %r", reply[:200])
-            return self._fall_back(question, passages, history, NOTE_NO_CITATION)
+            return self._fall_back(question, passages, history, NOTE_NO_CITATION, kind)
         return Draft(text=text, citations=citations, abstained=False)
 
     def _call(self, messages: list[tuple[str, str]], on_token: TokenCallback | None) -> str:
@@ -159,11 +161,11 @@ class LLMAnswerer:
         return "".join(pieces)
 
     def _fall_back(
-        self, question: str, passages: Sequence[Passage], history: Sequence[Turn], note: str
+        self, question: str, passages: Sequence[Passage], history: Sequence[Turn], note: str, kind: str
     ) -> Draft:
         # No on_token: tokens of the failed reply may already be on screen, and the caller
         # renders the returned Draft in any case.
-        draft = self.fallback.answer(question, passages, history)
+        draft = self.fallback.answer(question, passages, history, kind=kind)
         return replace(draft, note=f"{note} {draft.note}".strip())
 
 

@@ -9,6 +9,7 @@ removes whatever is left in it, so a kill at any moment converges to a clean sta
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
@@ -54,6 +55,10 @@ CREATE TABLE IF NOT EXISTS sentences (
     vector BLOB NOT NULL     -- float16, from the chunk's own forward pass
 );
 CREATE INDEX IF NOT EXISTS sentences_by_chunk ON sentences(chunk_id);
+CREATE TABLE IF NOT EXISTS briefs (
+    source TEXT PRIMARY KEY,
+    sentences TEXT NOT NULL  -- JSON [[start, end, score], ...]: offsets into the file's text
+);
 """
 
 SentenceRows = list[tuple[int, int, int, bytes]]
@@ -136,6 +141,18 @@ class Manifest:
         row = self.db.execute("SELECT text FROM files WHERE source = ?", (source,)).fetchone()
         return row[0] if row else None
 
+    def brief(self, source: str) -> list[tuple[int, int, float]] | None:
+        """The file's key sentences (offsets into its text), or None when it has no brief yet
+        (an index built before briefs existed)."""
+        row = self.db.execute("SELECT sentences FROM briefs WHERE source = ?", (source,)).fetchone()
+        return [(int(a), int(b), float(s)) for a, b, s in json.loads(row[0])] if row else None
+
+    def documents(self) -> list[sqlite3.Row]:
+        """One row per committed file: source, title, chunk count, characters, ingest time."""
+        return self.db.execute(
+            "SELECT source, title, n_chunks, length(text) AS chars, ingested_at FROM files ORDER BY source"
+        ).fetchall()
+
     def chunks(self, ids: Sequence[str] | None = None) -> list[sqlite3.Row]:
         if ids is None:
             return self.db.execute("SELECT * FROM chunks ORDER BY source, ord").fetchall()
@@ -145,6 +162,10 @@ class Manifest:
             marks = ",".join("?" * len(part))
             out.extend(self.db.execute(f"SELECT * FROM chunks WHERE id IN ({marks})", part).fetchall())
         return out
+
+    def chunks_of(self, source: str) -> list[sqlite3.Row]:
+        """The file's chunks in order."""
+        return self.db.execute("SELECT * FROM chunks WHERE source = ? ORDER BY ord", (source,)).fetchall()
 
     def neighbours(self, source: str, ords: Iterable[int]) -> list[sqlite3.Row]:
         ords = sorted(set(ords))
@@ -186,11 +207,13 @@ class Manifest:
         self,
         entries: Sequence[tuple[FileRecord, str, Sequence[Chunk]]],
         sentences: dict[str, SentenceRows] | None = None,
+        briefs: dict[str, Sequence[tuple[int, int, float]]] | None = None,
     ) -> set[str]:
-        """Replace these files' chunks (and the sentence vectors of new chunks) in one
-        transaction. Returns ids no longer used (to delete from Chroma)."""
+        """Replace these files' chunks (and the sentence vectors of new chunks, and their
+        briefs) in one transaction. Returns ids no longer used (to delete from Chroma)."""
         stale: set[str] = set()
         sentences = sentences or {}
+        briefs = briefs or {}
         with self.transaction() as db:
             db.executemany(
                 'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
@@ -223,6 +246,10 @@ class Manifest:
                         record.ingested_at,
                     ),
                 )
+                db.execute(
+                    "INSERT OR REPLACE INTO briefs(source, sentences) VALUES (?, ?)",
+                    (record.source, json.dumps([list(s) for s in briefs.get(record.source, ())])),
+                )
                 # The new vectors are now accounted for; the stale ones still need deleting.
                 db.executemany("DELETE FROM pending WHERE id = ?", ((c.id,) for c in chunks))
             db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in stale))
@@ -238,6 +265,7 @@ class Manifest:
                 gone |= {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
                 db.execute("DELETE FROM chunks WHERE source = ?", (source,))
                 db.execute("DELETE FROM files WHERE source = ?", (source,))
+                db.execute("DELETE FROM briefs WHERE source = ?", (source,))
             db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in gone))
             db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in gone))
             self._bump(db)
@@ -248,6 +276,7 @@ class Manifest:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM sentences")
             db.execute("DELETE FROM files")
+            db.execute("DELETE FROM briefs")
             db.execute("DELETE FROM pending")
             db.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'dimension')")
             self._bump(db)
