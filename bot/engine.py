@@ -33,6 +33,10 @@ from ingest.store import VectorStore, describe_store
 log = logging.getLogger(__name__)
 
 
+def _overlap(a: Passage, b: Passage) -> bool:
+    return a.source == b.source and a.start < b.end and b.start < a.end
+
+
 class Understood(NamedTuple):
     kind: str  # bot.kinds.KINDS
     document: str | None  # the source the question names, answered from alone
@@ -233,8 +237,13 @@ class Engine:
                 on_token(draft.text)
         else:
             # Lists, comparisons and explanations read more of the documents than a factoid.
-            read = (k or self.settings.top_k) * (1 if kind in ("factoid", "yesno") else 2)
-            passages = self.retrieve(query, read, timings, [named] if named else None)
+            sources = [named] if named else None
+            passages = self.retrieve(query, k, timings, sources)
+            if kind not in ("factoid", "yesno"):
+                # Lists, comparisons and explanations read twice as much; the best k passages
+                # stay first, as a factoid would see them.
+                more = self.retrieve(query, 2 * (k or self.settings.top_k), timings, sources)
+                passages += [p for p in more if not any(_overlap(p, q) for q in passages)]
             t1 = time.perf_counter()
             draft = self.answerer.answer(query, passages, history, on_token, kind=kind, narrowed=narrowed)
         t2 = time.perf_counter()

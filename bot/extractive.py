@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from bot.kinds import core, focus, head_noun, parts
+from bot.kinds import DOCUMENT_NOUNS, core, focus, head_noun, parts
 from bot.prompts import CANNOT_ANSWER
 from bot.retrieval import SpanVector, terms
 from bot.types import Citation, Draft, Passage, TokenCallback, Turn
@@ -165,7 +165,11 @@ class ExtractiveAnswerer:
         # Below `bar` no sentence is quoted: the threshold, unless the whole question cleared it
         # and the narrowed one picks the sentences (their scores are then only compared).
         bar = self.threshold
-        if scored and scored[0].score >= self.threshold and narrowed:
+        if _ASKS_AUTHOR.search(core(question)):
+            # Who wrote the document is said by its byline, whatever the words of the question.
+            bylines = [s for s in scored if _AUTHORSHIP.search(s.text)]
+            scored, bar = (bylines, 0.0) if bylines else (scored, bar)
+        elif scored and scored[0].score >= self.threshold and narrowed:
             asked = focus(narrowed) or narrowed
             scored = self._ranked(asked, passages, stored, kind, question)
             bar = 0.0
@@ -292,7 +296,7 @@ class ExtractiveAnswerer:
             if (
                 len(s.text.split()) < 6
                 or any(_same(s, c) for c in chosen)
-                or length + len(s.text) > _KIND_CHARS
+                or length + len(s.text) > _KIND_CHARS.get(kind, 1400)
             ):
                 continue
             gain = sum(weights.get(t, 0.0) for t in s.matched - covered) / total
@@ -340,10 +344,10 @@ _KIND_LIMITS = {
     "how": (3, 0.12),
     "compare": (4, 0.2),
     "multihop": (4, 0.15),
-    "list": (6, 0.2),
+    "list": (8, 0.2),
     "overview": (5, 0.15),
 }
-_KIND_CHARS = 1400
+_KIND_CHARS = {"list": 2000}  # the most an answer quotes (1,400 characters for other kinds)
 _MIN_GAIN = 0.1  # share of the question's (IDF-weighted) terms a further sentence must add
 
 
@@ -387,7 +391,27 @@ _DATE = re.compile(
 )
 
 
+_ASKS_ADDRESS = re.compile(r"\b(street\s+)?address\b|\bwhat\s+street\b", re.I)
+_ADDRESS = re.compile(
+    r"\b\d+[A-Za-z]?\s+(\w+\s+){0,3}(street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|lane|ln|way|court|"
+    r"ct|place|pl|square|sq|highway|hwy|parkway|crescent|cres)\b\.?|\b(suite|unit|floor)\s+\d+",
+    re.I,
+)
+# "Who wrote the article?" asks for a byline: the sentence that says who reported or wrote it.
+_ASKS_AUTHOR = re.compile(
+    rf"^who\s+(wrote|authored|reported|is\s+the\s+(author|writer|reporter)\s+of)\s+(the|this|that)\s+"
+    rf"(\w+\s+)?(?:{DOCUMENT_NOUNS})\s*\??$",
+    re.I,
+)
+_AUTHORSHIP = re.compile(
+    r"\b(reporter|writer|author|correspondent|journalist|columnist|editor)\b|\b(written|reported)\s+by\b",
+    re.I,
+)
+
+
 def _fits_type(question: str, sentence: str) -> bool:
+    if _ASKS_ADDRESS.search(question):
+        return bool(_ADDRESS.search(sentence))
     if _ASKS_PERCENT.search(question):
         return bool(_PERCENT.search(sentence))
     if _ASKS_COUNT.search(question):
@@ -402,6 +426,9 @@ def _fits_type(question: str, sentence: str) -> bool:
 _REFERS_BACK = re.compile(r"^(He|She|It|They|This|These|That|Those|His|Her|Its|Their|Such|The latter)\b")
 _OPENS = re.compile(r"^[A-Z0-9“\"‘'(\[]")
 _WHOLE_CHARS = 480
+# A period followed by a comma or a lowercase word: two broken pieces of text run together
+# (". , held a", "April 2021. has been used to"), common in machine translation.
+_SEAM = re.compile(r"\.\s+(,|[a-z])")
 _MIN_WORDS = 5  # shorter is a heading, a byline or a caption, not an answer
 _READ_ON_CHARS = 600
 
@@ -435,6 +462,17 @@ def _whole(s: ScoredSentence, text: str) -> ScoredSentence | None:
     """The sentence as a quote can stand: a fragment (starting in lower case or with
     punctuation: the tail of a broken sentence) is joined to the sentence before it, or
     dropped when there is none; a sentence whose subject is in the one before takes it along."""
+    seam = _SEAM.search(s.text)
+    if seam is not None:
+        # "... April 2021. has been used to ...": quote what comes before the seam, unless what
+        # the question asks about is only after it (then the whole run, which opens properly).
+        head, tail = s.text[: seam.start() + 1], s.text[seam.start() + 1 :]
+        if len(set(terms(head)) & s.matched) >= len(set(terms(tail)) & s.matched):
+            if len(head.split()) < _MIN_WORDS:
+                return None
+            s = ScoredSentence(
+                s.passage, s.start, s.start + len(head), head, s.score, None, s.matched, s.previous
+            )
     fragment = not _OPENS.match(s.text)
     if not fragment and not _REFERS_BACK.match(s.text):
         return s

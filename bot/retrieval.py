@@ -237,6 +237,7 @@ class HybridRetriever:
         self._lock = threading.Lock()
         self._generation = -1
         self._keyword: KeywordIndex | None = None
+        self._last_query: tuple[str, Sequence[float]] | None = None
 
     @property
     def keyword(self) -> KeywordIndex:
@@ -317,7 +318,7 @@ class HybridRetriever:
                 return []
 
         t0 = time.perf_counter()
-        vector = self.embedder.embed_query(query)
+        vector = self._query_vector(query)
         t1 = time.perf_counter()
         assert self._keyword is not None
         if sources is not None:
@@ -377,6 +378,15 @@ class HybridRetriever:
         timings.keyword += (t3 - t2) * 1000
         timings.fusion += (t4 - t3) * 1000
         return located
+
+    def _query_vector(self, query: str) -> Sequence[float]:
+        """The query's embedding; the last one is kept, as one question may retrieve twice."""
+        last = self._last_query
+        if last is not None and last[0] == query:
+            return last[1]
+        vector = self.embedder.embed_query(query)
+        self._last_query = (query, vector)
+        return vector
 
     def rank_documents(self, query: str, n: int) -> list[str]:
         """Sources whose whole text matches the query (keywords), best first; empty when the

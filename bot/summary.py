@@ -8,6 +8,7 @@ abstains: every document with a sentence in it has a brief.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,23 @@ BRIEF_BULLETS = 6
 class Overview:
     draft: Draft
     passages: tuple[Passage, ...]
+
+
+_BYLINE = re.compile(r"^(written\s+)?by\s", re.I)
+
+
+def headline(text: str) -> tuple[int, int] | None:
+    """The span of a headline the document opens with (a first line of 6 to 30 words that is
+    not a sentence or a byline): what a news article or report says it is about."""
+    stripped = text.lstrip()
+    start = len(text) - len(stripped)
+    end = text.find("\n", start)
+    end = len(text) if end == -1 else end
+    line = text[start:end].strip()
+    words = len(line.split())
+    if 6 <= words <= 30 and line[-1] not in ".!?:" and not _BYLINE.match(line):
+        return start, start + len(line)
+    return None
 
 
 class Summaries:
@@ -50,6 +68,9 @@ class Summaries:
         taking the places of the brief's weakest sentences."""
         brief = sorted(self.brief(source), key=lambda s: -s[2])[: max(3, BRIEF_BULLETS - len(extra))]
         spans = [(a, b) for a, b, _ in brief]
+        head = headline(self.manifest.file_text(source) or "")
+        if head is not None:
+            spans.insert(0, head)
         spans += [(a, b) for a, b in extra if not any(a < y and x < b for x, y in spans)]
         return self._quote([(source, a, b) for a, b in sorted(spans)], labels=False)
 
