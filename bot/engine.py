@@ -193,17 +193,17 @@ class Engine:
         if named is None and len(names) == 1 and mentions_document(question):
             named = names[0].source  # "the report", and there is one
         narrowed = ""
-        if named is None and kind in ("factoid", "overview"):
-            titled = titled_document(question, names)
-            if titled is not None:  # "What is the bus ticket theory of genius?": that essay
-                kind, named = "overview", titled
-        elif named is None:
-            # A list, comparison or explanation within the essay whose title it spells out
-            # (factoids keep searching everywhere: a title's words also name a topic).
-            named = titled_document(question, names, only=False)
-            name = next((n for n in names if n.source == named), None)
-            # (The sides of a comparison may be the title's own words: "maker's schedule".)
-            narrowed = without_title(question, name) if name is not None and kind != "compare" else ""
+        if named is None:
+            if kind in ("factoid", "overview") and titled_document(question, names) is not None:
+                # "What is the bus ticket theory of genius?": that essay, as a whole.
+                kind, named = "overview", titled_document(question, names)
+            elif kind != "factoid":
+                # A list, comparison, explanation or topic within the essay whose title it
+                # spells out (factoids keep searching everywhere: a title's words also name a
+                # topic). The sides of a comparison may be the title's own words.
+                named = titled_document(question, names, only=False)
+                name = next((n for n in names if n.source == named), None)
+                narrowed = without_title(question, name) if name is not None and kind != "compare" else ""
         if kind != "overview":
             return Understood(kind, named, False, narrowed)
         name = next((n for n in names if n.source == named), None)

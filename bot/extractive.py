@@ -172,7 +172,7 @@ class ExtractiveAnswerer:
         elif scored and scored[0].score >= self.threshold and narrowed:
             asked = focus(narrowed) or narrowed
             scored = self._ranked(asked, passages, stored, kind, question)
-            bar = 0.0
+            bar = self.threshold * _NARROWED_SHARE
         if not scored or scored[0].score < bar or not _names_its_items(question, kind, passages):
             if on_token:
                 on_token(CANNOT_ANSWER)
@@ -184,9 +184,11 @@ class ExtractiveAnswerer:
             # Each side of a comparison, each half of a two-part question: its own best sentence.
             ranked_sides = (self._ranked(p, passages, stored, kind, question) for p in parts(question, kind))
             sides = [side[0] for side in (_wholes(r, passages) for r in ranked_sides) if side]
-            if kind in ("why", "how"):
-                # The explanation usually follows the sentence that states the matter.
+            if kind in ("why", "how", "compare"):
+                # The explanation usually follows the sentence that states the matter; a
+                # comparison's sides are described after they are named.
                 whole[:2] = [_read_on(s, passages[s.passage].text, 2) for s in whole[:2]]
+                sides = [_read_on(s, passages[s.passage].text, 2) for s in sides]
             chosen = self._select_covering(whole, asked, kind, bar, sides)
         if not chosen:
             if on_token:
@@ -300,7 +302,11 @@ class ExtractiveAnswerer:
             ):
                 continue
             gain = sum(weights.get(t, 0.0) for t in s.matched - covered) / total
-            if kind in ("list", "overview") or gain >= _MIN_GAIN or s.score >= best - _THIRD_MARGIN:
+            if (
+                kind in ("list", "overview", "compare")
+                or gain >= _MIN_GAIN
+                or s.score >= best - _THIRD_MARGIN
+            ):
                 chosen.append(s)
                 covered |= s.matched
                 length += len(s.text)
@@ -429,7 +435,10 @@ _WHOLE_CHARS = 480
 # A period followed by a comma or a lowercase word: two broken pieces of text run together
 # (". , held a", "April 2021. has been used to"), common in machine translation.
 _SEAM = re.compile(r"\.\s+(,|[a-z])")
-_MIN_WORDS = 5  # shorter is a heading, a byline or a caption, not an answer
+_MIN_WORDS = 5
+# Within a document the question names by its title, what is left of the question must still
+# match a sentence this well (a share of the threshold: the title's words no longer count).
+_NARROWED_SHARE = 0.5  # shorter is a heading, a byline or a caption, not an answer
 _READ_ON_CHARS = 600
 
 
