@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from bot.kinds import DOCUMENT_NOUNS, core, focus, head_noun, parts
+from bot.kinds import DOCUMENT_NOUNS, core, focus, head_noun, head_phrase, parts
+from bot.naming import CUE_TERMS
 from bot.prompts import CANNOT_ANSWER
 from bot.retrieval import SpanVector, terms
 from bot.types import Citation, Draft, Passage, TokenCallback, Turn
@@ -173,7 +174,7 @@ class ExtractiveAnswerer:
             asked = focus(narrowed) or narrowed
             scored = self._ranked(asked, passages, stored, kind, question)
             bar = self.threshold * _NARROWED_SHARE
-        if not scored or scored[0].score < bar or not _names_its_items(question, kind, passages):
+        if not scored or scored[0].score < bar or not _names_its_items(question, kind, passages, self.idf):
             if on_token:
                 on_token(CANNOT_ANSWER)
             return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
@@ -326,13 +327,22 @@ _NAME_BONUS = 0.02  # per name, up to three
 _NAMED_ITEM = re.compile(r"(?<=[\w,;:] )[A-Z][\w’'-]+|[“\"][^”\"]{2,60}[”\"]")
 
 
-def _names_its_items(question: str, kind: str, passages: Sequence[Passage]) -> bool:
-    """Whether the passages speak of what a list question enumerates at all ("Which programs
-    does he recommend?" and no passage mentions a program: the documents don't say)."""
-    if kind != "list":
+def _names_its_items(
+    question: str, kind: str, passages: Sequence[Passage], idf: Callable[[str], float]
+) -> bool:
+    """Whether the passages speak at all of what the question asks for: every word of what a
+    list enumerates ("Which anti-bullying programs ...": no passage says "anti": the documents
+    don't say), the most specific word of the topic of an overview ("Summarize the scientific
+    studies he cites": nothing "scientific")."""
+    if kind == "list":
+        wanted = set(terms(head_phrase(question)))
+    elif kind == "overview":
+        topic = set(terms(focus(question))) - CUE_TERMS
+        wanted = {max(topic, key=idf)} if topic else set()
+    else:
         return True
-    head = set(terms(head_noun(question) or ""))
-    return not head or any(head & set(terms(p.text)) for p in passages)
+    present = set().union(*(terms(p.text) for p in passages)) if passages else set()
+    return wanted <= present
 
 
 def _item_bonus(sentence: str, head: set[str]) -> float:

@@ -155,9 +155,10 @@ def parts(question: str, kind: str) -> list[str]:
 
 
 _HEAD = re.compile(
-    r"^(?:list|name|enumerate|give\s+(?:me\s+)?(?:a\s+list\s+of\s+)?)\s+(?:all\s+|the\s+|some\s+)?(?:\w+\s+){0,2}?(?P<a>\w+s)\b"
-    r"|^(?:which|what)\s+(?:\w+[\s-]+){0,3}?(?P<b>\w+(?<!s)s)\b"
-    r"|^what\s+(?:are|were)\s+(?:the|some|all)\s+(?:\w+\s+){0,2}?(?P<c>\w+(?<!s)s)\b",
+    r"^(?:list|name|enumerate|give\s+(?:me\s+)?(?:a\s+list\s+of\s+)?)\s+(?:all\s+|the\s+|some\s+)?"
+    r"(?P<ma>(?:\w+\s+){0,2}?)(?P<a>\w+s)\b"
+    r"|^(?:which|what)\s+(?P<mb>(?:\w+[\s-]+){0,3}?)(?P<b>\w+(?<!s)s)\b"
+    r"|^what\s+(?:are|were)\s+(?:the|some|all)\s+(?P<mc>(?:\w+\s+){0,2}?)(?P<c>\w+(?<!s)s)\b",
     re.I,
 )
 
@@ -166,3 +167,15 @@ def head_noun(question: str) -> str | None:
     """What a list question enumerates: "List the methods China uses" -> "methods"."""
     m = _HEAD.search(focus(question))
     return (m.group("a") or m.group("b") or m.group("c")) if m else None
+
+
+def head_phrase(question: str) -> str:
+    """The head noun with the words before it: "Which anti-bullying programs ..." ->
+    "anti-bullying programs"."""
+    m = _HEAD.search(focus(question))
+    if m is None:
+        return ""
+    for modifiers, head in (("ma", "a"), ("mb", "b"), ("mc", "c")):
+        if m.group(head):
+            return f"{m.group(modifiers) or ''}{m.group(head)}".strip()
+    return ""
