@@ -293,9 +293,14 @@ class ExtractiveAnswerer:
                 chosen.append(s)
                 covered |= s.matched
                 length += len(s.text)
+        # A list's items may score well below the sentence that announces them ("three causes
+        # of damage"): any sentence naming an instance of what it enumerates qualifies.
+        head = set(terms(head_noun(question) or "")) if kind == "list" else set()
         for s in scored[1:]:
-            if len(chosen) >= limit or s.score < floor:
+            if len(chosen) >= limit or s.score < bar:
                 break
+            if s.score < floor and not (head and head & set(terms(s.text))):
+                continue
             if (
                 len(s.text.split()) < 6
                 or any(_same(s, c) for c in chosen)

@@ -50,6 +50,7 @@ _LIST = re.compile(
     r"^(list|name|enumerate|itemi[sz]e)\b"
     r"|^(give|tell)\s+(me\s+)?(a\s+list|the\s+list|all|some|the)\b.*\b(examples|ways|reasons|names|kinds|types)\b"
     r"|^(which|what)\s+(\w+[\s-]+){0,3}?(\w+(?<!s)s|people|media|criteria|children|men|women)\s+"
+    r"((of|in|for|from|on|to|by)\s+(\w+\s+){1,3}?)?"
     r"(are|were|do|does|did|is|has|have|had|can|could|should|would|will|might)\b"
     r"|^what\s+(are|were)\s+(the|some|all)\s+(\w+\s+){0,2}(\w+(?<!s)s|criteria|people)\b"
     r"|\b(what|which)\s+examples\b|\bexamples\s+of\b",
