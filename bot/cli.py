@@ -74,14 +74,15 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Add, update and remove documents in the index (only what changed is embedded)."""
-    from ingest.fetch import fetch_to_documents, is_url
+    from ingest.fetch import display_url, fetch_to_documents, is_url
 
     settings = _settings()
     targets: list[Path] = []
     for arg in paths:
         if is_url(arg):
             # Saved under the documents folder's web/, then ingested with that folder.
-            typer.echo(f"fetched {arg} -> {fetch_to_documents(arg, settings)}", err=True)
+            saved = fetch_to_documents(arg, settings)
+            typer.echo(f"fetched {display_url(arg)} -> {saved}", err=True)
             arg = str(settings.documents_dir)
         if Path(arg) not in targets:
             targets.append(Path(arg))

@@ -21,6 +21,7 @@ def _env(name: str) -> AliasChoices:
 
 IdList = Annotated[list[int], NoDecode]
 PathList = Annotated[list[Path], NoDecode]
+NameList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -71,6 +72,15 @@ class Settings(BaseSettings):
         20.0,
         gt=0,
         description="Largest web page or PDF that `dossier ingest URL` downloads; bigger ones are refused.",
+    )
+    fetch_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a `dossier ingest URL` download may take in all (connecting, redirects and the whole body).",
+    )
+    fetch_allow_hosts: NameList = Field(
+        default_factory=list,
+        description="Comma-separated host names that `dossier ingest URL` may fetch from although they resolve to a loopback, private or link-local address (e.g. localhost,wiki.internal); all others must be public.",
     )
 
     # -- retrieval and answers -------------------------------------------------------------
@@ -163,6 +173,13 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("watch_paths", mode="before")
