@@ -101,7 +101,14 @@ class Settings(BaseSettings):
         description="Answerer: `extractive` (offline, default) or `provider:model` for LangChain's init_chat_model, e.g. openai:gpt-4o-mini, ollama:llama3.1, anthropic:claude-3-5-haiku-latest.",
     )
     llm_timeout: float = Field(
-        60.0, gt=0, description="Seconds before an LLM call gives up and the extractive answer is used."
+        60.0,
+        gt=0,
+        description="Seconds an LLM call may take in all (a slow stream included) before it gives up and the extractive answer is used.",
+    )
+    llm_max_answer_chars: int = Field(
+        3000,
+        ge=200,
+        description="Longest LLM answer shown, in characters; a longer reply is cut at a sentence end, with a note.",
     )
     abstain_threshold: float = Field(
         0.37,
