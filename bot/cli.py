@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from ingest.errors import DossierError
+from ingest.printable import json_printable, one_line, printable
 
 log = logging.getLogger("dossier")
 
@@ -34,6 +35,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 KOpt = Annotated[
     int | None, typer.Option("-k", "--top-k", help="Passages to retrieve (default DOSSIER_TOP_K).")
 ]
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print text that may hold file names, titles, questions or model output, made harmless."""
+    typer.echo(printable(text), err=err)
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json_printable(json.dumps(data, ensure_ascii=False)))
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines name files and URLs too; they reach the same terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 def _settings() -> Any:
@@ -57,9 +75,11 @@ def _main(
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_PrintableFormatter(LOG_FORMAT))
     for noisy in ("httpx", "chromadb", "sentence_transformers", "discord", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -82,19 +102,19 @@ def ingest(
         if is_url(arg):
             # Saved under the documents folder's web/, then ingested with that folder.
             saved = fetch_to_documents(arg, settings)
-            typer.echo(f"fetched {display_url(arg)} -> {saved}", err=True)
+            _echo(f"fetched {display_url(arg)} -> {saved}", err=True)
             arg = str(settings.documents_dir)
         if Path(arg) not in targets:
             targets.append(Path(arg))
     report = _engine(settings).ingest(targets, full=full, progress=None)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        _echo_json(report.to_dict())
     else:
         for failure in report.failed:
-            typer.echo(f"failed: {failure.path}: {failure.reason}", err=True)
+            _echo(f"failed: {one_line(failure.path)}: {one_line(failure.reason)}", err=True)
         for skipped in report.skipped:
-            typer.echo(f"skipped: {skipped.path}: {skipped.reason}", err=True)
-        typer.echo(report.summary())
+            _echo(f"skipped: {one_line(str(skipped.path))}: {one_line(skipped.reason)}", err=True)
+        _echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
 
@@ -105,7 +125,10 @@ def status(as_json: JsonOpt = False) -> None:
     from bot.render import format_status
 
     info = _engine(_settings()).status()
-    typer.echo(json.dumps(info.to_dict()) if as_json else format_status(info))
+    if as_json:
+        _echo_json(info.to_dict())
+    else:
+        _echo(format_status(info))
 
 
 @app.command()
@@ -118,7 +141,10 @@ def ask(
     from bot.render import format_answer
 
     answer = _engine(_settings()).ask(question, k=k)
-    typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False) if as_json else format_answer(answer))
+    if as_json:
+        _echo_json(answer.to_dict())
+    else:
+        _echo(format_answer(answer))
 
 
 @app.command()
@@ -139,7 +165,10 @@ def evaluate(
     from bot.evaluate import format_summary, load_questions, run_eval
 
     report = run_eval(_engine(_settings()), load_questions(file), k=k)
-    typer.echo(json.dumps(report, ensure_ascii=False) if as_json else format_summary(report["summary"]))
+    if as_json:
+        _echo_json(report)
+    else:
+        _echo(format_summary(report["summary"]))
 
 
 @app.command()
@@ -192,7 +221,7 @@ def main() -> None:
     try:
         app()
     except DossierError as err:
-        typer.echo(f"dossier: {err}", err=True)
+        _echo(f"dossier: {err}", err=True)
         log.debug("error", exc_info=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
@@ -201,7 +230,7 @@ def main() -> None:
     except Exception as err:
         # A bug, not a user error: one line for the user, the traceback in the log.
         log.error("unexpected error", exc_info=True)
-        typer.echo(
+        _echo(
             f"dossier: unexpected error ({type(err).__name__}: {err}); details are in the log above", err=True
         )
         sys.exit(1)
