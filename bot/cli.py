@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ingest.errors import DossierError
+from ingest.errors import ConfigError, DossierError
 from ingest.printable import json_printable, one_line, printable
 
 log = logging.getLogger("dossier")
@@ -35,6 +35,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 KOpt = Annotated[
     int | None, typer.Option("-k", "--top-k", help="Passages to retrieve (default DOSSIER_TOP_K).")
 ]
+MAX_TOP_K = 50  # the bound DOSSIER_TOP_K has
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -52,6 +53,12 @@ class _PrintableFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return printable(super().format(record))
+
+
+def _check_k(k: int | None) -> int | None:
+    if k is not None and not 1 <= k <= MAX_TOP_K:
+        raise ConfigError(f"-k must be between 1 and {MAX_TOP_K} (got {k}).")
+    return k
 
 
 def _settings() -> Any:
@@ -98,15 +105,17 @@ def ingest(
 
     settings = _settings()
     targets: list[Path] = []
+    fetched: list[Path] = []
     for arg in paths:
         if is_url(arg):
             # Saved under the documents folder's web/, then ingested with that folder.
-            saved = fetch_to_documents(arg, settings)
-            _echo(f"fetched {display_url(arg)} -> {saved}", err=True)
+            fetched.append(fetch_to_documents(arg, settings))
+            _echo(f"fetched {display_url(arg)} -> {fetched[-1]}", err=True)
             arg = str(settings.documents_dir)
         if Path(arg) not in targets:
             targets.append(Path(arg))
     report = _engine(settings).ingest(targets, full=full, progress=None)
+    _remove_unreadable_downloads(fetched, report)
     if as_json:
         _echo_json(report.to_dict())
     else:
@@ -117,6 +126,16 @@ def ingest(
         _echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _remove_unreadable_downloads(fetched: list[Path], report: Any) -> None:
+    """Delete fetched pages that could not be loaded: left in place, they fail every ingest."""
+    failed = {Path(failure.path).resolve() for failure in report.failed}
+    for path in fetched:
+        if path.resolve() in failed:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".url").unlink(missing_ok=True)
+            log.info("removed %s: it could not be loaded", path)
 
 
 @app.command()
@@ -140,7 +159,7 @@ def ask(
     """Answer one question with cited sources (or say the documents don't cover it)."""
     from bot.render import format_answer
 
-    answer = _engine(_settings()).ask(question, k=k)
+    answer = _engine(_settings()).ask(question, k=_check_k(k))
     if as_json:
         _echo_json(answer.to_dict())
     else:
@@ -164,7 +183,7 @@ def evaluate(
     """Score retrieval, answers, citations and abstention on a question file."""
     from bot.evaluate import format_summary, load_questions, run_eval
 
-    report = run_eval(_engine(_settings()), load_questions(file), k=k)
+    report = run_eval(_engine(_settings()), load_questions(file), k=_check_k(k))
     if as_json:
         _echo_json(report)
     else:
@@ -224,6 +243,11 @@ def main() -> None:
         _echo(f"dossier: {err}", err=True)
         log.debug("error", exc_info=True)
         sys.exit(err.exit_code)
+    except OSError as err:
+        # The environment, not a bug: a home that is a file, a missing folder, a full disk.
+        _echo(f"dossier: {_describe_os_error(err)}", err=True)
+        log.debug("error", exc_info=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
@@ -234,6 +258,14 @@ def main() -> None:
             f"dossier: unexpected error ({type(err).__name__}: {err}); details are in the log above", err=True
         )
         sys.exit(1)
+
+
+def _describe_os_error(err: OSError) -> str:
+    reason = err.strerror or type(err).__name__
+    where = err.filename if err.filename is not None else ""
+    if err.filename2 is not None:
+        where = f"{where} -> {err.filename2}"
+    return f"{reason}: {where}" if where else reason
 
 
 if __name__ == "__main__":

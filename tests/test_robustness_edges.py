@@ -1,11 +1,17 @@
-"""Terminal output: no escape codes reach the terminal from file names, titles, answers or questions."""
+"""Terminal output and command-line edges: no escape codes reach the terminal, bad options and
+environment errors give one line, a download that cannot be loaded is not kept."""
 
 from __future__ import annotations
 
 import io
 import json
 import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import pytest
 
 from bot.chat import PlainView, PrintableView
 from bot.types import Answer, Citation, DocumentInfo, Passage
@@ -146,3 +152,66 @@ def test_titles_and_file_names_reach_the_terminal_clean(tmp_path: Path) -> None:
     as_json = _run(home, "ask", "What temperature does the kiln at Tarnby run at?", "--json")
     assert_clean(as_json.stdout)
     assert json.loads(as_json.stdout)["citations"][0]["source"] == "\x1b[31mred\x1b[0m.md"  # data intact
+
+
+# -- options and the environment -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", ["-1", "0", "100000"])
+def test_k_out_of_range_is_one_line(tmp_path: Path, k: str) -> None:
+    result = _run(tmp_path / "home", "ask", "Anything?", "-k", k)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"dossier: -k must be between 1 and 50 (got {k})."
+
+
+def test_environment_errors_are_one_line(tmp_path: Path) -> None:
+    home_file = tmp_path / "not-a-folder"
+    home_file.write_text("")
+    ingest = _run(home_file, "ingest", str(ROOT / "docs" / "sample"))
+    assert ingest.returncode == 1
+    assert "Traceback" not in ingest.stderr and len(ingest.stderr.strip().splitlines()) == 1
+    assert str(home_file) in ingest.stderr
+
+    export = _run(
+        tmp_path / "home", "feedback", "export", "-o", str(tmp_path / "missing" / "dir" / "f.jsonl")
+    )
+    assert export.returncode == 1
+    assert (
+        export.stderr.strip()
+        == f"dossier: No such file or directory: {tmp_path / 'missing' / 'dir' / 'f.jsonl'}"
+    )
+
+
+# -- a fetched file that cannot be loaded is not kept ------------------------------------------------
+
+
+class _BrokenPdf(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"%PDF-1.4\nthis is not really a PDF\n"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pdf")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def broken_pdf_url() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _BrokenPdf)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/report.pdf"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_download_that_cannot_be_loaded_is_removed(tmp_path: Path, broken_pdf_url: str) -> None:
+    home = tmp_path / "home"
+    result = _run(home, "ingest", broken_pdf_url, DOSSIER_FETCH_ALLOW_HOSTS="127.0.0.1")
+    assert result.returncode == 1
+    assert "failed:" in result.stderr and "Traceback" not in result.stderr
+    web = home / "documents" / "web"
+    assert list(web.iterdir()) == []  # neither the PDF nor its sidecar is left to fail again
