@@ -172,3 +172,28 @@ def test_condense_gives_up_at_the_deadline(drip_model: ModelFactory) -> None:
     history = [Turn("Who published the report?", "Safeguard Defenders [1].")]
     assert condense_question(drip_model(), "When?", history, deadline=1.0) == "When?"
     assert time.monotonic() - started < 3
+
+
+def test_engine_holds_llm_calls_to_the_timeout_setting(report_index, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """DOSSIER_LLM_TIMEOUT bounds the whole call through the engine, not just each read."""
+    from bot.engine import Engine
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Drip)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{httpd.server_address[1]}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "test")
+    monkeypatch.delenv("OPENAI_API_BASE", raising=False)
+    settings = report_index.model_copy(update={"llm": "openai:gpt-test", "llm_timeout": 1.0})
+    engine = Engine(settings, embedder=embedder)
+    try:
+        engine.ask("Who founded Safeguard Defenders?")  # warm up retrieval outside the clock
+        started = time.monotonic()
+        answer = engine.ask("Who founded Safeguard Defenders?")
+        assert time.monotonic() - started < 4
+        assert answer.note.startswith(note_model_failed("timeout"))
+        assert "Dahlin" in answer.text  # the extractive answer
+    finally:
+        engine.close()
+        httpd.shutdown()
+        httpd.server_close()
