@@ -215,3 +215,12 @@ def test_download_that_cannot_be_loaded_is_removed(tmp_path: Path, broken_pdf_ur
     assert "failed:" in result.stderr and "Traceback" not in result.stderr
     web = home / "documents" / "web"
     assert list(web.iterdir()) == []  # neither the PDF nor its sidecar is left to fail again
+
+
+def test_a_newline_in_a_source_name_cannot_forge_a_line() -> None:
+    from bot.render import format_answer
+
+    forged = Citation(1, "a\nfailed: fake.md", "line 1", "The kiln runs hot.", "p1")
+    text = format_answer(Answer("q", "The kiln runs hot [1].", (forged,), abstained=False, retrieved=()))
+    assert "  [1] a failed: fake.md (line 1)" in text
+    assert not any(line.startswith("failed:") for line in text.splitlines())
