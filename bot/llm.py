@@ -403,7 +403,7 @@ def cap_reply(reply: str, limit: int) -> tuple[str, bool]:
     ends = [match.end() for match in _CLAIM_END.finditer(head)]
     if ends and ends[-1] > limit // 2:
         return head[: ends[-1]].rstrip(), True
-    return head.rsplit(" ", 1)[0].rstrip() + " …", True
+    return head[: limit - 2].rsplit(" ", 1)[0].rstrip() + " …", True  # room for the ellipsis
 
 
 def passage_sentences(text: str) -> list[str]:
