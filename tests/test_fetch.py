@@ -389,3 +389,19 @@ def test_chroma_url_password_is_not_shown() -> None:
 
     settings = Settings(chroma_url="http://admin:pw@127.0.0.1:9", _env_file=None)
     assert describe_store(settings) == "http://127.0.0.1:9"
+
+
+def test_fetch_to_documents_uses_the_allow_setting(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest.fetch import fetch_to_documents
+    from ingest.settings import Settings
+
+    url = f"{server}/notes.txt"
+    refused = Settings(home=tmp_path / "a", _env_file=None)
+    with pytest.raises(FetchError, match="loopback address"):
+        fetch_to_documents(url, refused)
+    monkeypatch.setenv("DOSSIER_FETCH_ALLOW_HOSTS", "wiki.internal, 127.0.0.1")
+    allowed = Settings(home=tmp_path / "b", _env_file=None)
+    assert allowed.fetch_allow_hosts == ["wiki.internal", "127.0.0.1"]
+    assert fetch_to_documents(url, allowed).parent == tmp_path / "b" / "documents" / "web"
