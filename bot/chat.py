@@ -19,11 +19,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from bot.render import format_answer, trim
-from bot.types import Answer, DocumentInfo, Passage, TokenCallback, Turn
+from bot.types import Answer, Citation, DocumentInfo, Passage, TokenCallback, Turn
 from ingest.errors import DossierError, NoIndexError
+from ingest.printable import one_line, printable
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -62,6 +64,65 @@ class View(Protocol):
     def help(self) -> None: ...
     def notice(self, text: str) -> None: ...
     def error(self, text: str) -> None: ...
+
+
+class PrintableView:
+    """Hands everything to `inner` without escape codes (ingest.printable).
+
+    Sources, titles, passages, questions and model tokens all come from outside; cleaned
+    here, once, neither view has to remember it.
+    """
+
+    def __init__(self, inner: View) -> None:
+        self.inner = inner
+
+    def run_answer(self, ask: Ask, *, stream: bool) -> Answer:
+        def clean_ask(on_token: TokenCallback | None) -> Answer:
+            if on_token is None:
+                return ask(None)
+            return ask(lambda piece: on_token(printable(piece)))
+
+        return self.inner.run_answer(clean_ask, stream=stream)
+
+    def answer(self, answer: Answer, *, first: bool) -> None:
+        self.inner.answer(_printable_answer(answer), first=first)
+
+    def passages(self, items: Sequence[tuple[int, Passage]], *, cited: bool) -> None:
+        self.inner.passages([(n, _printable_passage(p)) for n, p in items], cited=cited)
+
+    def context(self, n: int, passage: Passage, context: str) -> None:
+        self.inner.context(n, _printable_passage(passage), printable(context))
+
+    def documents(self, docs: Sequence[DocumentInfo]) -> None:
+        self.inner.documents([replace(d, source=one_line(d.source), title=one_line(d.title)) for d in docs])
+
+    def help(self) -> None:
+        self.inner.help()
+
+    def notice(self, text: str) -> None:
+        self.inner.notice(printable(text))
+
+    def error(self, text: str) -> None:
+        self.inner.error(printable(text))
+
+
+def _printable_passage(p: Passage) -> Passage:
+    return replace(p, source=one_line(p.source), location=one_line(p.location), text=printable(p.text))
+
+
+def _printable_citation(c: Citation) -> Citation:
+    return replace(c, source=one_line(c.source), location=one_line(c.location), quote=printable(c.quote))
+
+
+def _printable_answer(a: Answer) -> Answer:
+    return replace(
+        a,
+        text=printable(a.text),
+        note=printable(a.note),
+        standalone_question=one_line(a.standalone_question),
+        citations=tuple(_printable_citation(c) for c in a.citations),
+        retrieved=tuple(_printable_passage(p) for p in a.retrieved),
+    )
 
 
 def run_chat(
@@ -358,7 +419,7 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 
 def _run_piped(settings: Settings, engine: Engine | None, stdin: TextIO, stdout: TextIO) -> int:
-    chat = Chat(settings, engine, PlainView(stdout))
+    chat = Chat(settings, engine, PrintableView(PlainView(stdout)))
     while True:
         line = stdin.readline()
         if not line:
@@ -366,7 +427,7 @@ def _run_piped(settings: Settings, engine: Engine | None, stdin: TextIO, stdout:
         line = line.strip()
         if not line:
             continue
-        stdout.write(f"> {trim(line, 300)}\n")
+        stdout.write(f"> {trim(one_line(line), 300)}\n")
         if not chat.handle(line):
             stdout.flush()
             return 0
@@ -554,7 +615,7 @@ def _prompt_session(settings: Settings, stdin: TextIO, stdout: TextIO) -> Any:
 
 
 def _run_interactive(settings: Settings, engine: Engine | None, stdin: TextIO, stdout: TextIO) -> int:
-    view = RichView(stdout)
+    view = PrintableView(RichView(stdout))
     chat = Chat(settings, engine, view, stream=settings.llm != "extractive")
     session = _prompt_session(settings, stdin, stdout)
     view.notice(f"Dossier: ask about the documents in {settings.home}. /help lists commands, Ctrl-D quits.")

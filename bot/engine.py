@@ -130,7 +130,13 @@ class Engine:
             else:
                 from bot.llm import LLMAnswerer
 
-                self._answerer = LLMAnswerer(self.chat_model, self._extractive, name=self.settings.llm)
+                self._answerer = LLMAnswerer(
+                    self.chat_model,
+                    self._extractive,
+                    name=self.settings.llm,
+                    deadline=self.settings.llm_timeout,
+                    max_answer_chars=self.settings.llm_max_answer_chars,
+                )
         return self._answerer
 
     @property
@@ -159,7 +165,7 @@ class Engine:
         if self.settings.llm != "extractive" and self.chat_model is not None:
             from bot.llm import condense_question
 
-            return condense_question(self.chat_model, question, history)
+            return condense_question(self.chat_model, question, history, deadline=self.settings.llm_timeout)
         return standalone_question(question, history)
 
     def retrieve(

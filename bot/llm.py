@@ -3,7 +3,9 @@
 The model sees numbered passages and must cite them as [n]. Its reply is trusted only as
 far as it can be checked: markers that point at no retrieved passage are removed, the rest
 are renumbered 1..m, and each citation gets a quote copied verbatim from its passage. A
-reply that cites nothing, or a model that fails, yields the injected fallback's answer.
+sentence of substance that cites no retrieved passage is left out, with a note; a reply
+longer than the cap is cut at a sentence end, with a note. A reply that cites nothing, or a
+model that fails or misses its deadline, yields the injected fallback's answer.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from bot.deadline import DeadlineExceeded, run_with_deadline
 from bot.prompts import CANNOT_ANSWER, Prompt, load_prompt
 from bot.types import Answerer, Citation, Draft, Passage, TokenCallback, Turn
 from ingest.errors import ConfigError
@@ -48,6 +51,20 @@ _WORD = re.compile(r"\w+")
 _STOPWORD_TEXT = """a an and are as at be by for from has have in is it its of on or that the their this to
 was were which with"""
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+# Replies longer than this are cut (DOSSIER_LLM_MAX_ANSWER_CHARS): a passage saying "repeat
+# this 10,000 times" must not flood a channel.
+DEFAULT_MAX_ANSWER_CHARS = 3000
+
+
+def note_uncited(count: int) -> str:
+    sentences = "sentence" if count == 1 else "sentences"
+    return f"Left out {count} {sentences} of the language model's answer that cited no passage."
+
+
+def note_cut(limit: int) -> str:
+    return f"The language model's answer was longer than {limit:,} characters and was cut."
 
 
 def note_model_failed(reason: str) -> str:
@@ -104,10 +121,15 @@ class LLMAnswerer:
         *,
         name: str = "llm",
         prompts_dir: Path | None = None,
+        deadline: float | None = None,
+        max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS,
     ) -> None:
         self.model = model
         self.fallback = fallback
         self.name = name
+        # Seconds for the whole call: the client's own timeout applies to each read only.
+        self.deadline = deadline
+        self.max_answer_chars = max_answer_chars
         # Loaded now so that a broken prompt file stops start-up, not the first question.
         self.prompt = _load_cached("answer", frozenset(ANSWER_PLACEHOLDERS), prompts_dir)
 
@@ -134,30 +156,58 @@ class LLMAnswerer:
             cannot_answer=CANNOT_ANSWER,
         )
         try:
-            reply = self._call(messages, on_token)
+            reply = self._call_within_deadline(messages, on_token)
         except Exception as err:
             reason = short_reason(err)
             log.warning("language model call failed: %s", reason)
             log.debug("language model failure", exc_info=True)
             return self._fall_back(question, passages, history, note_model_failed(reason), kind)
 
+        return self._checked(reply, question, passages, history, kind)
+
+    def _checked(
+        self, reply: str, question: str, passages: Sequence[Passage], history: Sequence[Turn], kind: str
+    ) -> Draft:
+        """The reply as far as it can be verified, or the fallback's answer."""
+        reply, was_cut = cap_reply(reply, self.max_answer_chars)
         text, citations = clean_citations(reply, passages)
         if is_cannot_answer(reply) or (not citations and _mentions_cannot_answer(reply)):
             return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
         if not citations:
             log.info("language model reply cited no retrieved passage: %r", reply[:200])
             return self._fall_back(question, passages, history, NOTE_NO_CITATION, kind)
-        return Draft(text=text, citations=citations, abstained=False)
+        text, dropped = drop_uncited_claims(text)
+        notes = [note_uncited(dropped)] if dropped else []
+        if was_cut:
+            notes.append(note_cut(self.max_answer_chars))
+        return Draft(text=text, citations=citations, abstained=False, note=" ".join(notes))
+
+    def _call_within_deadline(self, messages: list[tuple[str, str]], on_token: TokenCallback | None) -> str:
+        def work(expired: Callable[[], bool]) -> str:
+            def relay(piece: str) -> None:
+                # Tokens after the deadline would land on screen after the fallback's answer.
+                if expired():
+                    raise DeadlineExceeded("stream stopped at the deadline")
+                assert on_token is not None
+                on_token(piece)
+
+            return self._call(messages, relay if on_token is not None else None)
+
+        return run_with_deadline(work, self.deadline)
 
     def _call(self, messages: list[tuple[str, str]], on_token: TokenCallback | None) -> str:
         if on_token is None:
             return str(self.model.invoke(messages).text)
         pieces: list[str] = []
+        size = 0
         for chunk in self.model.stream(messages):
             piece = str(chunk.text)
             if piece:
                 pieces.append(piece)
                 on_token(piece)
+                size += len(piece)
+                if size > self.max_answer_chars:
+                    break  # the rest would be cut anyway; stop paying for it
         return "".join(pieces)
 
     def _fall_back(
@@ -170,14 +220,20 @@ class LLMAnswerer:
 
 
 def condense_question(
-    model: BaseChatModel, question: str, history: Sequence[Turn], *, prompts_dir: Path | None = None
+    model: BaseChatModel,
+    question: str,
+    history: Sequence[Turn],
+    *,
+    prompts_dir: Path | None = None,
+    deadline: float | None = None,
 ) -> str:
     """Rewrite a follow-up into a standalone question; the question unchanged on any error."""
     if not history:
         return question
     try:
         prompt = _load_cached("condense", frozenset(CONDENSE_PLACEHOLDERS), prompts_dir)
-        reply = str(model.invoke(prompt.messages(history=format_history(history), question=question)).text)
+        messages = prompt.messages(history=format_history(history), question=question)
+        reply = str(run_with_deadline(lambda _expired: model.invoke(messages).text, deadline))
     except Exception as err:
         log.warning("could not condense the question (%s); using it as asked", short_reason(err))
         log.debug("condense failure", exc_info=True)
@@ -290,6 +346,66 @@ def clean_citations(reply: str, passages: Sequence[Passage]) -> tuple[str, tuple
         quote = best_quote(passage.text, claims[number])
         citations.append(Citation(new, passage.source, passage.location, quote, passage.id))
     return text, tuple(citations)
+
+
+# Where one claim ends: sentence punctuation (and the markers citing it), or a line break.
+_CLAIM_END = re.compile(rf"[.!?]+[\"'”’)]*(?:[ \t]*{_GROUP})*(?:[ \t]*\n+|[ \t]+)|\n+")
+_LETTER_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+
+
+def split_claims(text: str) -> list[str]:
+    """`text` cut into sentences and lines; joined back they give `text` exactly."""
+    pieces: list[str] = []
+    start = 0
+    for match in _CLAIM_END.finditer(text):
+        pieces.append(text[start : match.end()])
+        start = match.end()
+    pieces.append(text[start:])
+    return [piece for piece in pieces if piece]
+
+
+def _is_claim(piece: str) -> bool:
+    """A sentence that states something: five words, or a figure with words around it.
+
+    Short pieces ("Yes.", "No, it does not.", a list number, "e.g.") carry no claim of their
+    own, and a line ending in ":" introduces the cited lines after it.
+    """
+    stripped = piece.strip()
+    if not stripped or stripped.endswith(":") or _mentions_cannot_answer(stripped):
+        return False
+    words = len(_LETTER_WORD.findall(stripped))
+    return words >= 5 or (words >= 2 and any(ch.isdigit() for ch in stripped))
+
+
+def drop_uncited_claims(text: str) -> tuple[str, int]:
+    """Leave out the claims that carry no [n] marker; returns the text and how many went.
+
+    The prompt asks for every claim to be cited. A sentence without a marker is the model's
+    own knowledge, a guess, or text injected through a document, and the reader cannot check
+    it, so it is not shown. Dropping it (instead of refusing the whole reply) keeps the
+    verified part; the note says something was left out.
+    """
+    kept: list[str] = []
+    dropped = 0
+    for piece in split_claims(text):
+        if _is_claim(piece) and not _MARKER.search(piece):
+            dropped += 1
+            if piece.endswith("\n") and kept and not kept[-1].endswith("\n"):
+                kept.append("\n")  # keep the line structure of what remains
+            continue
+        kept.append(piece)
+    return re.sub(r"\n{3,}", "\n\n", "".join(kept)).strip(), dropped
+
+
+def cap_reply(reply: str, limit: int) -> tuple[str, bool]:
+    """`reply` cut to at most `limit` characters, at the last sentence end when there is one."""
+    if len(reply) <= limit:
+        return reply, False
+    head = reply[:limit]
+    ends = [match.end() for match in _CLAIM_END.finditer(head)]
+    if ends and ends[-1] > limit // 2:
+        return head[: ends[-1]].rstrip(), True
+    return head[: limit - 2].rsplit(" ", 1)[0].rstrip() + " …", True  # room for the ellipsis
 
 
 def passage_sentences(text: str) -> list[str]:

@@ -19,6 +19,7 @@ from bot.llm import (
     condense_question,
     make_chat_model,
     note_model_failed,
+    note_uncited,
 )
 from bot.prompts import CANNOT_ANSWER, load_prompt
 from bot.types import Citation, Draft, Passage, TokenCallback, Turn
@@ -83,6 +84,8 @@ class FakeFallback:
         passages: Sequence[Passage],
         history: Sequence[Turn] = (),
         on_token: TokenCallback | None = None,
+        kind: str = "factoid",
+        narrowed: str = "",
     ) -> Draft:
         self.calls.append(question)
         first = passages[0]
@@ -167,10 +170,11 @@ def test_unknown_citation_is_removed_and_rest_renumbered(
     )
     draft = LLMAnswerer(make_model(), fallback).answer(QUESTION, PASSAGES)
 
+    # "It came out in 2022." lost its only marker, so it is an uncited claim and is left out.
     assert draft.text == (
-        "The Netherlands closed the stations in Amsterdam and Rotterdam [1]. "
-        "The report listed 54 stations [2]. It came out in 2022."
+        "The Netherlands closed the stations in Amsterdam and Rotterdam [1]. The report listed 54 stations [2]."
     )
+    assert draft.note == note_uncited(1)
     assert [(c.n, c.passage_id) for c in draft.citations] == [(1, "p3"), (2, "p1")]
     assert draft.citations[0].quote.startswith("The Netherlands ordered")
     assert draft.citations[1].quote.startswith("It listed 54")
