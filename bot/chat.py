@@ -183,7 +183,7 @@ class Chat:
         elif name == "/open":
             self._open(arg)
         elif name == "/summary":
-            self._summary(arg)
+            self._summary(arg.strip("\"'“”‘’ "))
         elif name == "/docs":
             docs = self.engine.documents()  # read afresh: another process may have re-ingested
             if not docs:

@@ -125,7 +125,7 @@ def test_help_unknown_command_and_quit(report_engine, report_index: Settings) ->
 def test_summary_shows_the_brief_as_cited_bullets(report_engine, report_index: Settings) -> None:
     source = report_engine.documents()[0].source
     _, pairs = chat(
-        report_engine, report_index, "/summary", "/sources", "/summary zebra crossing", f"/SUMMARY {source}"
+        report_engine, report_index, "/summary", "/sources", "/summary zebra crossing", f'/SUMMARY "{source}"'
     )
     (_, brief), (_, sources), (_, missing), (_, named) = pairs
     text, _, cited = brief.partition("\n\nSources:\n")
@@ -137,7 +137,7 @@ def test_summary_shows_the_brief_as_cited_bullets(report_engine, report_index: S
     # /sources and /open work on a summary as on any answer
     assert sources.startswith("Cited passages:") and f"[1] {source}" in sources
     assert missing.startswith("error: No indexed document matches 'zebra crossing'")
-    assert named == brief  # the one document, named: the same brief
+    assert named == brief  # the one document, named (quotes are not part of the name): the same brief
 
 
 def test_bullets_wrap_with_a_hanging_indent_in_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -643,6 +643,24 @@ async def test_slash_summary_of_unknown_document_says_so(fake_discord: FakeDisco
     assert not post.custom_ids  # an error is not an answer to vote on
 
 
+async def test_slash_summary_keeps_to_allowed_channels_and_rate_limit(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    engine = FakeEngine()
+    settings = make_settings(tmp_path, discord_channel_ids=[CHANNEL_ID], discord_rate_limit=1)
+    bot = make_bot(settings, engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("summary", channel_id=OTHER_CHANNEL_ID)
+        [elsewhere] = await fake_discord.wait_posted(lambda p: p.kind == "callback")
+        await fake_discord.slash("summary")
+        await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        await fake_discord.slash("summary")
+        limited = await fake_discord.wait_posted(lambda p: p.kind == "callback" and p.ephemeral, count=2)
+    assert "channels I was set up for" in elsewhere.content and elsewhere.ephemeral
+    assert "1 question a minute" in limited[1].content
+    assert engine.summarized == [None]
+
+
 async def test_long_summary_splits_between_bullets(fake_discord: FakeDiscord, tmp_path: Path) -> None:
     bullets = [
         f"Point {i} of the report says the stations recruited staff. It also lists them by city."
