@@ -2,9 +2,9 @@
 
 The real discord.py client logs in, identifies, receives READY and GUILD_CREATE, and then
 talks to this server exactly as it would to Discord. Tests inject gateway events
-(`send_message`, `slash`, `autocomplete`, `click`) and inspect or wait for the REST calls the bot made
-(`posts`, `wait_for`). Unknown routes and missing authorisation are recorded so the
-fixtures fail the test on them. See ../shared/notes/discord-offline-testing.md.
+(`send_message`, `slash`, `autocomplete`, `click`) and inspect or wait for the REST calls the
+bot made (`posts`, `wait_for`). Unknown routes, malformed replies and missing authorisation are
+recorded so the fixtures fail the test on them. See ../shared/notes/discord-offline-testing.md.
 """
 
 from __future__ import annotations
