@@ -43,6 +43,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/sources", "the full passages behind the last answer"),
     ("/open N", "passage N of the last answer, with the text around it in its source"),
     ("/docs", "the documents in the index"),
+    ("/summary [DOC]", "the brief of document DOC (a file name or title), or one line per document"),
     ("/reset", "forget the conversation (the next question starts afresh)"),
     ("/help", "this list"),
     ("/quit", "leave (Ctrl-D also works; Ctrl-C cancels an answer in progress)"),
@@ -242,6 +243,8 @@ class Chat:
                 self.view.passages(numbered_passages(answer), cited=bool(answer.citations))
         elif name == "/open":
             self._open(arg)
+        elif name == "/summary":
+            self._summary(arg.strip("\"'“”‘’ "))
         elif name == "/docs":
             docs = self.engine.documents()  # read afresh: another process may have re-ingested
             if not docs:
@@ -256,6 +259,19 @@ class Chat:
             self.view.help()
         else:
             self.view.notice(f"Unknown command {name}. {SHORT_HELP}")
+
+    def _summary(self, document: str) -> None:
+        engine = self.engine
+
+        def summarize(on_token: TokenCallback | None) -> Answer:
+            return engine.summary(document or None)
+
+        # Like an answer: /sources and /open show its passages, and follow-ups can build on it.
+        answer = self.view.run_answer(summarize, stream=False)
+        self.last = answer
+        self.history.append(Turn(answer.question, answer.text))
+        self._answered += 1
+        self.view.answer(answer, first=self._answered == 1)
 
     def _last_answer(self) -> Answer | None:
         if self.last is None:
@@ -481,7 +497,7 @@ class RichView:
             self._print(Text("Not in the documents", style="bold yellow"))
             self._print(Text(answer.text, style="yellow"))
         else:
-            self._print(_with_markers(answer.text))
+            self._print(_answer_body(answer.text))
         if answer.note:
             self._print(Text(f"note: {answer.note}", style="dim yellow"))
         if answer.abstained and answer.retrieved:
@@ -587,6 +603,31 @@ def _with_markers(text: str) -> Any:
     out = Text(text)
     out.highlight_regex(r"\[\d+(?:\s*,\s*\d+)*\]", "bold cyan")
     return out
+
+
+def _answer_body(text: str) -> Any:
+    """The answer with its markers highlighted; bullets ("- ... [n]") get a hanging indent, so a
+    bullet that wraps stays clear of the next one."""
+    from rich.console import Group
+    from rich.table import Table
+
+    lines = text.split("\n")
+    if not any(line.startswith("- ") for line in lines):
+        return _with_markers(text)
+    parts: list[Any] = []
+    grid: Table | None = None
+    for line in lines:
+        if not line.startswith("- "):
+            grid = None
+            parts.append(_with_markers(line))
+            continue
+        if grid is None:
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(style="cyan")
+            grid.add_column()
+            parts.append(grid)
+        grid.add_row("•", _with_markers(line[2:]))
+    return Group(*parts)
 
 
 def _prompt_session(settings: Settings, stdin: TextIO, stdout: TextIO) -> Any:

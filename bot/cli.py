@@ -167,8 +167,31 @@ def ask(
 
 
 @app.command()
+def summary(
+    document: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="DOC", help="A file name, a title, or words of either (default: every document)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A document's brief as cited bullets, or one cited line per document."""
+    from bot.render import format_answer
+
+    engine = _engine(_settings())
+    source = engine.find_document(document) if document else None
+    answer = engine.summary(source)
+    typer.echo(
+        json.dumps({**answer.to_dict(), "document": source}, ensure_ascii=False)
+        if as_json
+        else format_answer(answer)
+    )
+
+
+@app.command()
 def chat() -> None:
-    """Chat with the documents in the terminal (follow-ups, /sources, /open N, /help)."""
+    """Chat with the documents in the terminal (follow-ups, /sources, /open N, /summary, /help)."""
     from bot.chat import run_chat
 
     raise typer.Exit(run_chat(_settings()))
