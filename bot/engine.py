@@ -21,7 +21,7 @@ from bot.naming import (
     whole_document,
     without_title,
 )
-from bot.retrieval import HybridRetriever, RetrievalTimings, terms
+from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of, terms
 from bot.summary import Overview, Summaries
 from bot.types import Answer, Answerer, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
 from ingest.errors import NoIndexError, QuestionError
@@ -238,9 +238,12 @@ class Engine:
         t1 = time.perf_counter()
         if whole:
             overview = self.overview(named, query)
+            summarize = getattr(self.answerer, "summarize", None)
+            if summarize is not None:  # a language model writes it from the document itself
+                overview = summarize(query, self.document_passages(named), overview, on_token)
+            elif on_token:
+                on_token(overview.draft.text)
             passages, draft = list(overview.passages), overview.draft
-            if on_token:
-                on_token(draft.text)
         else:
             # Lists, comparisons and explanations read more of the documents than a factoid.
             sources = [named] if named else None
@@ -290,6 +293,17 @@ class Engine:
         ranked = retriever.rank_documents(question, len(rows)) if question else []
         ranked += [r["source"] for r in sorted(rows, key=lambda r: -r["chars"]) if r["source"] not in ranked]
         return self._summaries.collection(ranked)
+
+    def document_passages(self, source: str | None) -> list[Passage]:
+        """Every chunk of the document, in order, as located passages (with None, or a
+        collection of one document: the collection's one-line-per-document passages)."""
+        names = self.document_names()
+        if source is None and len(names) == 1:
+            source = names[0].source
+        if source is None:
+            return list(self.overview(None).passages)
+        retriever = self._open()
+        return [retriever.locate(passage_of(row)) for row in retriever.manifest.chunks_of(source)]
 
     def _matching(self, question: str, source: str, n: int = 2) -> list[tuple[int, int]]:
         """The document's sentences (offsets into its text) that best match what an overview

@@ -53,6 +53,7 @@ class ScoredSentence:
     clause: tuple[int, int] | None = None  # the best-matching clause of a long sentence
     matched: frozenset[str] = frozenset()  # the question terms it holds
     previous: tuple[int, int] | None = None  # the sentence before it in the passage
+    cut: bool = False  # an overlong sentence quoted only up to its best clause
 
 
 class ExtractiveAnswerer:
@@ -389,7 +390,8 @@ def render(chosen: Sequence[ScoredSentence], passages: Sequence[Passage], *, bul
             lo = min(p.text.find(old.quote), s.start)
             hi = max(p.text.find(old.quote) + len(old.quote), s.end)
             citations[n - 1] = Citation(n, old.source, old.location, p.text[lo:hi], old.passage_id)
-        lines.append(f"{_clean(s.text)} [{numbers[s.passage]}]")
+        shown = f"{_clean(s.text)} …" if s.cut else _clean(s.text)  # "…": the sentence goes on
+        lines.append(f"{shown} [{numbers[s.passage]}]")
     text = "\n".join(f"- {line}" for line in lines) if bullets else " ".join(lines)
     return Draft(text=text, citations=tuple(citations), abstained=False)
 
@@ -509,10 +511,15 @@ def _whole(s: ScoredSentence, text: str) -> ScoredSentence | None:
 
 
 def _shorten(s: ScoredSentence, text: str) -> ScoredSentence:
-    if len(s.text) <= _MAX_CHARS or s.clause is None or not _OPENS.match(text[s.clause[0] : s.clause[1]]):
+    """An overlong sentence cut to its best clause; a clause that does not open like a
+    sentence keeps the sentence's own start (the quote then ends with that clause)."""
+    if len(s.text) <= _MAX_CHARS or s.clause is None:
         return s
     a, b = s.clause
-    return ScoredSentence(s.passage, a, b, text[a:b], s.score)
+    if not _OPENS.match(text[a:b]):
+        a = s.start
+    quote = text[a:b].rstrip(" ,;:")
+    return ScoredSentence(s.passage, a, a + len(quote), quote, s.score, cut=b < s.end)
 
 
 def _clean(sentence: str) -> str:
