@@ -289,11 +289,17 @@ class ExtractiveAnswerer:
         chosen = [scored[0]]
         covered = set(scored[0].matched)
         length = len(scored[0].text)
+        budget = _KIND_SENTENCES.get(kind, 99) - _sentences(scored[0])
         for s in sides:
-            if s.score >= bar * _SIDE_SHARE and not any(_same(s, c) for c in chosen):
+            if (
+                s.score >= bar * _SIDE_SHARE
+                and not any(_same(s, c) for c in chosen)
+                and _sentences(s) <= budget
+            ):
                 chosen.append(s)
                 covered |= s.matched
                 length += len(s.text)
+                budget -= _sentences(s)
         # A list's items may score well below the sentence that announces them ("three causes
         # of damage"): any sentence naming an instance of what it enumerates qualifies.
         head = set(terms(head_noun(question) or "")) if kind == "list" else set()
@@ -306,6 +312,7 @@ class ExtractiveAnswerer:
                 len(s.text.split()) < 6
                 or any(_same(s, c) for c in chosen)
                 or length + len(s.text) > _KIND_CHARS.get(kind, 1400)
+                or _sentences(s) > budget
             ):
                 continue
             gain = sum(weights.get(t, 0.0) for t in s.matched - covered) / total
@@ -317,6 +324,7 @@ class ExtractiveAnswerer:
                 chosen.append(s)
                 covered |= s.matched
                 length += len(s.text)
+                budget -= _sentences(s)
         return chosen
 
 
@@ -370,7 +378,16 @@ _KIND_LIMITS = {
     "overview": (5, 0.15),
 }
 _KIND_CHARS = {"list": 2000}  # the most an answer quotes (1,400 characters for other kinds)
-_MIN_GAIN = 0.1  # share of the question's (IDF-weighted) terms a further sentence must add
+_MIN_GAIN = 0.1
+# At most this many sentences in all (issue 11: an explanation, a comparison or a two-part
+# answer quotes up to four).
+_KIND_SENTENCES = {
+    "yesno": 3,
+    "why": 4,
+    "how": 4,
+    "compare": 4,
+    "multihop": 4,
+}  # share of the question's (IDF-weighted) terms a further sentence must add
 
 
 def render(chosen: Sequence[ScoredSentence], passages: Sequence[Passage], *, bullets: bool) -> Draft:
@@ -457,6 +474,10 @@ _MIN_WORDS = 5
 # match a sentence this well (a share of the threshold: the title's words no longer count).
 _NARROWED_SHARE = 0.5  # shorter is a heading, a byline or a caption, not an answer
 _READ_ON_CHARS = 600
+
+
+def _sentences(s: ScoredSentence) -> int:
+    return max(1, len(split_sentences(s.text)))
 
 
 def _wholes(scored: Sequence[ScoredSentence], passages: Sequence[Passage]) -> list[ScoredSentence]:
