@@ -306,6 +306,8 @@ class ExtractiveAnswerer:
         for s in scored[1:]:
             if len(chosen) >= limit or s.score < bar:
                 break
+            if budget >= 1 and _sentences(s) > budget:  # a read-on unit keeps what fits
+                s = _first_sentences(s, budget)
             if s.score < floor and not (head and head & set(terms(s.text))):
                 continue
             if (
@@ -478,6 +480,16 @@ _READ_ON_CHARS = 600
 
 def _sentences(s: ScoredSentence) -> int:
     return max(1, len(split_sentences(s.text)))
+
+
+def _first_sentences(s: ScoredSentence, n: int) -> ScoredSentence:
+    spans = split_sentences(s.text)
+    if len(spans) <= n:
+        return s
+    end = spans[n - 1][1]
+    return ScoredSentence(
+        s.passage, s.start, s.start + end, s.text[:end], s.score, None, s.matched, s.previous
+    )
 
 
 def _wholes(scored: Sequence[ScoredSentence], passages: Sequence[Passage]) -> list[ScoredSentence]:
