@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -111,10 +112,10 @@ class ExtractiveAnswerer:
                 cos = max([float(vector.astype(np.float32) @ q_vec)] + [c for _, _, c in pieces])
                 best_part = max(pieces, key=lambda piece: piece[2]) if pieces else None
                 clause = (max(best_part[0], quoted), best_part[1]) if best_part else None
-                own = _matches(q_terms, set(terms(text)))
+                own = _matches(q_terms, _terms_of(text))
                 # What the previous sentence names ("Safeguard Defenders published a report.
                 # The paper, entitled ...") half counts: a cheap stand-in for coreference.
-                context = _matches(q_terms, set(terms(previous))) if previous else {}
+                context = _matches(q_terms, _terms_of(previous)) if previous else {}
                 before = previous_span
                 previous, previous_span = text, (quoted, b)
                 overlap = (
@@ -560,7 +561,14 @@ def _clean(sentence: str) -> str:
     return " ".join(_FOOTNOTE.sub(" ", sentence).split())
 
 
-def _matches(question_terms: set[str], sentence_terms: set[str]) -> dict[str, float]:
+@lru_cache(maxsize=8192)
+def _terms_of(sentence: str) -> frozenset[str]:
+    """A sentence's terms, kept: one question scores the same sentences several times (to
+    order passages, to answer, for each side of a comparison)."""
+    return frozenset(terms(sentence))
+
+
+def _matches(question_terms: set[str], sentence_terms: frozenset[str]) -> dict[str, float]:
     """Each question term found in the sentence: 1 for the same stem or the stem under a prefix
     (titl/entitl), 0.6 for a related form (one stem inside the other, e.g. found/founder)."""
     found: dict[str, float] = {}
