@@ -88,7 +88,7 @@ class ExtractiveAnswerer:
         """
         units = stored if stored is not None else self._embed_units(passages)
         q_vec = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
-        q_terms = set(terms(question))
+        q_terms = frozenset(terms(question))
         weights = {t: self.idf(t) for t in q_terms}
         total = sum(weights.values()) or 1.0
         numeric = bool(_NUMERIC_Q.search(question))
@@ -568,14 +568,17 @@ def _terms_of(sentence: str) -> frozenset[str]:
     return frozenset(terms(sentence))
 
 
-def _matches(question_terms: set[str], sentence_terms: frozenset[str]) -> dict[str, float]:
+@lru_cache(maxsize=65536)
+def _matches(question_terms: frozenset[str], sentence_terms: frozenset[str]) -> dict[str, float]:
     """Each question term found in the sentence: 1 for the same stem or the stem under a prefix
-    (titl/entitl), 0.6 for a related form (one stem inside the other, e.g. found/founder)."""
+    (titl/entitl), 0.6 for a related form (one stem inside the other, e.g. found/founder).
+    Cached (do not change the result): a question scores the same sentences several times."""
     found: dict[str, float] = {}
+    long_terms = [t for t in sentence_terms if len(t) >= 4]
     for q in question_terms:
         if q in sentence_terms or any(p + q in sentence_terms for p in _PREFIXES):
             found[q] = 1.0
-        elif len(q) >= 4 and any(len(t) >= 4 and (q in t or t in q) for t in sentence_terms):
+        elif len(q) >= 4 and any(q in t or t in q for t in long_terms):
             found[q] = 0.6
     return found
 
