@@ -181,7 +181,9 @@ class ExtractiveAnswerer:
                 on_token(CANNOT_ANSWER)
             return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
         whole = _wholes(scored, passages)
-        if kind == "factoid":
+        if not whole:  # nothing that clears the bar can be quoted as a sentence
+            chosen = []
+        elif kind == "factoid":
             chosen = self._select_factoid(whole, bar)
         else:
             # Each side of a comparison, each half of a two-part question: its own best sentence.

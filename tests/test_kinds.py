@@ -268,3 +268,17 @@ def test_summary_never_abstains_for_an_indexed_document(small_engine):
     for doc in small_engine.documents():
         answer = small_engine.summary(doc.source)
         assert not answer.abstained and answer.citations, doc.source
+
+
+def test_only_fragments_above_the_bar_means_no_answer(embedder):
+    from bot.extractive import ExtractiveAnswerer
+    from bot.types import Passage
+
+    # The only sentence about the lamp is the tail of a broken one: it cannot be quoted alone.
+    text = "and the lamp burned whale oil until the tower was rebuilt in the spring of that year."
+    passage = Passage(id="p", source="x.txt", text=text, location="line 1", score=1.0, end=len(text))
+    for kind in ("factoid", "list", "why", "compare"):
+        draft = ExtractiveAnswerer(embedder, threshold=0.2).answer(
+            "What did the lamp burn?", [passage], kind=kind
+        )
+        assert draft.abstained and draft.text == CANNOT_ANSWER, kind
