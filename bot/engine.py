@@ -307,7 +307,7 @@ class Engine:
         retriever = self._open()
         return [retriever.locate(passage_of(row)) for row in retriever.manifest.chunks_of(source)]
 
-    def _matching(self, question: str, source: str, n: int = 2) -> list[tuple[int, int]]:
+    def _matching(self, question: str, source: str, n: int = 3) -> list[tuple[int, int]]:
         """The document's sentences (offsets into its text) that best match what an overview
         question says about it ("the essay about keeping your identity small"): often its
         thesis. None when the question says nothing beyond asking for an overview."""

@@ -62,16 +62,17 @@ class Summaries:
         vectors = self.manifest.sentence_vectors([r["id"] for r in rows])
         return brief_of(text, [(r["id"], r["start"]) for r in rows], vectors)
 
-    def document(self, source: str, extra: Sequence[tuple[int, int]] = ()) -> Overview:
-        """The document's brief as cited bullets in reading order; `extra` sentences (offsets
-        into its text: those that match what the question says of the document) join it,
-        taking the places of the brief's weakest sentences."""
-        brief = sorted(self.brief(source), key=lambda s: -s[2])[: max(3, BRIEF_BULLETS - len(extra))]
+    def document(self, source: str, extra: Sequence[tuple[int, int]] = (), room: int = 1) -> Overview:
+        """The document's brief as cited bullets in reading order. Up to `room` of the `extra`
+        sentences (offsets into its text: those that best match what the question says of the
+        document, best first) that the brief lacks take the places of its weakest sentences."""
+        brief = sorted(self.brief(source), key=lambda s: -s[2])
         spans = [(a, b) for a, b, _ in brief]
+        added = [(a, b) for a, b in extra if not any(a < y and x < b for x, y in spans)][:room]
+        spans = spans[: max(3, BRIEF_BULLETS - len(added))] + added
         head = headline(self.manifest.file_text(source) or "")
-        if head is not None:
+        if head is not None and not any(head[0] < y and x < head[1] for x, y in spans):
             spans.insert(0, head)
-        spans += [(a, b) for a, b in extra if not any(a < y and x < b for x, y in spans)]
         return self._quote([(source, a, b) for a, b in sorted(spans)], labels=False)
 
     def collection(self, ranked: Sequence[str]) -> Overview:
