@@ -183,10 +183,7 @@ class Engine:
         retriever = self._open()
         generation = retriever.manifest.generation()
         if self._names[0] != generation:
-            names = [
-                document_name(row["source"], row["title"], retriever.manifest.file_text(row["source"]) or "")
-                for row in retriever.manifest.documents()
-            ]
+            names = [document_name(*opening) for opening in retriever.manifest.openings()]
             self._names = (generation, names)
         return self._names[1]
 

@@ -147,6 +147,13 @@ class Manifest:
         row = self.db.execute("SELECT sentences FROM briefs WHERE source = ?", (source,)).fetchone()
         return [(int(a), int(b), float(s)) for a, b, s in json.loads(row[0])] if row else None
 
+    def openings(self, chars: int = 400) -> list[tuple[str, str, str]]:
+        """(source, title, first `chars` characters of the text) of every committed file."""
+        rows = self.db.execute(
+            "SELECT source, title, substr(text, 1, ?) FROM files ORDER BY source", (chars,)
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def documents(self) -> list[sqlite3.Row]:
         """One row per committed file: source, title, chunk count, characters, ingest time."""
         return self.db.execute(
