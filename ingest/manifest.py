@@ -5,10 +5,16 @@ same transaction that records the file, so a reader sees every file whole or not
 The `pending` table lists vector ids that may exist in Chroma without being committed here
 (written before each upsert, cleared after the commit or the delete); the next run
 removes whatever is left in it, so a kill at any moment converges to a clean state.
+
+Files are identified by their resolved `path` (unique); `source` is the short name shown in
+citations (unique too, see ingest/naming.py). The meta key `schema_version` records which
+migrations have run; a migration never drops tables it does not know, so tables added by
+other features (created with IF NOT EXISTS) survive it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
@@ -19,6 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ingest.chunking import Chunk
+from ingest.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -82,9 +93,29 @@ class Manifest:
         self.db.execute("PRAGMA synchronous=NORMAL")
         if not readonly:
             self.db.executescript(_SCHEMA)
+            self._migrate()
 
     def close(self) -> None:
         self.db.close()
+
+    def schema_version(self) -> int:
+        # Manifests written before versioning hold the version 1 tables and no key.
+        return int(self.get_meta("schema_version") or 1)
+
+    def _migrate(self) -> None:
+        if self.schema_version() == SCHEMA_VERSION:
+            return
+        with self.transaction() as db:
+            version = self.schema_version()  # again: another process may have just migrated
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"The index in {self.path.parent} was written by a newer Dossier "
+                    f"(manifest schema {version}, this one knows up to {SCHEMA_VERSION}); upgrade Dossier."
+                )
+            for step in range(version, SCHEMA_VERSION):
+                log.info("migrating the manifest from schema %d to %d", step, step + 1)
+                _MIGRATIONS[step](db)
+            self.set_meta(db, "schema_version", SCHEMA_VERSION)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -201,6 +232,13 @@ class Manifest:
                 new = {c.id for c in chunks}
                 stale |= old - new
                 db.execute("DELETE FROM chunks WHERE source = ?", (record.source,))
+                # The same file under another name (its URL sidecar changed): that record goes.
+                for (other,) in db.execute(
+                    "SELECT source FROM files WHERE path = ? AND source != ?", (record.path, record.source)
+                ).fetchall():
+                    stale |= {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (other,))}
+                    db.execute("DELETE FROM chunks WHERE source = ?", (other,))
+                    db.execute("DELETE FROM files WHERE source = ?", (other,))
                 db.executemany(
                     'INSERT OR REPLACE INTO chunks(id, source, ord, text, start, "end", title, section, page, tokens)'
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -264,3 +302,24 @@ class Manifest:
             "last_ingest": float(self.get_meta("last_ingest") or 0) or None,
             "model": self.get_meta("embedding_model"),
         }
+
+
+def _v1_to_v2(db: sqlite3.Connection) -> None:
+    """Files are identified by their real path. Version 1 keyed them by display name only, so
+    one file ingested through a folder and through its parent could be recorded twice: keep
+    the most recent record and let the next ingest delete the others' vectors (via pending)."""
+    dupes = db.execute(
+        "SELECT source FROM files f WHERE EXISTS (SELECT 1 FROM files g WHERE g.path = f.path AND "
+        "(g.ingested_at > f.ingested_at OR (g.ingested_at = f.ingested_at AND g.source > f.source)))"
+    ).fetchall()
+    for (source,) in dupes:
+        ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))]
+        db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in ids))
+        db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in ids))
+        db.execute("DELETE FROM chunks WHERE source = ?", (source,))
+        db.execute("DELETE FROM files WHERE source = ?", (source,))
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS files_by_path ON files(path)")
+
+
+# _MIGRATIONS[n] brings a manifest from schema n to n + 1, inside one transaction.
+_MIGRATIONS = {1: _v1_to_v2}

@@ -24,6 +24,7 @@ from ingest.errors import DossierError, LockedError
 from ingest.fetch import source_url
 from ingest.loaders import LoadedDocument, LoadError, discover, file_hash, load_file
 from ingest.manifest import FileRecord, Manifest
+from ingest.naming import printable_name, unique_name
 from ingest.settings import Settings
 from ingest.store import VectorStore
 
@@ -226,6 +227,9 @@ def _run(
         store.delete(manifest.remove_files(sorted(set(doomed))))
         manifest.clear_pending()
         counts["deleted"] = len(set(doomed))
+        known = manifest.files()
+    # A file is identified by where it really is; its source name is only for display.
+    by_path = {record.path: record for record in known.values()}
     missing_args = [s for s in skipped_files if s.reason == "does not exist"]
     for s in missing_args:
         if not any(Path(r.path) == s.path.resolve() for r in known.values()):
@@ -239,23 +243,27 @@ def _run(
     try:
         for path, root in found:
             bar.advance(path.name)
+            real = str(path.resolve())
+            previous = by_path.get(real)
             # A fetched page is known by its URL (ingest.fetch records it in a NAME.url sidecar).
-            source = source_url(path) or path.relative_to(root).as_posix()
-            if source in seen_sources:
-                failed.append(Failure(str(path), f"another file already provides the source name {source!r}"))
-                continue
+            url = source_url(path)
+            if previous is not None and (url is None or url == previous.source):
+                source = previous.source  # stable, so unchanged chunks keep their ids
+            elif url is not None:
+                if url in seen_sources or any(r.source == url and r.path != real for r in known.values()):
+                    failed.append(Failure(str(path), f"another file already provides the source {url!r}"))
+                    continue
+                source = url
+            else:
+                taken = _NamesTaken(known, real, seen_sources)
+                source = unique_name(printable_name(path.relative_to(root).as_posix()), path, taken)
             seen_sources.add(source)
-            previous = known.get(source)
             try:
                 digest = file_hash(path)
             except OSError as err:
                 failed.append(Failure(str(path), _os_reason(err)))
                 continue
-            if (
-                previous is not None
-                and previous.content_hash == digest
-                and previous.path == str(path.resolve())
-            ):
+            if previous is not None and previous.content_hash == digest and previous.source == source:
                 counts["unchanged"] += 1
                 continue
             try:
@@ -269,7 +277,7 @@ def _run(
             except LoadError as err:
                 failed.append(Failure(str(path), err.reason))
                 continue
-            old_ids = manifest.chunk_ids(source) if previous else set()
+            old_ids = manifest.chunk_ids(source) if previous and previous.source == source else set()
             item = _Pending(doc, root, chunks, new=previous is None)
             item.to_embed = [c for c in chunks if c.id not in old_ids]
             group.append(item)
@@ -340,6 +348,22 @@ def _flush(
     for item in group:
         counts["added" if item.new else "updated"] += 1
     return len(fresh)
+
+
+class _NamesTaken:
+    """Source names used by other files: recorded ones (except the file at `real`) and
+    those given out earlier in this run."""
+
+    def __init__(self, known: dict[str, FileRecord], real: str, this_run: set[str]) -> None:
+        self._known = known
+        self._real = real
+        self._this_run = this_run
+
+    def __contains__(self, name: object) -> bool:
+        if name in self._this_run:
+            return True
+        record = self._known.get(name) if isinstance(name, str) else None
+        return record is not None and record.path != self._real
 
 
 def _metadata(chunk: Chunk) -> dict[str, Any]:
