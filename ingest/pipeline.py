@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 from ingest.chunking import Chunk, chunk_document, sentence_spans
 from ingest.errors import DossierError, LockedError
 from ingest.fetch import source_url
-from ingest.loaders import LoadedDocument, LoadError, discover, file_hash, load_file
+from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
 from ingest.manifest import FileRecord, Manifest
 from ingest.naming import printable_name, unique_name
 from ingest.settings import Settings
@@ -80,6 +80,14 @@ class IngestReport:
             f"{len(self.failed)} failed; {self.chunks} chunks in the index, {self.embedded} embedded "
             f"in {self.seconds:.1f} s"
         )
+
+
+def budget_of(settings: Settings) -> Budget:
+    return Budget(
+        pdf_pages=settings.max_pdf_pages,
+        unzipped_bytes=int(settings.max_unzipped_mb * 1024 * 1024),
+        text_chars=settings.max_text_chars,
+    )
 
 
 def manifest_path(settings: Settings) -> Path:
@@ -237,6 +245,7 @@ def _run(
 
     max_tokens = 0  # read from the model when the first file needs chunking
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    budget = budget_of(settings)
     group: list[_Pending] = []
     group_size = 0
     bar = _Progress(len(found), enabled=progress)
@@ -267,13 +276,18 @@ def _run(
                 counts["unchanged"] += 1
                 continue
             try:
-                doc = load_file(path, root, max_bytes=max_bytes)
+                doc = load_file(path, root, max_bytes=max_bytes, budget=budget)
                 if doc.source != source:
                     doc = replace(doc, source=source)
                 max_tokens = max_tokens or min(settings.chunk_tokens, embedder.max_tokens)
                 chunks = chunk_document(
                     doc, embedder.count_tokens, max_tokens=max_tokens, overlap=settings.chunk_overlap
                 )
+                if len(chunks) > settings.max_chunks_per_file:
+                    raise LoadError(
+                        f"{len(chunks):,} chunks, over the {settings.max_chunks_per_file:,} limit "
+                        "(DOSSIER_MAX_CHUNKS_PER_FILE)"
+                    )
             except LoadError as err:
                 failed.append(Failure(str(path), err.reason))
                 continue

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
+import subprocess
+import sys
+import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +17,7 @@ from ingest.manifest import SCHEMA_VERSION, Manifest
 from ingest.pipeline import ingest_paths, manifest_path
 from ingest.settings import Settings
 from ingest.store import VectorStore
+from tests.conftest import ROOT
 from tests.fakes import HashEmbedder
 
 
@@ -145,3 +152,133 @@ def test_newer_schema_is_refused_with_a_message(settings, tmp_path):
 
     with pytest.raises(StoreError, match="newer Dossier"):
         Manifest(manifest_path(settings))
+
+
+# -- D1: files that expand into far more than their size -----------------------------------------
+
+
+def flat_pdf(pages: int) -> bytes:
+    """A PDF whose page tree lists one page object `pages` times: small on disk, slow to read."""
+    text = b"BT /F1 12 Tf 72 720 Td (The fuse is 4 metres long.) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + b" ".join([b"3 0 R"] * pages) + b"] /Count %d >>" % pages,
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >>"
+        b" /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % i + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def docx_bomb(path: Path, inflated_mb: int) -> None:
+    """A valid DOCX whose document.xml inflates to `inflated_mb` MB (about 3.5 KB per MB on disk)."""
+    import docx
+
+    seed = io.BytesIO()
+    docx.Document().save(seed)
+    src = zipfile.ZipFile(seed)
+    xml = src.read("word/document.xml").decode()
+    head, _, tail = xml.partition("<w:body>")
+    end = tail[tail.rfind("</w:body>") :]
+    para = b"<w:p><w:r><w:t>The cake is a lie and the party is on the moon. </w:t></w:r></w:p>" * 10000
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as out:
+        for item in src.infolist():
+            if item.filename != "word/document.xml":
+                out.writestr(item, src.read(item.filename))
+                continue
+            info = zipfile.ZipInfo("word/document.xml")
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with out.open(info, "w", force_zip64=True) as w:
+                w.write((head + "<w:body>").encode())
+                for _ in range(inflated_mb * 1024 * 1024 // len(para)):
+                    w.write(para)
+                w.write(end.encode())
+
+
+_LOAD_AND_MEASURE = """
+import json, resource, sys
+from pathlib import Path
+from ingest.loaders import LoadError, load_file
+from ingest.pipeline import budget_of
+from ingest.settings import Settings
+path = Path(sys.argv[1])
+try:
+    load_file(path, path.parent, budget=budget_of(Settings(_env_file=None)))
+    reason = None
+except LoadError as err:
+    reason = err.reason
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"reason": reason, "peak_mb": peak_mb}))
+"""
+
+
+def load_in_child(path: Path) -> tuple[str | None, float, float]:
+    """Load `path` with the default budgets in a fresh process: (refusal, peak RSS MB, seconds)."""
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", _LOAD_AND_MEASURE, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["reason"], result["peak_mb"], time.monotonic() - started
+
+
+def test_docx_bomb_is_refused_before_it_inflates(tmp_path):
+    bomb = tmp_path / "bomb.docx"
+    docx_bomb(bomb, 1100)
+    assert bomb.stat().st_size < 5 * 1024 * 1024
+    reason, peak_mb, seconds = load_in_child(bomb)
+    assert reason is not None and "DOSSIER_MAX_UNZIPPED_MB" in reason and "\n" not in reason
+    assert peak_mb < 1024
+    assert seconds < 30
+
+
+def test_pdf_listing_one_page_many_times_is_refused_at_once(tmp_path):
+    pdf = tmp_path / "flat.pdf"
+    pdf.write_bytes(flat_pdf(20_000))
+    reason, _, seconds = load_in_child(pdf)
+    assert reason == "20,000 pages, over the 5,000 page limit (DOSSIER_MAX_PDF_PAGES)"
+    assert seconds < 30
+
+
+def test_budgets_refuse_one_file_and_the_run_goes_on(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "flat.pdf").write_bytes(flat_pdf(30))
+    (docs / "long.txt").write_text("Word after word after word. " * 400)
+    (docs / "short.txt").write_text("The bell weighs 2 tonnes.")
+    docx_bomb(docs / "small.docx", 2)
+    settings = Settings(
+        home=tmp_path / "home", max_pdf_pages=20, max_text_chars=5000, max_unzipped_mb=1, _env_file=None
+    )
+    report = ingest_paths([docs], settings, HashEmbedder())
+    reasons = {Path(f.path).name: f.reason for f in report.failed}
+    assert reasons == {
+        "flat.pdf": "30 pages, over the 20 page limit (DOSSIER_MAX_PDF_PAGES)",
+        "long.txt": "more than 5,000 characters of text (DOSSIER_MAX_TEXT_CHARS)",
+        "small.docx": "unpacks to 2 MB, over the 1 MB limit (DOSSIER_MAX_UNZIPPED_MB)",
+    }
+    assert report.added == 1
+    # Within the limits the same files load.
+    (docs / "small.docx").unlink()
+    roomy = Settings(home=tmp_path / "home2", max_text_chars=10**6, max_chunks_per_file=1000, _env_file=None)
+    assert ingest_paths([docs], roomy, HashEmbedder()).added == 3
+    tight = Settings(home=tmp_path / "home3", chunk_tokens=16, max_chunks_per_file=5, _env_file=None)
+    report = ingest_paths([docs / "long.txt"], tight, HashEmbedder())
+    assert report.failed and "(DOSSIER_MAX_CHUNKS_PER_FILE)" in report.failed[0].reason
