@@ -217,7 +217,13 @@ class DossierBot(commands.Bot):
     """The Discord front end. Give it settings and anything with the engine's methods."""
 
     def __init__(
-        self, settings: Settings, engine: EngineAPI, *, feedback: FeedbackStore | None = None, **options: Any
+        self,
+        settings: Settings,
+        engine: EngineAPI,
+        *,
+        feedback: FeedbackStore | None = None,
+        isolated_ingest: bool = False,
+        **options: Any,
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # to read the question in "@Dossier question"
@@ -234,6 +240,9 @@ class DossierBot(commands.Bot):
         self._queued = 0
         self._rate_warned: dict[int, float] = {}  # user id -> until when they have been told
         self._ingest_lock = asyncio.Lock()
+        # Uploads are ingested in a child process with a memory limit and a deadline, so a
+        # runaway file cannot take the bot down (ingest.isolated).
+        self.isolated_ingest = isolated_ingest
         self._watcher: Any = None  # ingest.watch.WatcherHandle when DOSSIER_WATCH_PATHS is set
 
     async def setup_hook(self) -> None:
@@ -594,6 +603,12 @@ class DossierBot(commands.Bot):
     async def _ingest(self, paths: list[Path]) -> Any:
         async with self._ingest_lock:  # one ingest at a time from this bot
             # The watcher thread may be mid-batch: wait for it rather than refuse.
+            if self.isolated_ingest:
+                from ingest.isolated import ingest_in_child
+
+                return await asyncio.to_thread(
+                    ingest_in_child, paths, self.settings, lock_wait=INGEST_LOCK_WAIT
+                )
             return await asyncio.to_thread(self.engine.ingest, paths, lock_wait=INGEST_LOCK_WAIT)
 
     async def handle_reingest(self, interaction: discord.Interaction) -> None:
@@ -747,6 +762,10 @@ def run_discord(
     except DossierError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+    # The real engine's ingests run in a bounded child process; injected engines (tests) are
+    # called directly.
+    bot_options.setdefault("isolated_ingest", engine_factory is None)
 
     async def main() -> None:
         async with DossierBot(settings, engine, **bot_options) as bot:

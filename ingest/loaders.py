@@ -576,7 +576,7 @@ def _load_docx(data: bytes, budget: Budget) -> _Parsed:
             chars += sum(len(block.text) for block in blocks[before:])
             budget.check_chars(chars)
         core_title = _one_line(document.core_properties.title or "")
-    except LoadError:
+    except (LoadError, MemoryError):
         raise
     except Exception as err:
         raise LoadError(f"corrupt DOCX: {_short(err)}") from err
@@ -730,6 +730,9 @@ def load_file(
     except LoadError as err:
         err.path = path
         raise
+    except MemoryError:
+        # Only under a memory limit (ingest.isolated); the budgets should have caught it first.
+        raise LoadError("needs more memory than this ingest may use", path) from None
     if not text:
         reason = "no extractable text (scanned PDF?)" if suffix == ".pdf" else "empty file"
         raise LoadError(reason, path)

@@ -69,6 +69,12 @@ class IngestReport:
         out["seconds"] = round(self.seconds, 3)
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestReport:
+        """The inverse of `to_dict` (a report sent by another process)."""
+        problems = {key: tuple(Failure(**f) for f in data.get(key, ())) for key in ("failed", "skipped")}
+        return cls(**{**data, **problems})
+
     @property
     def ok(self) -> bool:
         """False when files were given but none could be ingested."""
