@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, ord);
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY);
+-- Chunks of a large file already in Chroma (with their sentence rows) but not committed yet.
+CREATE TABLE IF NOT EXISTS staged (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS sentences (
     chunk_id TEXT NOT NULL,
     start INTEGER NOT NULL,  -- relative to the chunk's text
@@ -201,6 +203,27 @@ class Manifest:
             else:
                 db.executemany("DELETE FROM pending WHERE id = ?", ((i,) for i in ids))
 
+    def stage(self, ids: Sequence[str], sentences: dict[str, SentenceRows]) -> None:
+        """Record chunks whose vectors Chroma now holds, so a kill does not lose them."""
+        with self.transaction() as db:
+            db.executemany(
+                'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
+                [(cid, a, b, k, v) for cid, rows in sentences.items() for a, b, k, v in rows],
+            )
+            db.executemany("INSERT OR IGNORE INTO staged(id) VALUES (?)", ((i,) for i in ids))
+            db.executemany("DELETE FROM pending WHERE id = ?", ((i,) for i in ids))
+
+    def staged(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM staged")}
+
+    def unstage(self, ids: Iterable[str]) -> None:
+        """Give up staged chunks: their vectors become pending (to delete), their sentences go."""
+        ids = list(ids)
+        with self.transaction() as db:
+            db.executemany("DELETE FROM staged WHERE id = ?", ((i,) for i in ids))
+            db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in ids))
+            db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in ids))
+
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SentenceRows]:
         out: dict[str, SentenceRows] = {}
         for i in range(0, len(chunk_ids), 500):
@@ -263,6 +286,7 @@ class Manifest:
                 )
                 # The new vectors are now accounted for; the stale ones still need deleting.
                 db.executemany("DELETE FROM pending WHERE id = ?", ((c.id,) for c in chunks))
+                db.executemany("DELETE FROM staged WHERE id = ?", ((c.id,) for c in chunks))
             db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in stale))
             db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in stale))
             self._bump(db)
@@ -287,6 +311,7 @@ class Manifest:
             db.execute("DELETE FROM sentences")
             db.execute("DELETE FROM files")
             db.execute("DELETE FROM pending")
+            db.execute("DELETE FROM staged")
             db.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'dimension')")
             self._bump(db)
 

@@ -23,7 +23,7 @@ from ingest.chunking import Chunk, chunk_document, sentence_spans
 from ingest.errors import DossierError, LockedError
 from ingest.fetch import source_url
 from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
-from ingest.manifest import FileRecord, Manifest
+from ingest.manifest import FileRecord, Manifest, SentenceRows
 from ingest.naming import printable_name, unique_name
 from ingest.settings import Settings
 from ingest.store import VectorStore
@@ -189,16 +189,22 @@ def _open_store(
 
 
 def _recover(manifest: Manifest, store: VectorStore) -> None:
-    """Remove vectors left by an interrupted run, so Chroma holds exactly the committed chunks."""
-    pending = manifest.pending() - manifest.all_chunk_ids()
+    """Remove vectors left by an interrupted run, so Chroma holds exactly the committed chunks
+    (plus the staged parts of a large file, which this run will commit)."""
+    staged = manifest.staged()
+    pending = manifest.pending() - manifest.all_chunk_ids() - staged
     if pending:
         log.info("removing %d vectors left by an interrupted run", len(pending))
         store.delete(pending)
     manifest.clear_pending()
-    if store.count() != manifest.chunk_count():
+    if store.count() != manifest.chunk_count() + len(staged):
         committed = manifest.all_chunk_ids()
         present = store.all_ids()
-        extra = present - committed
+        lost = staged - present
+        if lost:
+            manifest.unstage(lost)
+            manifest.clear_pending()
+        extra = present - committed - staged
         if extra:
             log.info("removing %d vectors the manifest does not know", len(extra))
             store.delete(extra)
@@ -252,6 +258,8 @@ def _run(
     max_tokens = 0  # read from the model when the first file needs chunking
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
     budget = budget_of(settings)
+    part_size = _GROUP_BATCHES * settings.embed_batch_size
+    staged = manifest.staged()  # embedded by an interrupted run: not embedded again
     group: list[_Pending] = []
     group_size = 0
     bar = _Progress(len(found), enabled=progress)
@@ -299,7 +307,9 @@ def _run(
                 continue
             old_ids = manifest.chunk_ids(source) if previous and previous.source == source else set()
             item = _Pending(doc, root, chunks, new=previous is None)
-            item.to_embed = [c for c in chunks if c.id not in old_ids]
+            item.to_embed = [c for c in chunks if c.id not in old_ids and c.id not in staged]
+            if len(item.to_embed) > part_size:
+                counts["embedded"] += _stage_in_parts(item, part_size, embedder, manifest, store)
             group.append(item)
             group_size += len(item.to_embed)
             if group_size >= _GROUP_BATCHES * settings.embed_batch_size:
@@ -311,6 +321,12 @@ def _run(
             counts["embedded"] += _flush(group, embedder, manifest, store, counts)
             if on_group:
                 on_group(counts["embedded"])
+        # Parts staged by an interrupted run whose file changed or went away meanwhile.
+        leftover = manifest.staged()
+        if leftover:
+            manifest.unstage(leftover)
+            store.delete(leftover)
+            manifest.clear_pending(leftover)
     finally:
         bar.close()
     return {**counts, "failed": tuple(failed), "skipped": tuple(skipped)}
@@ -320,30 +336,7 @@ def _flush(
     group: list[_Pending], embedder: DocumentEmbedder, manifest: Manifest, store: VectorStore, counts: dict
 ) -> int:
     fresh = [c for item in group for c in item.to_embed]
-    sentences: dict[str, list[tuple[int, int, int, bytes]]] = {}
-    if fresh:
-        manifest.add_pending(c.id for c in fresh)  # before Chroma sees them: a kill leaves a trace
-        texts = [c.embed_text for c in fresh]
-        embed_with_spans = getattr(embedder, "embed_with_spans", None)
-        if embed_with_spans is None:
-            vectors = embedder.embed_documents(texts)
-        else:
-            # Sentence vectors come from the same forward pass, so answering needs no model call
-            # beyond the question's.
-            spans = [sentence_spans(c.text) for c in fresh]
-            shifted = [
-                [(a + c.text_offset, b + c.text_offset) for a, b, _ in s]
-                for c, s in zip(fresh, spans, strict=True)
-            ]
-            vectors, span_vectors = embed_with_spans(texts, shifted)
-            for c, s, rows in zip(fresh, spans, span_vectors, strict=True):
-                sentences[c.id] = [(a, b, k, row.tobytes()) for (a, b, k), row in zip(s, rows, strict=True)]
-        store.upsert(
-            [c.id for c in fresh],
-            vectors,
-            [c.text for c in fresh],
-            [_metadata(c) for c in fresh],
-        )
+    sentences = _embed(fresh, embedder, manifest, store)
     now = time.time()
     entries = [
         (
@@ -384,6 +377,48 @@ class _NamesTaken:
             return True
         record = self._known.get(name) if isinstance(name, str) else None
         return record is not None and record.path != self._real
+
+
+def _embed(
+    fresh: list[Chunk], embedder: DocumentEmbedder, manifest: Manifest, store: VectorStore
+) -> dict[str, SentenceRows]:
+    """Embed `fresh` into Chroma (recorded as pending first); returns their sentence rows."""
+    sentences: dict[str, SentenceRows] = {}
+    if not fresh:
+        return sentences
+    manifest.add_pending(c.id for c in fresh)  # before Chroma sees them: a kill leaves a trace
+    texts = [c.embed_text for c in fresh]
+    embed_with_spans = getattr(embedder, "embed_with_spans", None)
+    if embed_with_spans is None:
+        vectors = embedder.embed_documents(texts)
+    else:
+        # Sentence vectors come from the same forward pass, so answering needs no model call
+        # beyond the question's.
+        spans = [sentence_spans(c.text) for c in fresh]
+        shifted = [
+            [(a + c.text_offset, b + c.text_offset) for a, b, _ in s]
+            for c, s in zip(fresh, spans, strict=True)
+        ]
+        vectors, span_vectors = embed_with_spans(texts, shifted)
+        for c, s, rows in zip(fresh, spans, span_vectors, strict=True):
+            sentences[c.id] = [(a, b, k, row.tobytes()) for (a, b, k), row in zip(s, rows, strict=True)]
+    store.upsert([c.id for c in fresh], vectors, [c.text for c in fresh], [_metadata(c) for c in fresh])
+    return sentences
+
+
+def _stage_in_parts(
+    item: _Pending, part_size: int, embedder: DocumentEmbedder, manifest: Manifest, store: VectorStore
+) -> int:
+    """Embed a large file's new chunks part by part, each part staged as soon as it is in
+    Chroma: a kill keeps the parts done, and the next run embeds only the rest. The file
+    still becomes visible to readers whole, when `_flush` commits it."""
+    done = 0
+    for i in range(0, len(item.to_embed), part_size):
+        part = item.to_embed[i : i + part_size]
+        manifest.stage([c.id for c in part], _embed(part, embedder, manifest, store))
+        done += len(part)
+    item.to_embed = []
+    return done
 
 
 def _metadata(chunk: Chunk) -> dict[str, Any]:

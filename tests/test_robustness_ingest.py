@@ -282,3 +282,139 @@ def test_budgets_refuse_one_file_and_the_run_goes_on(tmp_path):
     tight = Settings(home=tmp_path / "home3", chunk_tokens=16, max_chunks_per_file=5, _env_file=None)
     report = ingest_paths([docs / "long.txt"], tight, HashEmbedder())
     assert report.failed and "(DOSSIER_MAX_CHUNKS_PER_FILE)" in report.failed[0].reason
+
+
+# -- D1: a large file is embedded in parts that survive a kill ---------------------------------------
+
+
+class SpanHashEmbedder(HashEmbedder):
+    """HashEmbedder that also returns sentence vectors, like the real embedder, and can be
+    told to die (as a kill would) at its n-th model call."""
+
+    def __init__(self, die_at_call: int | None = None) -> None:
+        super().__init__()
+        self.die_at_call = die_at_call
+
+    def embed_with_spans(self, texts, spans):
+        import numpy as np
+
+        if self.die_at_call is not None and self.calls + 1 >= self.die_at_call:
+            raise KeyboardInterrupt  # what a signal would raise mid-run
+        vectors = self.embed_documents(texts)
+        rows = [
+            np.stack([self._vector(t[a:b]) for a, b in s]).astype(np.float16)
+            if s
+            else np.zeros((0, self.dimension), np.float16)
+            for t, s in zip(texts, spans, strict=True)
+        ]
+        return vectors, rows
+
+
+def index_state(settings: Settings, emb: HashEmbedder) -> tuple:
+    manifest = Manifest(manifest_path(settings))
+    try:
+        chunks = sorted(tuple(r) for r in manifest.db.execute("SELECT id, source, ord, text FROM chunks"))
+        sentences = sorted(tuple(r) for r in manifest.db.execute("SELECT * FROM sentences"))
+        files = sorted((r.source, r.content_hash, r.n_chunks) for r in manifest.files().values())
+        leftovers = (manifest.pending(), manifest.staged())
+    finally:
+        manifest.close()
+    return files, chunks, sentences, vector_ids(settings, emb), leftovers
+
+
+def big_file(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "small.txt").write_text("The bell weighs 2 tonnes.")
+    path = folder / "big.txt"
+    path.write_text(
+        "\n\n".join(
+            f"Paragraph {i}. The harbour crane number {i} lifts {i * 7} tonnes. It is blue."
+            for i in range(120)
+        )
+    )
+    return folder
+
+
+def test_interrupted_large_file_keeps_its_parts_and_finishes_like_a_clean_run(tmp_path):
+    docs = big_file(tmp_path / "docs")
+    options = {"chunk_tokens": 20, "chunk_overlap": 0, "embed_batch_size": 4, "_env_file": None}
+    clean = Settings(home=tmp_path / "clean", **options)
+    total = ingest_paths([docs], clean, SpanHashEmbedder()).embedded
+    assert total > 50
+
+    settings = Settings(home=tmp_path / "home", **options)
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths([docs], settings, SpanHashEmbedder(die_at_call=5))
+    manifest = Manifest(manifest_path(settings))
+    kept = len(manifest.staged())
+    assert kept >= 16 and manifest.chunk_count() == 0  # parts kept, nothing half-visible
+    manifest.close()
+
+    again = SpanHashEmbedder()
+    report = ingest_paths([docs], settings, again)
+    assert report.added == 2 and report.embedded == total - kept
+    assert index_state(settings, again) == index_state(clean, again)
+    assert index_state(settings, again)[-1] == (set(), set())
+
+
+def test_staged_parts_of_a_file_changed_meanwhile_are_dropped(tmp_path):
+    docs = big_file(tmp_path / "docs")
+    settings = Settings(
+        home=tmp_path / "home", chunk_tokens=20, chunk_overlap=0, embed_batch_size=4, _env_file=None
+    )
+    with pytest.raises(KeyboardInterrupt):
+        ingest_paths([docs], settings, SpanHashEmbedder(die_at_call=5))
+    (docs / "big.txt").write_text("The file is short now.")
+    emb = SpanHashEmbedder()
+    ingest_paths([docs], settings, emb)
+    _files, chunks, sentences, vectors, leftovers = index_state(settings, emb)
+    assert leftovers == (set(), set())
+    assert vectors == {c[0] for c in chunks} and {s[0] for s in sentences} <= vectors
+
+
+_KILLABLE_INGEST = """
+import sys, time
+from pathlib import Path
+from ingest.pipeline import ingest_paths
+from ingest.settings import Settings
+from tests.test_robustness_ingest import SpanHashEmbedder
+
+class Slow(SpanHashEmbedder):
+    def embed_with_spans(self, texts, spans):
+        time.sleep(0.3)
+        return super().embed_with_spans(texts, spans)
+
+settings = Settings(home=Path(sys.argv[1]), chunk_tokens=20, chunk_overlap=0, embed_batch_size=4, _env_file=None)
+print("started", flush=True)
+print(ingest_paths([Path(sys.argv[2])], settings, Slow()).summary(), flush=True)
+"""
+
+
+def test_kill_9_at_random_points_during_a_large_file(tmp_path):
+    import random
+    import signal
+
+    docs = big_file(tmp_path / "docs")
+    options = {"chunk_tokens": 20, "chunk_overlap": 0, "embed_batch_size": 4, "_env_file": None}
+    clean = Settings(home=tmp_path / "clean", **options)
+    total = ingest_paths([docs], clean, SpanHashEmbedder()).chunks
+    home = tmp_path / "home"
+    rng = random.Random(14)
+    args = [sys.executable, "-c", _KILLABLE_INGEST, str(home), str(docs)]
+    staged_counts = []
+    for _ in range(10):
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert proc.stdout is not None and proc.stdout.readline() == b"started\n"
+        time.sleep(rng.uniform(0.2, 1.5))  # the whole file takes about 10 s to embed
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if manifest_path(Settings(home=home, _env_file=None)).exists():
+            m = Manifest(manifest_path(Settings(home=home, _env_file=None)))
+            staged_counts.append(len(m.staged()) + m.chunk_count())
+            m.close()
+    # Work done before a kill is kept: what is staged or committed never goes backwards.
+    assert staged_counts == sorted(staged_counts)
+    assert len([n for n in staged_counts if 0 < n < total]) >= 5  # the kills landed mid-file
+    subprocess.run(args, cwd=ROOT, check=True, capture_output=True, timeout=120)
+    emb = SpanHashEmbedder()
+    assert index_state(Settings(home=home, **options), emb) == index_state(clean, emb)
