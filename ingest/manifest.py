@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.chunking import Chunk
-from ingest.errors import StoreError
+from ingest.errors import CorruptIndexError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,24 @@ class FileRecord:
     ingested_at: float
 
 
+def corrupt(path: Path, err: BaseException) -> CorruptIndexError:
+    detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+    return CorruptIndexError(
+        f"The index manifest {path} is damaged ({detail}). Run `dossier ingest PATH --full` to rebuild "
+        "it from the documents (the damaged file is kept beside it)."
+    )
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged manifest (and its WAL files) out of the way; returns its new name."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            os.replace(part, target.with_name(target.name + suffix))
+    return target
+
+
 class Manifest:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
@@ -91,11 +109,22 @@ class Manifest:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        if not readonly:
-            self.db.executescript(_SCHEMA)
-            self._migrate()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            # A damaged file otherwise shows up later, in whichever query reads the bad page,
+            # or not at all (an ingest would report "unchanged").
+            problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems))
+            if not readonly:
+                self.db.executescript(_SCHEMA)
+                self._migrate()
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
+                raise
+            raise corrupt(path, err) from None
 
     def close(self) -> None:
         self.db.close()

@@ -20,10 +20,10 @@ from typing import Any, Protocol
 from filelock import FileLock, Timeout
 
 from ingest.chunking import Chunk, chunk_document, sentence_spans
-from ingest.errors import DossierError, LockedError
+from ingest.errors import CorruptIndexError, DossierError, LockedError
 from ingest.fetch import source_url
 from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
-from ingest.manifest import FileRecord, Manifest, SentenceRows
+from ingest.manifest import FileRecord, Manifest, SentenceRows, set_aside
 from ingest.naming import printable_name, unique_name
 from ingest.settings import Settings
 from ingest.store import VectorStore
@@ -148,7 +148,7 @@ def ingest_paths(
     """Bring the index in line with the files under `paths` (incrementally unless `full`)."""
     started = time.perf_counter()
     with writer_lock(settings, lock_wait):
-        manifest = Manifest(manifest_path(settings))
+        manifest = _open_manifest(settings, full)
         try:
             store = _open_store(settings, manifest, embedder, full)
             _recover(manifest, store)
@@ -158,6 +158,18 @@ def ingest_paths(
             )
         finally:
             manifest.close()
+
+
+def _open_manifest(settings: Settings, full: bool) -> Manifest:
+    path = manifest_path(settings)
+    try:
+        return Manifest(path)
+    except CorruptIndexError:
+        if not full:
+            raise
+    # --full rebuilds everything from the documents, so a damaged record is only set aside.
+    log.warning("the manifest %s is damaged; moved to %s and rebuilt", path, set_aside(path))
+    return Manifest(path)
 
 
 def _open_store(

@@ -418,3 +418,65 @@ def test_kill_9_at_random_points_during_a_large_file(tmp_path):
     subprocess.run(args, cwd=ROOT, check=True, capture_output=True, timeout=120)
     emb = SpanHashEmbedder()
     assert index_state(Settings(home=home, **options), emb) == index_state(clean, emb)
+
+
+# -- D8: a damaged manifest --------------------------------------------------------------------------
+
+
+def three_docs(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        body = " ".join(
+            f"Volunteers at garden {i} logged {i * 100 + j} hours in week {j}." for j in range(300)
+        )
+        (folder / f"garden{i}.txt").write_text(body)
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage inside"])
+def test_damaged_manifest_is_reported_in_one_line_and_full_rebuilds(settings, tmp_path, damage):
+    from bot.engine import Engine
+    from ingest.errors import CorruptIndexError
+
+    docs = three_docs(tmp_path / "docs")
+    emb = HashEmbedder()
+    ingest_paths([docs], settings, emb)
+    path = manifest_path(settings)
+    size = path.stat().st_size
+    assert size > 64 * 1024
+    if damage == "truncated":
+        with path.open("r+b") as f:
+            f.truncate(size // 2)
+    else:
+        with path.open("r+b") as f:
+            f.seek(size // 2 // 4096 * 4096)
+            f.write(bytes(range(256)) * 16)
+
+    with pytest.raises(CorruptIndexError) as err:
+        ingest_paths([docs], settings, emb)
+    message = str(err.value)
+    assert "\n" not in message and "is damaged" in message and "dossier ingest PATH --full" in message
+    with pytest.raises(CorruptIndexError):
+        Engine(settings, embedder=emb).status()
+
+    report = ingest_paths([docs], settings, emb, full=True)
+    assert report.added == 3 and not report.failed
+    assert len(list(settings.home.glob("index.sqlite.corrupt-*"))) == 1
+    assert Engine(settings, embedder=emb).status().documents == 3
+    assert committed_ids(settings) == vector_ids(settings, emb)
+
+
+def test_cli_says_the_manifest_is_damaged_without_a_traceback(tmp_path):
+    home = tmp_path / "home"
+    docs = three_docs(tmp_path / "docs")
+    ingest_paths([docs], Settings(home=home, _env_file=None), HashEmbedder())
+    path = home / "index.sqlite"
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    from tests.helpers_proc import dossier_args, dossier_env
+
+    done = subprocess.run(
+        dossier_args("status"), env=dossier_env(home), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("dossier: The index manifest") and "Traceback" not in done.stderr
