@@ -192,6 +192,12 @@ def _skip_reason(path: Path) -> str | None:
     return None
 
 
+def _os_skip_reason(err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    return f"unreadable ({err.strerror or err})"
+
+
 def _walk(root: Path, found: list[tuple[Path, Path]], skipped: list[Skipped]) -> None:
     def on_error(err: OSError) -> None:
         reason = "permission denied" if isinstance(err, PermissionError) else f"unreadable ({err.strerror})"
@@ -202,9 +208,14 @@ def _walk(root: Path, found: list[tuple[Path, Path]], skipped: list[Skipped]) ->
         kept = []
         for name in sorted(dirnames):
             sub = here / name
+            try:
+                linked = sub.is_symlink()
+            except OSError as err:  # e.g. a path longer than the system allows
+                skipped.append(Skipped(sub, _os_skip_reason(err)))
+                continue
             if name.startswith("."):
                 skipped.append(Skipped(sub, "hidden directory"))
-            elif sub.is_symlink():
+            elif linked:
                 # Following links could loop forever or pull in files from far outside the root.
                 skipped.append(Skipped(sub, "symlinked directory not followed"))
             else:
@@ -214,7 +225,10 @@ def _walk(root: Path, found: list[tuple[Path, Path]], skipped: list[Skipped]) ->
             file = here / name
             if name.endswith(".url") and name[: -len(".url")] in filenames:
                 continue  # the sidecar recording where a fetched page came from (ingest.fetch)
-            reason = _skip_reason(file)
+            try:
+                reason = _skip_reason(file)
+            except OSError as err:
+                reason = _os_skip_reason(err)
             if reason is None:
                 found.append((file, root))
             else:
@@ -231,23 +245,30 @@ def discover(paths: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[Skipp
     skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            _walk(path, found, skipped)
-        elif path.exists() or path.is_symlink():
-            # Named files get the same checks as walked ones: a watcher passes single paths,
-            # and editor lock files such as ".#notes.md" must still be ignored.
-            reason = _skip_reason(path)
-            if reason is None:
-                found.append((path, path.parent))
+        try:
+            if path.is_dir():
+                _walk(path, found, skipped)
+            elif path.exists() or path.is_symlink():
+                # Named files get the same checks as walked ones: a watcher passes single paths,
+                # and editor lock files such as ".#notes.md" must still be ignored.
+                reason = _skip_reason(path)
+                if reason is None:
+                    found.append((path, path.parent))
+                else:
+                    skipped.append(Skipped(path, reason))
             else:
-                skipped.append(Skipped(path, reason))
-        else:
-            skipped.append(Skipped(path, "does not exist"))
+                skipped.append(Skipped(path, "does not exist"))
+        except OSError as err:
+            skipped.append(Skipped(path, _os_skip_reason(err)))
 
     unique: list[tuple[Path, Path]] = []
     seen: set[Path] = set()
     for file, root in found:
-        key = file.resolve()
+        try:
+            key = file.resolve()
+        except OSError as err:
+            skipped.append(Skipped(file, _os_skip_reason(err)))
+            continue
         if key not in seen:
             seen.add(key)
             unique.append((file, root))

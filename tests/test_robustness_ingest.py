@@ -480,3 +480,28 @@ def test_cli_says_the_manifest_is_damaged_without_a_traceback(tmp_path):
     )
     assert done.returncode == 2
     assert done.stderr.strip().startswith("dossier: The index manifest") and "Traceback" not in done.stderr
+
+
+# -- D13: one over-long path ----------------------------------------------------------------------------
+
+
+def test_over_long_path_is_skipped_and_the_rest_ingested(settings, tmp_path):
+    import os
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "ok.md").write_text("The bell weighs 2 tonnes.")
+    # Built with relative steps: the full path ends up longer than the system's PATH_MAX.
+    here = os.getcwd()
+    try:
+        os.chdir(root)
+        for _ in range(40):
+            os.mkdir("d" * 120)
+            os.chdir("d" * 120)
+        Path("x.md").write_text("deep\n")
+    finally:
+        os.chdir(here)
+    report = ingest_paths([root], settings, HashEmbedder())
+    assert report.added == 1
+    assert any("File name too long" in s.reason for s in report.skipped)
+    assert all("\n" not in s.reason for s in report.skipped)
