@@ -17,7 +17,7 @@ from ingest.errors import NoIndexError, QuestionError
 from ingest.manifest import Manifest
 from ingest.pipeline import IngestReport, ingest_paths, manifest_path
 from ingest.settings import Settings
-from ingest.store import VectorStore, describe_store
+from ingest.store import VectorStore, count_vectors, describe_store, missing_vectors
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,11 @@ class Engine:
                 store = VectorStore(
                     self.settings, model=embedder.name, dimension=embedder.dimension, create=False
                 )
-                if not store.exists:
-                    raise NoIndexError()
+                if not store.exists or store.count() == 0:
+                    documents = len(self._manifest.files())
+                    self._manifest.close()
+                    self._manifest = None
+                    raise missing_vectors(self.settings, documents)
                 retriever = HybridRetriever(
                     self._manifest,
                     store,
@@ -196,6 +199,10 @@ class Engine:
                 stats = manifest.stats()
             finally:
                 manifest.close()
+        vectors = count_vectors(self.settings, stats["model"] or self.settings.embedding_model)
+        problem = (
+            str(missing_vectors(self.settings, stats["documents"])) if stats["chunks"] and not vectors else ""
+        )
         return IndexStatus(
             home=str(self.settings.home.resolve()),
             store=describe_store(self.settings),
@@ -205,6 +212,8 @@ class Engine:
             documents=stats["documents"],
             chunks=stats["chunks"],
             last_ingest=stats["last_ingest"],
+            vectors=vectors,
+            problem=problem,
         )
 
     def documents(self) -> list[DocumentInfo]:

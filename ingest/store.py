@@ -79,6 +79,21 @@ def _drop_embedded_client(settings: Settings) -> None:
             log.debug("stopping the old Chroma system failed", exc_info=True)
 
 
+def missing_vectors(settings: Settings, documents: int) -> StoreError:
+    """The error for a manifest that lists documents whose vector store has gone."""
+    return StoreError(
+        f"The vector store ({describe_store(settings)}) is missing or empty, but the index lists "
+        f"{documents} documents: run `dossier ingest PATH` to rebuild it."
+    )
+
+
+def count_vectors(settings: Settings, model: str) -> int:
+    """Vectors in the collection; 0 when it (or the embedded store's folder) does not exist."""
+    if not settings.chroma_url and not (settings.home / "chroma" / "chroma.sqlite3").exists():
+        return 0  # without creating an empty store as a side effect
+    return VectorStore(settings, model=model, create=False, check_model=False).count()
+
+
 def describe_store(settings: Settings) -> str:
     return settings.chroma_url or f"embedded: {(settings.home / 'chroma').resolve()}"
 

@@ -505,3 +505,37 @@ def test_over_long_path_is_skipped_and_the_rest_ingested(settings, tmp_path):
     assert report.added == 1
     assert any("File name too long" in s.reason for s in report.skipped)
     assert all("\n" not in s.reason for s in report.skipped)
+
+
+# -- D14: the vector store is lost --------------------------------------------------------------------
+
+
+def test_lost_vector_store_is_reported_by_status_and_ask_alike(settings, tmp_path):
+    import shutil
+
+    from bot.engine import Engine
+    from bot.render import format_status
+    from ingest.errors import StoreError
+    from ingest.store import _drop_embedded_client
+
+    docs = three_docs(tmp_path / "docs")
+    emb = HashEmbedder()
+    ingest_paths([docs], settings, emb)
+    assert Engine(settings, embedder=emb).status().vectors == committed_count(settings)
+    _drop_embedded_client(settings)
+    shutil.rmtree(settings.home / "chroma")
+
+    status = Engine(settings, embedder=emb).status()
+    assert (status.documents, status.vectors) == (3, 0)
+    assert "vector store" in status.problem and "problem:" in format_status(status)
+    with pytest.raises(
+        StoreError, match=r"vector store .* is missing or empty, but the index lists 3 documents"
+    ):
+        Engine(settings, embedder=emb).ask("How many hours did volunteers log?")
+    report = ingest_paths([docs], settings, emb)
+    assert report.added == 3  # the next ingest rebuilds what was lost
+    assert not Engine(settings, embedder=emb).ask("How many hours did volunteers log at garden 1?").abstained
+
+
+def committed_count(settings: Settings) -> int:
+    return len(committed_ids(settings))
