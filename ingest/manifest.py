@@ -235,10 +235,7 @@ class Manifest:
     def stage(self, ids: Sequence[str], sentences: dict[str, SentenceRows]) -> None:
         """Record chunks whose vectors Chroma now holds, so a kill does not lose them."""
         with self.transaction() as db:
-            db.executemany(
-                'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
-                [(cid, a, b, k, v) for cid, rows in sentences.items() for a, b, k, v in rows],
-            )
+            _put_sentences(db, sentences)
             db.executemany("INSERT OR IGNORE INTO staged(id) VALUES (?)", ((i,) for i in ids))
             db.executemany("DELETE FROM pending WHERE id = ?", ((i,) for i in ids))
 
@@ -275,10 +272,7 @@ class Manifest:
         stale: set[str] = set()
         sentences = sentences or {}
         with self.transaction() as db:
-            db.executemany(
-                'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
-                [(cid, a, b, k, v) for cid, rows in sentences.items() for a, b, k, v in rows],
-            )
+            _put_sentences(db, sentences)
             for record, text, chunks in entries:
                 old = {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (record.source,))}
                 new = {c.id for c in chunks}
@@ -356,6 +350,15 @@ class Manifest:
             "last_ingest": float(self.get_meta("last_ingest") or 0) or None,
             "model": self.get_meta("embedding_model"),
         }
+
+
+def _put_sentences(db: sqlite3.Connection, sentences: dict[str, SentenceRows]) -> None:
+    # A chunk embedded again (`ingest --full` in place) replaces its rows rather than doubling them.
+    db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((cid,) for cid in sentences))
+    db.executemany(
+        'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
+        [(cid, a, b, k, v) for cid, rows in sentences.items() for a, b, k, v in rows],
+    )
 
 
 def _v1_to_v2(db: sqlite3.Connection) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from filelock import FileLock, Timeout
 
 from ingest.chunking import Chunk, chunk_document, sentence_spans
-from ingest.errors import CorruptIndexError, DossierError, LockedError
+from ingest.errors import CorruptIndexError, DossierError, LockedError, ModelMismatchError, StoreError
 from ingest.fetch import source_url
 from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
 from ingest.manifest import FileRecord, Manifest, SentenceRows, set_aside
@@ -150,9 +150,11 @@ def ingest_paths(
     with writer_lock(settings, lock_wait):
         manifest = _open_manifest(settings, full)
         try:
-            store = _open_store(settings, manifest, embedder, full)
+            store, rebuild = _open_for_full(settings, manifest, embedder) if full else (None, False)
+            if store is None:
+                store = _open_store(settings, manifest, embedder, full)
             _recover(manifest, store)
-            report = _run(paths, settings, embedder, manifest, store, progress, on_group)
+            report = _run(paths, settings, embedder, manifest, store, progress, on_group, rebuild=rebuild)
             return IngestReport(
                 **{**report, "chunks": manifest.chunk_count(), "seconds": time.perf_counter() - started}
             )
@@ -172,6 +174,22 @@ def _open_manifest(settings: Settings, full: bool) -> Manifest:
     return Manifest(path)
 
 
+def _open_for_full(
+    settings: Settings, manifest: Manifest, embedder: DocumentEmbedder
+) -> tuple[VectorStore | None, bool]:
+    """For `--full` with the model that built the index: the store as it is, and True. The
+    rebuild then re-embeds every file and replaces its chunks file by file, so readers keep
+    answering from the old chunks until each file's new ones commit. (None, False) when the
+    index must be emptied first: another model, or nothing usable to keep."""
+    if manifest.get_meta("embedding_model") != embedder.name or manifest.chunk_count() == 0:
+        return None, False
+    try:
+        return _open_store(settings, manifest, embedder, full=False), True
+    except (ModelMismatchError, StoreError) as err:
+        log.warning("rebuilding from an empty index: %s", err)
+        return None, False
+
+
 def _open_store(
     settings: Settings, manifest: Manifest, embedder: DocumentEmbedder, full: bool
 ) -> VectorStore:
@@ -186,8 +204,6 @@ def _open_store(
     else:
         recorded = manifest.get_meta("embedding_model")
         if recorded and recorded != embedder.name:
-            from ingest.errors import ModelMismatchError
-
             raise ModelMismatchError(
                 f"The index was built with the embedding model {recorded!r}, but DOSSIER_EMBEDDING_MODEL "
                 f"is {embedder.name!r}. Re-ingest with `dossier ingest PATH --full` or set the model back."
@@ -237,7 +253,11 @@ def _run(
     store: VectorStore,
     progress: bool | None,
     on_group: Callable[[int], None] | None,
+    *,
+    rebuild: bool = False,
 ) -> dict[str, Any]:
+    """One pass over the files. `rebuild`: re-embed every file in place (`--full`), then drop
+    the records of files this run did not ingest."""
     counts = {"added": 0, "updated": 0, "deleted": 0, "unchanged": 0, "embedded": 0}
     failed: list[Failure] = []
     found, skipped_files = discover([Path(p) for p in paths])
@@ -272,6 +292,7 @@ def _run(
     budget = budget_of(settings)
     part_size = _GROUP_BATCHES * settings.embed_batch_size
     staged = manifest.staged()  # embedded by an interrupted run: not embedded again
+    rebuilt: set[str] = set()
     group: list[_Pending] = []
     group_size = 0
     bar = _Progress(len(found), enabled=progress)
@@ -298,7 +319,12 @@ def _run(
             except OSError as err:
                 failed.append(Failure(str(path), _os_reason(err)))
                 continue
-            if previous is not None and previous.content_hash == digest and previous.source == source:
+            if (
+                not rebuild
+                and previous is not None
+                and previous.content_hash == digest
+                and previous.source == source
+            ):
                 counts["unchanged"] += 1
                 continue
             try:
@@ -317,8 +343,10 @@ def _run(
             except LoadError as err:
                 failed.append(Failure(str(path), err.reason))
                 continue
-            old_ids = manifest.chunk_ids(source) if previous and previous.source == source else set()
-            item = _Pending(doc, root, chunks, new=previous is None)
+            keep = previous is not None and previous.source == source and not rebuild
+            old_ids = manifest.chunk_ids(source) if keep else set()
+            item = _Pending(doc, root, chunks, new=previous is None or rebuild)
+            rebuilt.add(real)
             item.to_embed = [c for c in chunks if c.id not in old_ids and c.id not in staged]
             if len(item.to_embed) > part_size:
                 counts["embedded"] += _stage_in_parts(item, part_size, embedder, manifest, store)
@@ -333,6 +361,12 @@ def _run(
             counts["embedded"] += _flush(group, embedder, manifest, store, counts)
             if on_group:
                 on_group(counts["embedded"])
+        if rebuild:
+            # What a rebuild from nothing would not have: files elsewhere, or failing now.
+            dropped = [r.source for r in manifest.files().values() if r.path not in rebuilt]
+            if dropped:
+                store.delete(manifest.remove_files(dropped))
+                manifest.clear_pending()
         # Parts staged by an interrupted run whose file changed or went away meanwhile.
         leftover = manifest.staged()
         if leftover:

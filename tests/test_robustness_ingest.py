@@ -539,3 +539,51 @@ def test_lost_vector_store_is_reported_by_status_and_ask_alike(settings, tmp_pat
 
 def committed_count(settings: Settings) -> int:
     return len(committed_ids(settings))
+
+
+# -- D9: readers during `ingest --full` ---------------------------------------------------------------
+
+
+def test_readers_keep_answering_during_a_full_rebuild(tmp_path):
+    from bot.engine import Engine
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"s{i:02d}.md").write_text(f"# Station {i}\n\nThe ranger at station {i} is Ranger{i:03d}.\n")
+    settings = Settings(home=tmp_path / "home", embed_batch_size=1, _env_file=None)
+    emb = HashEmbedder()
+    ingest_paths([docs], settings, emb)
+    before = index_state(settings, emb)
+    reader = Engine(settings, embedder=HashEmbedder())
+    seen: list[tuple[int, bool]] = []
+
+    class Watched(HashEmbedder):
+        def embed_documents(self, texts):
+            # Mid-rebuild, as a reader in another process would: the whole index, answers.
+            manifest = Manifest(manifest_path(settings))
+            documents = len(manifest.files())
+            manifest.close()
+            answer = reader.ask("Who is the ranger at station 0?")
+            seen.append((documents, "Ranger000" in answer.text))
+            return super().embed_documents(texts)
+
+    report = ingest_paths([docs], settings, Watched(), full=True)
+    reader.close()
+    assert report.added == 12 and report.embedded == report.chunks
+    assert len(seen) >= 3 and all(s == (12, True) for s in seen), seen
+    assert index_state(settings, emb) == before
+
+
+def test_full_rebuild_drops_what_a_clean_run_would_not_have(settings, tmp_path):
+    docs = three_docs(tmp_path / "docs")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "extra.txt").write_text("The extra file mentions a lighthouse.")
+    emb = SpanHashEmbedder()
+    ingest_paths([docs, other], settings, emb)
+    clean = Settings(home=tmp_path / "clean", _env_file=None)
+    ingest_paths([docs], clean, emb)
+    report = ingest_paths([docs], settings, emb, full=True)
+    assert report.added == 3
+    assert index_state(settings, emb) == index_state(clean, emb)
