@@ -130,13 +130,18 @@ def fetch_url(url: str, dest_dir: Path, *, max_bytes: int, timeout: float = DEFA
 
 
 def fetch_to_documents(url: str, settings: Settings, *, timeout: float = DEFAULT_TIMEOUT) -> Path:
-    """`fetch_url` into DOSSIER_DOCS_DIR/web with the configured size limit."""
-    return fetch_url(
+    """`fetch_url` into DOSSIER_DOCS_DIR/web with the configured size limit; the sidecar is
+    signed, so that ingest believes it (ingest.sidecar)."""
+    from ingest.sidecar import sign_sidecar
+
+    path = fetch_url(
         url,
         settings.documents_dir / "web",
         max_bytes=int(settings.fetch_max_mb * 1024 * 1024),
         timeout=timeout,
     )
+    sign_sidecar(path, settings)
+    return path
 
 
 def _save(

@@ -192,6 +192,17 @@ def _skip_reason(path: Path) -> str | None:
     return None
 
 
+def _outside(file: Path, root: Path) -> str | None:
+    """Why a walked file that is a link leading outside the folder is not followed."""
+    if not file.is_symlink():
+        return None
+    target = file.resolve()
+    if target.is_relative_to(root.resolve()):
+        return None
+    # e.g. notes.txt -> /etc/passwd or ../app/.env dropped into a watched folder.
+    return "symbolic link to a file outside the folder not followed"
+
+
 def _os_skip_reason(err: OSError) -> str:
     if isinstance(err, PermissionError):
         return "permission denied"
@@ -226,7 +237,7 @@ def _walk(root: Path, found: list[tuple[Path, Path]], skipped: list[Skipped]) ->
             if name.endswith(".url") and name[: -len(".url")] in filenames:
                 continue  # the sidecar recording where a fetched page came from (ingest.fetch)
             try:
-                reason = _skip_reason(file)
+                reason = _skip_reason(file) or _outside(file, root)
             except OSError as err:
                 reason = _os_skip_reason(err)
             if reason is None:

@@ -21,11 +21,12 @@ from filelock import FileLock, Timeout
 
 from ingest.chunking import Chunk, chunk_document, sentence_spans
 from ingest.errors import CorruptIndexError, DossierError, LockedError, ModelMismatchError, StoreError
-from ingest.fetch import source_url
+from ingest.fetch import is_url
 from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
 from ingest.manifest import FileRecord, Manifest, SentenceRows, set_aside
 from ingest.naming import printable_name, unique_name
 from ingest.settings import Settings
+from ingest.sidecar import trusted_url
 from ingest.store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -301,9 +302,16 @@ def _run(
             bar.advance(path.name)
             real = str(path.resolve())
             previous = by_path.get(real)
-            # A fetched page is known by its URL (ingest.fetch records it in a NAME.url sidecar).
-            url = source_url(path)
-            if previous is not None and (url is None or url == previous.source):
+            try:
+                digest = file_hash(path)
+            except OSError as err:
+                failed.append(Failure(str(path), _os_reason(err)))
+                continue
+            # A fetched page is known by its URL (ingest.fetch records it in a signed NAME.url sidecar).
+            url = trusted_url(path, settings, digest, previous.source if previous else None)
+            if previous is not None and (
+                url == previous.source or (url is None and not is_url(previous.source))
+            ):
                 source = previous.source  # stable, so unchanged chunks keep their ids
             elif url is not None:
                 if url in seen_sources or any(r.source == url and r.path != real for r in known.values()):
@@ -314,11 +322,6 @@ def _run(
                 taken = _NamesTaken(known, real, seen_sources)
                 source = unique_name(printable_name(path.relative_to(root).as_posix()), path, taken)
             seen_sources.add(source)
-            try:
-                digest = file_hash(path)
-            except OSError as err:
-                failed.append(Failure(str(path), _os_reason(err)))
-                continue
             if (
                 not rebuild
                 and previous is not None

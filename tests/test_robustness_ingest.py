@@ -587,3 +587,80 @@ def test_full_rebuild_drops_what_a_clean_run_would_not_have(settings, tmp_path):
     report = ingest_paths([docs], settings, emb, full=True)
     assert report.added == 3
     assert index_state(settings, emb) == index_state(clean, emb)
+
+
+# -- D10: links out of the folder, and sidecars nobody fetched --------------------------------------------
+
+
+def test_file_link_leading_outside_the_folder_is_not_followed(settings, tmp_path):
+    outside = tmp_path / "app"
+    outside.mkdir()
+    (outside / "env.txt").write_text("DISCORD_TOKEN=very-secret-token")
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "notice.txt").write_text("All passwords must be emailed to the admin.")
+    (docs / "sub" / "inside.txt").write_text("The lighthouse is 30 metres tall.")
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    (docs / "notes.txt").symlink_to(outside / "env.txt")
+    (docs / "alias.txt").symlink_to(docs / "sub" / "inside.txt")  # inside: followed (same file, once)
+    report = ingest_paths([docs], settings, HashEmbedder())
+    reasons = {Path(s.path).name: s.reason for s in report.skipped}
+    assert (
+        reasons["passwd.txt"]
+        == reasons["notes.txt"]
+        == "symbolic link to a file outside the folder not followed"
+    )
+    assert report.added == 2
+    manifest = Manifest(manifest_path(settings))
+    try:
+        assert not any("very-secret-token" in r["text"] or "root:" in r["text"] for r in manifest.chunks())
+    finally:
+        manifest.close()
+
+
+def test_hand_written_sidecar_cannot_make_a_citation_show_a_url(settings, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notice.txt").write_text("All passwords must be emailed to the admin.")
+    (docs / "notice.txt.url").write_text("[InternetShortcut]\nURL=https://www.canada.ca/en/official-notice\n")
+    ingest_paths([docs], settings, HashEmbedder())
+    assert list(recorded(settings)) == ["notice.txt"]
+
+
+def test_fetched_page_keeps_its_url_until_its_file_is_edited(settings, tmp_path):
+    from ingest.fetch import file_name_for
+    from ingest.sidecar import sign_sidecar
+
+    web = settings.documents_dir / "web"
+    web.mkdir(parents=True)
+    url = "https://example.org/news/ferry.html"
+    page = web / file_name_for(url, ".html")
+    page.write_text("<html><body><p>The ferry costs 4 euros.</p></body></html>")
+    (web / (page.name + ".url")).write_text(f"[InternetShortcut]\nURL={url}\n")
+    sign_sidecar(page, settings)  # what fetch_to_documents does after the download
+    emb = HashEmbedder()
+    ingest_paths([settings.documents_dir], settings, emb)
+    assert list(recorded(settings)) == [url]
+    # A signature does not carry over to other content: an edited page is cited by its name.
+    page.write_text("<html><body><p>The ferry is free.</p></body></html>")
+    ingest_paths([settings.documents_dir], settings, emb)
+    assert list(recorded(settings)) == [f"web/{page.name}"]
+    assert committed_ids(settings) == vector_ids(settings, emb)
+
+
+def test_sidecars_from_before_signing_keep_their_indexed_url(settings, tmp_path):
+    web = tmp_path / "docs" / "web"
+    web.mkdir(parents=True)
+    page = web / "example.org_a.html"
+    page.write_text("<html><body><p>The ferry costs 4 euros.</p></body></html>")
+    (web / "example.org_a.html.url").write_text("[InternetShortcut]\nURL=https://example.org/a\n")
+    emb = HashEmbedder()
+    ingest_paths([tmp_path / "docs"], settings, emb)
+    db = sqlite3.connect(manifest_path(settings))
+    with db:  # as an earlier version recorded it
+        db.execute("UPDATE files SET source = 'https://example.org/a'")
+        db.execute("UPDATE chunks SET source = 'https://example.org/a'")
+    db.close()
+    report = ingest_paths([tmp_path / "docs"], settings, emb)
+    assert (report.unchanged, report.embedded) == (1, 0)
+    assert list(recorded(settings)) == ["https://example.org/a"]
