@@ -13,8 +13,8 @@ from bot.extractive import ExtractiveAnswerer
 from bot.followup import standalone_question
 from bot.retrieval import HybridRetriever, RetrievalTimings
 from bot.types import Answer, Answerer, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
-from ingest.errors import NoIndexError, QuestionError
-from ingest.manifest import Manifest
+from ingest.errors import NoIndexError, QuestionError, StoreError
+from ingest.manifest import Manifest, open_for_reading
 from ingest.pipeline import IngestReport, ingest_paths, manifest_path
 from ingest.settings import Settings
 from ingest.store import VectorStore, count_vectors, describe_store, missing_vectors
@@ -65,7 +65,7 @@ class Engine:
             raise NoIndexError()
         with self._lock:
             if self._retriever is None:
-                self._manifest = Manifest(path)
+                self._manifest = open_for_reading(path)
                 if self._manifest.chunk_count() == 0:
                     self._manifest.close()
                     self._manifest = None
@@ -194,15 +194,18 @@ class Engine:
         path = manifest_path(self.settings)
         stats: dict[str, Any] = {"documents": 0, "chunks": 0, "last_ingest": None, "model": None}
         if path.exists():
-            manifest = Manifest(path)
+            manifest = open_for_reading(path)
             try:
                 stats = manifest.stats()
             finally:
                 manifest.close()
-        vectors = count_vectors(self.settings, stats["model"] or self.settings.embedding_model)
-        problem = (
-            str(missing_vectors(self.settings, stats["documents"])) if stats["chunks"] and not vectors else ""
-        )
+        vectors: int | None = None
+        try:
+            vectors = count_vectors(self.settings, stats["model"] or self.settings.embedding_model)
+            lost = stats["chunks"] and not vectors
+            problem = str(missing_vectors(self.settings, stats["documents"])) if lost else ""
+        except StoreError as err:  # e.g. a read-only DOSSIER_HOME: the rest of the status holds
+            problem = str(err)
         return IndexStatus(
             home=str(self.settings.home.resolve()),
             store=describe_store(self.settings),
@@ -220,7 +223,7 @@ class Engine:
         path = manifest_path(self.settings)
         if not path.exists():
             return []
-        manifest = Manifest(path)
+        manifest = open_for_reading(path)
         try:
             rows = manifest.db.execute(
                 "SELECT source, title, n_chunks, length(text) AS chars, ingested_at FROM files ORDER BY source"

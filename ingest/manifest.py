@@ -91,6 +91,16 @@ def corrupt(path: Path, err: BaseException) -> CorruptIndexError:
     )
 
 
+def open_for_reading(path: Path) -> Manifest:
+    """The manifest as readers open it: read-write when they may (so the schema is current),
+    read-only when DOSSIER_HOME is not writable for them."""
+    try:
+        return Manifest(path)
+    except (sqlite3.OperationalError, PermissionError) as err:
+        log.info("opening %s read-only: %s", path, err)
+        return Manifest(path, readonly=True)
+
+
 def set_aside(path: Path) -> Path:
     """Move a damaged manifest (and its WAL files) out of the way; returns its new name."""
     target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -106,12 +116,13 @@ class Manifest:
         self.path = path
         if readonly and not path.exists():
             raise FileNotFoundError(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
+        if not readonly:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = self._connect(path, readonly)
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
             # A damaged file otherwise shows up later, in whichever query reads the bad page,
             # or not at all (an ingest would report "unchanged").
             problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
@@ -120,11 +131,31 @@ class Manifest:
             if not readonly:
                 self.db.executescript(_SCHEMA)
                 self._migrate()
+        except sqlite3.OperationalError:
+            self.db.close()  # locked, or no write access: not damage
+            raise
         except sqlite3.DatabaseError as err:
             self.db.close()
-            if isinstance(err, sqlite3.OperationalError) and "locked" in str(err):
-                raise
             raise corrupt(path, err) from None
+
+    @staticmethod
+    def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+        if not readonly:
+            db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        else:
+            uri = f"{path.resolve().as_uri()}?mode=ro"
+            db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
+            try:
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            except sqlite3.OperationalError:
+                # Reading a WAL database needs its -shm file, which a read-only folder cannot
+                # get; nobody can write there either, so the file cannot change under us.
+                db.close()
+                log.info("opening %s as immutable (read-only folder)", path)
+                uri = f"{path.resolve().as_uri()}?immutable=1"
+                db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
 
     def close(self) -> None:
         self.db.close()

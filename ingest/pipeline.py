@@ -105,10 +105,10 @@ def manifest_path(settings: Settings) -> Path:
 def writer_lock(settings: Settings, wait: float = 0) -> Iterator[None]:
     """One writer per index. The lock lives in DOSSIER_HOME next to the manifest; `wait` is
     how long to wait for another writer (e.g. the bot's watcher thread) before giving up."""
-    settings.home.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(settings.home / "writer.lock"), timeout=wait, thread_local=False)
     owner = settings.home / "writer.pid"
     try:
+        settings.home.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except Timeout:
         pid = owner.read_text().strip() if owner.exists() else "?"
@@ -119,6 +119,11 @@ def writer_lock(settings: Settings, wait: float = 0) -> Iterator[None]:
         )
         raise LockedError(
             f"{who} is writing to the index in {settings.home}; wait for it to finish and try again."
+        ) from None
+    except OSError as err:
+        raise DossierError(
+            f"Cannot write to DOSSIER_HOME ({settings.home}): {err.strerror or err}. "
+            "Ingest needs write access there."
         ) from None
     try:
         owner.write_text(str(os.getpid()))

@@ -53,6 +53,13 @@ def _client(settings: Settings) -> Any:
                 _CLIENTS[key] = factory()
             except Exception as err:
                 where = settings.chroma_url or key
+                if "readonly database" in str(err) or isinstance(err, PermissionError):
+                    # Embedded Chroma writes to its folder even to read (its own bookkeeping).
+                    raise StoreError(
+                        f"Cannot open the Chroma index at {where}: embedded Chroma needs write access to "
+                        "that folder. Give this account write access to DOSSIER_HOME, or serve the index "
+                        "with `chroma run` and set DOSSIER_CHROMA_URL."
+                    ) from err
                 raise StoreError(f"Cannot open the Chroma index at {where}: {err}") from err
         return _CLIENTS[key]
 

@@ -664,3 +664,50 @@ def test_sidecars_from_before_signing_keep_their_indexed_url(settings, tmp_path)
     report = ingest_paths([tmp_path / "docs"], settings, emb)
     assert (report.unchanged, report.embedded) == (1, 0)
     assert list(recorded(settings)) == ["https://example.org/a"]
+
+
+# -- D12: a read-only DOSSIER_HOME -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_home(tmp_path, embedder):
+    """An index whose folder nobody may write to, not even root (the immutable attribute)."""
+    import shutil
+
+    if not shutil.which("chattr"):
+        pytest.skip("chattr is not available")
+    home = tmp_path / "home"
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        (docs / f"garden{i}.txt").write_text(f"Volunteers at garden {i} logged {i * 100 + 40} hours.")
+    ingest_paths([docs], Settings(home=home, _env_file=None), embedder)
+    if subprocess.run(["chattr", "-R", "+i", str(home)], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a folder immutable here")
+    try:
+        yield home
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(home)], check=True)
+
+
+def test_read_only_home_status_works_and_the_rest_say_why_in_one_line(read_only_home, tmp_path):
+    from tests.helpers_proc import dossier_args, dossier_env
+
+    def run(*args):
+        return subprocess.run(
+            dossier_args(*args),
+            env=dossier_env(read_only_home),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    status = run("status")
+    assert status.returncode == 0 and "documents:  3" in status.stdout, status.stderr
+    assert "problem:" in status.stdout and "write access" in status.stdout
+    for args in (("ask", "How many hours did volunteers log?"), ("ingest", str(tmp_path / "docs"))):
+        done = run(*args)
+        assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("dossier: Cannot "), done.stderr
