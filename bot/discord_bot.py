@@ -143,21 +143,32 @@ class Conversations:
 
 
 def safe_filename(name: str) -> str:
-    """A plain file name for an upload: no directories, no hidden files, tame characters."""
+    """A plain file name for an upload: no directories, no hidden files, tame characters.
+
+    Letters and digits of every script are kept (`报告.pdf` stays `报告.pdf`); anything else,
+    control characters included, becomes `_`. The suffix is split off first, so `..md` keeps
+    its type (`upload.md`)."""
     name = unicodedata.normalize("NFKC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[^\w.\- ]+", "_", name, flags=re.ASCII).strip(" .")
-    name = re.sub(r"[ _]{2,}", "_", name)
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem, suffix = name, ""
-    stem = stem.strip(" ._-")[:120] or "upload"
+    suffix = re.sub(r"[^A-Za-z0-9]+", "", suffix)
+    stem = re.sub(r"[^\w.\- ]+", "_", stem)
+    stem = re.sub(r"[ _]{2,}", "_", stem).strip(" ._-")[:120] or "upload"
     return f"{stem}.{suffix.lower()}" if suffix else stem
 
 
 def save_upload(folder: Path, filename: str, data: bytes) -> Path:
-    """Write `data` as `folder/safe_filename(filename)` atomically; returns the path."""
+    """Write `data` as `folder/safe_filename(filename)` atomically; returns the path.
+
+    Another document already saved under that name is never replaced: the upload gets
+    `name (2).ext` (the same bytes uploaded again land on the same file, a no-op)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / safe_filename(filename)
+    n = 2
+    while target.exists() and (not target.is_file() or target.read_bytes() != data):
+        target = folder / f"{Path(safe_filename(filename)).stem} ({n}){target.suffix}"
+        n += 1
     if target.resolve().parent != folder.resolve():
         raise DossierError(f"Refusing to save {filename!r} outside the documents folder.")
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")

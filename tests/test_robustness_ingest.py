@@ -711,3 +711,40 @@ def test_read_only_home_status_works_and_the_rest_say_why_in_one_line(read_only_
         assert done.returncode != 0 and "Traceback" not in done.stderr, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("dossier: Cannot "), done.stderr
+
+
+# -- D3 and D15: names of Discord uploads ------------------------------------------------------------------
+
+
+def test_upload_names_keep_their_letters_and_type():
+    from bot.discord_bot import safe_filename
+
+    names = ["报告.pdf", "年度报告.pdf", "отчёт.pdf", "Über.md", "..md", "a\nfailed: fake.md"]
+    assert [safe_filename(n) for n in names] == [
+        "报告.pdf",
+        "年度报告.pdf",
+        "отчёт.pdf",
+        "Über.md",
+        "upload.md",
+        "a_failed_fake.md",
+    ]
+
+
+def test_uploads_never_replace_another_document(settings, tmp_path):
+    from bot.discord_bot import save_upload
+
+    folder = tmp_path / "documents"
+    first = save_upload(folder, "报告.pdf", b"%PDF-1 first")
+    second = save_upload(folder, "年度报告.pdf", b"%PDF-1 second")
+    clash = save_upload(folder, "报告.pdf", b"%PDF-1 another report")
+    again = save_upload(folder, "报告.pdf", b"%PDF-1 first")
+    assert [first.name, second.name, clash.name, again.name] == [
+        "报告.pdf",
+        "年度报告.pdf",
+        "报告 (2).pdf",
+        "报告.pdf",
+    ]
+    assert first.read_bytes() == b"%PDF-1 first" and clash.read_bytes() == b"%PDF-1 another report"
+    dotted = save_upload(folder, "..md", b"# Notes\n\nThe kiln runs at 1260 degrees.\n")
+    report = ingest_paths([dotted], settings, HashEmbedder())
+    assert report.added == 1 and list(recorded(settings)) == ["upload.md"]
