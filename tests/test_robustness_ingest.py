@@ -208,7 +208,7 @@ def docx_bomb(path: Path, inflated_mb: int) -> None:
 
 
 _LOAD_AND_MEASURE = """
-import json, resource, sys
+import json, sys
 from pathlib import Path
 from ingest.loaders import LoadError, load_file
 from ingest.pipeline import budget_of
@@ -219,7 +219,9 @@ try:
     reason = None
 except LoadError as err:
     reason = err.reason
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: the latter also counts the parent's memory at fork, kept across exec.
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+peak_mb = int(hwm.split()[1]) / 1024
 print(json.dumps({"reason": reason, "peak_mb": peak_mb}))
 """
 
