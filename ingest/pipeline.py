@@ -7,8 +7,10 @@ leaves exactly what a clean run leaves; one writer at a time.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -49,6 +51,11 @@ class DocumentEmbedder(Protocol):
 class Failure:
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # Shown on terminals and in Discord: a newline in a file name must not forge a line.
+        object.__setattr__(self, "path", printable_name(self.path))
+        object.__setattr__(self, "reason", printable_name(self.reason))
 
 
 @dataclass(frozen=True)
@@ -153,7 +160,7 @@ def ingest_paths(
 ) -> IngestReport:
     """Bring the index in line with the files under `paths` (incrementally unless `full`)."""
     started = time.perf_counter()
-    with writer_lock(settings, lock_wait):
+    with writer_lock(settings, lock_wait), _disk_full_explained(settings):
         manifest = _open_manifest(settings, full)
         try:
             store, rebuild = _open_for_full(settings, manifest, embedder) if full else (None, False)
@@ -166,6 +173,22 @@ def ingest_paths(
             )
         finally:
             manifest.close()
+
+
+@contextmanager
+def _disk_full_explained(settings: Settings) -> Iterator[None]:
+    """A full disk is the user's to fix: one line instead of a traceback. What was committed
+    stays, and the next run finishes the job."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as err:
+        full = getattr(err, "errno", None) == errno.ENOSPC or "disk is full" in str(err)
+        if not full:
+            raise
+        raise DossierError(
+            f"The disk holding {settings.home} is full; free some space and run the ingest again "
+            "(files committed so far are kept)."
+        ) from None
 
 
 def _open_manifest(settings: Settings, full: bool) -> Manifest:

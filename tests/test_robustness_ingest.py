@@ -750,3 +750,38 @@ def test_uploads_never_replace_another_document(settings, tmp_path):
     dotted = save_upload(folder, "..md", b"# Notes\n\nThe kiln runs at 1260 degrees.\n")
     report = ingest_paths([dotted], settings, HashEmbedder())
     assert report.added == 1 and list(recorded(settings)) == ["upload.md"]
+
+
+# -- D15: small ones ---------------------------------------------------------------------------------------
+
+
+def test_failure_lines_cannot_be_forged_by_a_file_name(settings, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bad\nfailed: fake.txt").write_bytes(b"\x00\x01binary\x00")
+    report = ingest_paths([docs], settings, HashEmbedder())
+    [failure] = report.failed
+    assert "\n" not in failure.path and failure.path.endswith("bad?failed: fake.txt")
+
+
+def test_full_disk_is_one_line_and_the_index_stays_intact(settings, tmp_path, monkeypatch):
+    import errno
+
+    from ingest.errors import DossierError
+    from ingest.store import VectorStore as Store
+
+    docs = three_docs(tmp_path / "docs")
+    emb = HashEmbedder()
+    ingest_paths([docs], settings, emb)
+    before = index_state(settings, emb)
+    (docs / "garden1.txt").write_text("Garden 1 was paved over.")
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Store, "upsert", no_space)
+    with pytest.raises(DossierError, match=r"^The disk holding .* is full; free some space"):
+        ingest_paths([docs], settings, emb)
+    monkeypatch.undo()
+    assert index_state(settings, emb)[:3] == before[:3]
+    assert ingest_paths([docs], settings, emb).updated == 1
