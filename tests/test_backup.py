@@ -134,3 +134,28 @@ def test_cli_backup_and_restore(tmp_path):
     done = run(tmp_path / "restored", "restore", str(tmp_path / "b"))
     assert done.returncode == 2 and done.stderr.strip().startswith("dossier: ") and "already" in done.stderr
     assert answers(Settings(home=tmp_path / "restored", _env_file=None)) == answers(settings)
+
+
+def test_restored_report_index_scores_the_dev_set_identically(report_index, embedder, tmp_path):
+    from bot.evaluate import load_questions, run_eval
+    from tests.conftest import DEV_SET, need_shared
+
+    questions = load_questions(need_shared(DEV_SET))
+    backup(report_index, tmp_path / "backup")
+    fresh = Settings(home=tmp_path / "fresh", _env_file=None)
+    restore(fresh, tmp_path / "backup")
+    figures = []
+    for settings in (report_index, fresh):
+        engine = Engine(settings, embedder=embedder)
+        try:
+            summary = run_eval(engine, questions)["summary"]
+        finally:
+            engine.close()
+        figures.append(without_timings(summary))
+    assert figures[0] == figures[1] and figures[0]["n"] == len(questions)
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if not k.endswith("_ms")}
+    return value
