@@ -19,11 +19,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from bot.render import format_answer, trim
-from bot.types import Answer, DocumentInfo, Passage, TokenCallback, Turn
+from bot.types import Answer, Citation, DocumentInfo, Passage, TokenCallback, Turn
 from ingest.errors import DossierError, NoIndexError
+from ingest.printable import one_line, printable
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -41,6 +43,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("/sources", "the full passages behind the last answer"),
     ("/open N", "passage N of the last answer, with the text around it in its source"),
     ("/docs", "the documents in the index"),
+    ("/summary [DOC]", "the brief of document DOC (a file name or title), or one line per document"),
     ("/reset", "forget the conversation (the next question starts afresh)"),
     ("/help", "this list"),
     ("/quit", "leave (Ctrl-D also works; Ctrl-C cancels an answer in progress)"),
@@ -62,6 +65,65 @@ class View(Protocol):
     def help(self) -> None: ...
     def notice(self, text: str) -> None: ...
     def error(self, text: str) -> None: ...
+
+
+class PrintableView:
+    """Hands everything to `inner` without escape codes (ingest.printable).
+
+    Sources, titles, passages, questions and model tokens all come from outside; cleaned
+    here, once, neither view has to remember it.
+    """
+
+    def __init__(self, inner: View) -> None:
+        self.inner = inner
+
+    def run_answer(self, ask: Ask, *, stream: bool) -> Answer:
+        def clean_ask(on_token: TokenCallback | None) -> Answer:
+            if on_token is None:
+                return ask(None)
+            return ask(lambda piece: on_token(printable(piece)))
+
+        return self.inner.run_answer(clean_ask, stream=stream)
+
+    def answer(self, answer: Answer, *, first: bool) -> None:
+        self.inner.answer(_printable_answer(answer), first=first)
+
+    def passages(self, items: Sequence[tuple[int, Passage]], *, cited: bool) -> None:
+        self.inner.passages([(n, _printable_passage(p)) for n, p in items], cited=cited)
+
+    def context(self, n: int, passage: Passage, context: str) -> None:
+        self.inner.context(n, _printable_passage(passage), printable(context))
+
+    def documents(self, docs: Sequence[DocumentInfo]) -> None:
+        self.inner.documents([replace(d, source=one_line(d.source), title=one_line(d.title)) for d in docs])
+
+    def help(self) -> None:
+        self.inner.help()
+
+    def notice(self, text: str) -> None:
+        self.inner.notice(printable(text))
+
+    def error(self, text: str) -> None:
+        self.inner.error(printable(text))
+
+
+def _printable_passage(p: Passage) -> Passage:
+    return replace(p, source=one_line(p.source), location=one_line(p.location), text=printable(p.text))
+
+
+def _printable_citation(c: Citation) -> Citation:
+    return replace(c, source=one_line(c.source), location=one_line(c.location), quote=printable(c.quote))
+
+
+def _printable_answer(a: Answer) -> Answer:
+    return replace(
+        a,
+        text=printable(a.text),
+        note=printable(a.note),
+        standalone_question=one_line(a.standalone_question),
+        citations=tuple(_printable_citation(c) for c in a.citations),
+        retrieved=tuple(_printable_passage(p) for p in a.retrieved),
+    )
 
 
 def run_chat(
@@ -181,6 +243,8 @@ class Chat:
                 self.view.passages(numbered_passages(answer), cited=bool(answer.citations))
         elif name == "/open":
             self._open(arg)
+        elif name == "/summary":
+            self._summary(arg.strip("\"'“”‘’ "))
         elif name == "/docs":
             docs = self.engine.documents()  # read afresh: another process may have re-ingested
             if not docs:
@@ -195,6 +259,19 @@ class Chat:
             self.view.help()
         else:
             self.view.notice(f"Unknown command {name}. {SHORT_HELP}")
+
+    def _summary(self, document: str) -> None:
+        engine = self.engine
+
+        def summarize(on_token: TokenCallback | None) -> Answer:
+            return engine.summary(document or None)
+
+        # Like an answer: /sources and /open show its passages, and follow-ups can build on it.
+        answer = self.view.run_answer(summarize, stream=False)
+        self.last = answer
+        self.history.append(Turn(answer.question, answer.text))
+        self._answered += 1
+        self.view.answer(answer, first=self._answered == 1)
 
     def _last_answer(self) -> Answer | None:
         if self.last is None:
@@ -358,7 +435,7 @@ def _indent(text: str, prefix: str = "    ") -> str:
 
 
 def _run_piped(settings: Settings, engine: Engine | None, stdin: TextIO, stdout: TextIO) -> int:
-    chat = Chat(settings, engine, PlainView(stdout))
+    chat = Chat(settings, engine, PrintableView(PlainView(stdout)))
     while True:
         line = stdin.readline()
         if not line:
@@ -366,7 +443,7 @@ def _run_piped(settings: Settings, engine: Engine | None, stdin: TextIO, stdout:
         line = line.strip()
         if not line:
             continue
-        stdout.write(f"> {trim(line, 300)}\n")
+        stdout.write(f"> {trim(one_line(line), 300)}\n")
         if not chat.handle(line):
             stdout.flush()
             return 0
@@ -420,7 +497,7 @@ class RichView:
             self._print(Text("Not in the documents", style="bold yellow"))
             self._print(Text(answer.text, style="yellow"))
         else:
-            self._print(_with_markers(answer.text))
+            self._print(_answer_body(answer.text))
         if answer.note:
             self._print(Text(f"note: {answer.note}", style="dim yellow"))
         if answer.abstained and answer.retrieved:
@@ -528,6 +605,31 @@ def _with_markers(text: str) -> Any:
     return out
 
 
+def _answer_body(text: str) -> Any:
+    """The answer with its markers highlighted; bullets ("- ... [n]") get a hanging indent, so a
+    bullet that wraps stays clear of the next one."""
+    from rich.console import Group
+    from rich.table import Table
+
+    lines = text.split("\n")
+    if not any(line.startswith("- ") for line in lines):
+        return _with_markers(text)
+    parts: list[Any] = []
+    grid: Table | None = None
+    for line in lines:
+        if not line.startswith("- "):
+            grid = None
+            parts.append(_with_markers(line))
+            continue
+        if grid is None:
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(style="cyan")
+            grid.add_column()
+            parts.append(grid)
+        grid.add_row("•", _with_markers(line[2:]))
+    return Group(*parts)
+
+
 def _prompt_session(settings: Settings, stdin: TextIO, stdout: TextIO) -> Any:
     from prompt_toolkit import PromptSession
     from prompt_toolkit.auto_suggest import AutoSuggestFromHistory
@@ -554,7 +656,7 @@ def _prompt_session(settings: Settings, stdin: TextIO, stdout: TextIO) -> Any:
 
 
 def _run_interactive(settings: Settings, engine: Engine | None, stdin: TextIO, stdout: TextIO) -> int:
-    view = RichView(stdout)
+    view = PrintableView(RichView(stdout))
     chat = Chat(settings, engine, view, stream=settings.llm != "extractive")
     session = _prompt_session(settings, stdin, stdout)
     view.notice(f"Dossier: ask about the documents in {settings.home}. /help lists commands, Ctrl-D quits.")

@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ingest.errors import DossierError
+from ingest.errors import ConfigError, DossierError
+from ingest.printable import json_printable, one_line, printable
 
 log = logging.getLogger("dossier")
 
@@ -34,6 +35,30 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 KOpt = Annotated[
     int | None, typer.Option("-k", "--top-k", help="Passages to retrieve (default DOSSIER_TOP_K).")
 ]
+MAX_TOP_K = 50  # the bound DOSSIER_TOP_K has
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _echo(text: str, *, err: bool = False) -> None:
+    """Print text that may hold file names, titles, questions or model output, made harmless."""
+    typer.echo(printable(text), err=err)
+
+
+def _echo_json(data: Any) -> None:
+    typer.echo(json_printable(json.dumps(data, ensure_ascii=False)))
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log lines name files and URLs too; they reach the same terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def _check_k(k: int | None) -> int | None:
+    if k is not None and not 1 <= k <= MAX_TOP_K:
+        raise ConfigError(f"-k must be between 1 and {MAX_TOP_K} (got {k}).")
+    return k
 
 
 def _settings() -> Any:
@@ -57,9 +82,11 @@ def _main(
 ) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_PrintableFormatter(LOG_FORMAT))
     for noisy in ("httpx", "chromadb", "sentence_transformers", "discord", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -74,28 +101,41 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Add, update and remove documents in the index (only what changed is embedded)."""
-    from ingest.fetch import fetch_to_documents, is_url
+    from ingest.fetch import display_url, fetch_to_documents, is_url
 
     settings = _settings()
     targets: list[Path] = []
+    fetched: list[Path] = []
     for arg in paths:
         if is_url(arg):
             # Saved under the documents folder's web/, then ingested with that folder.
-            typer.echo(f"fetched {arg} -> {fetch_to_documents(arg, settings)}", err=True)
+            fetched.append(fetch_to_documents(arg, settings))
+            _echo(f"fetched {display_url(arg)} -> {fetched[-1]}", err=True)
             arg = str(settings.documents_dir)
         if Path(arg) not in targets:
             targets.append(Path(arg))
     report = _engine(settings).ingest(targets, full=full, progress=None)
+    _remove_unreadable_downloads(fetched, report)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
+        _echo_json(report.to_dict())
     else:
         for failure in report.failed:
-            typer.echo(f"failed: {failure.path}: {failure.reason}", err=True)
+            _echo(f"failed: {one_line(failure.path)}: {one_line(failure.reason)}", err=True)
         for skipped in report.skipped:
-            typer.echo(f"skipped: {skipped.path}: {skipped.reason}", err=True)
-        typer.echo(report.summary())
+            _echo(f"skipped: {one_line(str(skipped.path))}: {one_line(skipped.reason)}", err=True)
+        _echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _remove_unreadable_downloads(fetched: list[Path], report: Any) -> None:
+    """Delete fetched pages that could not be loaded: left in place, they fail every ingest."""
+    failed = {Path(failure.path).resolve() for failure in report.failed}
+    for path in fetched:
+        if path.resolve() in failed:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".url").unlink(missing_ok=True)
+            log.info("removed %s: it could not be loaded", path)
 
 
 @app.command()
@@ -104,7 +144,10 @@ def status(as_json: JsonOpt = False) -> None:
     from bot.render import format_status
 
     info = _engine(_settings()).status()
-    typer.echo(json.dumps(info.to_dict()) if as_json else format_status(info))
+    if as_json:
+        _echo_json(info.to_dict())
+    else:
+        _echo(format_status(info))
 
 
 @app.command()
@@ -116,13 +159,39 @@ def ask(
     """Answer one question with cited sources (or say the documents don't cover it)."""
     from bot.render import format_answer
 
-    answer = _engine(_settings()).ask(question, k=k)
-    typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False) if as_json else format_answer(answer))
+    answer = _engine(_settings()).ask(question, k=_check_k(k))
+    if as_json:
+        _echo_json(answer.to_dict())
+    else:
+        _echo(format_answer(answer))
+
+
+@app.command()
+def summary(
+    document: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="DOC", help="A file name, a title, or words of either (default: every document)."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A document's brief as cited bullets, or one cited line per document."""
+    from bot.render import format_answer
+
+    engine = _engine(_settings())
+    source = engine.find_document(document) if document else None
+    answer = engine.summary(source)
+    typer.echo(
+        json.dumps({**answer.to_dict(), "document": source}, ensure_ascii=False)
+        if as_json
+        else format_answer(answer)
+    )
 
 
 @app.command()
 def chat() -> None:
-    """Chat with the documents in the terminal (follow-ups, /sources, /open N, /help)."""
+    """Chat with the documents in the terminal (follow-ups, /sources, /open N, /summary, /help)."""
     from bot.chat import run_chat
 
     raise typer.Exit(run_chat(_settings()))
@@ -137,8 +206,11 @@ def evaluate(
     """Score retrieval, answers, citations and abstention on a question file."""
     from bot.evaluate import format_summary, load_questions, run_eval
 
-    report = run_eval(_engine(_settings()), load_questions(file), k=k)
-    typer.echo(json.dumps(report, ensure_ascii=False) if as_json else format_summary(report["summary"]))
+    report = run_eval(_engine(_settings()), load_questions(file), k=_check_k(k))
+    if as_json:
+        _echo_json(report)
+    else:
+        _echo(format_summary(report["summary"]))
 
 
 @app.command()
@@ -214,19 +286,32 @@ def main() -> None:
     try:
         app()
     except DossierError as err:
-        typer.echo(f"dossier: {err}", err=True)
+        _echo(f"dossier: {err}", err=True)
         log.debug("error", exc_info=True)
         sys.exit(err.exit_code)
+    except OSError as err:
+        # The environment, not a bug: a home that is a file, a missing folder, a full disk.
+        _echo(f"dossier: {_describe_os_error(err)}", err=True)
+        log.debug("error", exc_info=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
     except Exception as err:
         # A bug, not a user error: one line for the user, the traceback in the log.
         log.error("unexpected error", exc_info=True)
-        typer.echo(
+        _echo(
             f"dossier: unexpected error ({type(err).__name__}: {err}); details are in the log above", err=True
         )
         sys.exit(1)
+
+
+def _describe_os_error(err: OSError) -> str:
+    reason = err.strerror or type(err).__name__
+    where = err.filename if err.filename is not None else ""
+    if err.filename2 is not None:
+        where = f"{where} -> {err.filename2}"
+    return f"{reason}: {where}" if where else reason
 
 
 if __name__ == "__main__":

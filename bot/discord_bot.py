@@ -33,6 +33,7 @@ from discord.ext import commands
 
 from bot.discord_render import (
     Part,
+    document_choices,
     escape,
     neutralize_mentions,
     render_answer,
@@ -55,6 +56,7 @@ ACK_EMOJI = "👀"
 SLOW_DOWN_EMOJI = "⏳"
 INGEST_LOCK_WAIT = 120.0  # seconds /ingest and /reingest wait for another writer
 TYPING_EVERY = 8.0  # seconds; Discord shows "typing" for about 10
+DOCUMENTS_FRESH_FOR = 5.0  # seconds autocomplete reuses the document list (not one read per keystroke)
 REPLY_MENTIONS = discord.AllowedMentions(everyone=False, users=False, roles=False, replied_user=True)
 NO_MENTIONS = discord.AllowedMentions.none()
 
@@ -63,6 +65,8 @@ class EngineAPI(Protocol):
     """What the bot needs of `bot.engine.Engine` (tests pass fakes with the same methods)."""
 
     def ask(self, question: str, history: Sequence[Turn] = (), *, k: int | None = None) -> Answer: ...
+
+    def summary(self, document: str | None = None) -> Answer: ...
 
     def status(self) -> IndexStatus: ...
 
@@ -255,6 +259,7 @@ class DossierBot(commands.Bot):
         # runaway file cannot take the bot down (ingest.isolated).
         self.isolated_ingest = isolated_ingest
         self._watcher: Any = None  # ingest.watch.WatcherHandle when DOSSIER_WATCH_PATHS is set
+        self._documents: tuple[float, list[DocumentInfo]] = (-math.inf, [])
 
     async def setup_hook(self) -> None:
         await self.add_cog(DossierCommands(self))
@@ -551,13 +556,19 @@ class DossierBot(commands.Bot):
         else:
             await interaction.response.send_message(text, ephemeral=ephemeral, allowed_mentions=NO_MENTIONS)
 
-    async def handle_ask(self, interaction: discord.Interaction, question: str) -> None:
+    async def _refuse_to_answer(self, interaction: discord.Interaction) -> bool:
+        """Tell the user why not (channel not allowed, rate limit) and return True, or return False."""
         if not self.channel_allowed(interaction.channel):
             await self.respond(interaction, "I only answer questions in the channels I was set up for.")
-            return
+            return True
         wait = self.rate_limiter.hit(interaction.user.id)
         if wait:
             await self.respond(interaction, self.rate_limit_text(wait))
+            return True
+        return False
+
+    async def handle_ask(self, interaction: discord.Interaction, question: str) -> None:
+        if await self._refuse_to_answer(interaction):
             return
         await interaction.response.defer(thinking=True)
         conversation = self.conversations.of_thread(interaction.channel_id)
@@ -576,6 +587,16 @@ class DossierBot(commands.Bot):
         except Exception as exc:
             await self.respond(interaction, self.error_text(exc, "answering /ask"), ephemeral=False)
             return
+        await self._follow_up_answer(interaction, question, answer, conversation)
+
+    async def _follow_up_answer(
+        self,
+        interaction: discord.Interaction,
+        question: str,
+        answer: Answer,
+        conversation: Conversation | None,
+    ) -> None:
+        """Post an answer to a deferred slash command; replies to it continue the conversation."""
         answer_id = secrets.token_hex(6)
         await self._remember(answer, answer_id, interaction.guild_id, interaction.channel_id)
         conversation = conversation or Conversation()
@@ -586,6 +607,38 @@ class DossierBot(commands.Bot):
             kwargs = self._message_kwargs(part, view if index == len(parts) - 1 else None)
             sent = await interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
             self.conversations.bind(conversation, messages=[sent.id])
+
+    async def handle_summary(self, interaction: discord.Interaction, document: str | None) -> None:
+        if await self._refuse_to_answer(interaction):
+            return
+        await interaction.response.defer(thinking=True)
+        try:
+            async with self._answer_slots:
+                answer = await asyncio.to_thread(self.engine.summary, (document or "").strip() or None)
+        except Exception as exc:
+            await self.respond(interaction, self.error_text(exc, "answering /summary"), ephemeral=False)
+            return
+        conversation = self.conversations.of_thread(interaction.channel_id)
+        await self._follow_up_answer(interaction, answer.question, answer, conversation)
+
+    async def documents_cached(self) -> list[DocumentInfo]:
+        """The indexed documents, read off the event loop at most every few seconds."""
+        read_at, documents = self._documents
+        if time.monotonic() - read_at > DOCUMENTS_FRESH_FOR:
+            documents = await asyncio.to_thread(self.engine.documents)
+            self._documents = (time.monotonic(), documents)
+        return documents
+
+    async def summary_choices(self, current: str) -> list[app_commands.Choice[str]]:
+        try:
+            documents = await self.documents_cached()
+        except Exception:  # an autocomplete has no way to show an error: offer nothing
+            log.warning("Could not list documents for /summary autocomplete", exc_info=True)
+            return []
+        return [
+            app_commands.Choice(name=name, value=value)
+            for name, value in document_choices(documents, current)
+        ]
 
     async def handle_sources(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
@@ -712,6 +765,17 @@ class DossierCommands(commands.Cog):
     @app_commands.command(name="sources", description="List the indexed documents.")
     async def sources(self, interaction: discord.Interaction) -> None:
         await self.bot.handle_sources(interaction)
+
+    @app_commands.command(name="summary", description="The brief of one document, or one line per document.")
+    @app_commands.describe(document="A document's file name or title (empty: every document)")
+    async def summary(self, interaction: discord.Interaction, document: str | None = None) -> None:
+        await self.bot.handle_summary(interaction, document)
+
+    @summary.autocomplete("document")
+    async def summary_document(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        return await self.bot.summary_choices(current)
 
     @app_commands.command(name="status", description="Index size, models and last ingest.")
     async def status(self, interaction: discord.Interaction) -> None:

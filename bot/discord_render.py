@@ -30,6 +30,8 @@ MAX_TITLE = 256
 MAX_DESCRIPTION = 4096
 MAX_FOOTER = 2048
 MAX_THREAD_NAME = 100
+MAX_CHOICES = 25  # autocomplete suggestions, each name and value at most 100 characters
+MAX_CHOICE = 100
 QUOTE_CHARS = 300
 CLOSEST_PASSAGES = 3
 NOT_COVERED = CANNOT_ANSWER
@@ -174,8 +176,20 @@ def _split_words(sentence: str, limit: int) -> list[str]:
     return _pack(tokens, " ", limit)
 
 
+def _split_line(line: str, limit: int) -> list[str]:
+    """An oversized line as whole-sentence pieces, packed; words only for an overlong sentence."""
+    units: list[str] = []
+    for piece in _pack(_sentences(line), " ", limit):
+        if len(piece) <= limit:
+            units.append(piece)
+        else:
+            units.extend(_split_words(piece, limit))
+    return units
+
+
 def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
-    """Split on paragraph boundaries, then sentences, then words; never inside a [n] marker."""
+    """Split on paragraph boundaries, then lines (a bullet stays whole), then sentences, then
+    words; never inside a [n] marker."""
     text = text.strip()
     if len(text) <= limit:
         return [text] if text else []
@@ -185,12 +199,13 @@ def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
         if len(paragraph) <= limit:
             units.append(paragraph)
             continue
-        # An oversized paragraph becomes whole-sentence pieces that are themselves packed.
-        for piece in _pack(_sentences(paragraph), " ", limit):
-            if len(piece) <= limit:
-                units.append(piece)
-            else:
-                units.extend(_split_words(piece, limit))
+        # An oversized paragraph (a long list) is cut between its lines, each piece packed
+        # with the line breaks kept; only a line longer than a message is cut inside.
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            line = line.rstrip()
+            lines.extend([line] if len(line) <= limit else _split_line(line, limit))
+        units.extend(_pack(lines, "\n", limit))
     pieces: list[str] = []
     for unit in units:
         if len(unit) > limit:
@@ -316,6 +331,29 @@ def render_answer(
         parts[-1].embeds.append(embeds[0])
         parts.extend(Part(embeds=[e]) for e in embeds[1:])
     return parts
+
+
+def document_choices(
+    documents: Sequence[DocumentInfo], typed: str, limit: int = MAX_CHOICES
+) -> list[tuple[str, str]]:
+    """Autocomplete suggestions for a document option, as (shown name, value) pairs: the
+    documents whose path or title holds every word typed, those whose file name starts with
+    it first. The value is the source, or its file name when the source is longer than
+    Discord allows (the engine resolves either)."""
+    words = typed.lower().split()
+    prefix = " ".join(words)
+    ranked: list[tuple[int, str, str, str]] = []
+    for doc in documents:
+        name = source_name(doc.source)
+        title = doc.title if doc.title and doc.title != name else ""
+        haystack = f"{doc.source} {title}".lower()
+        if not all(word in haystack for word in words):
+            continue
+        rank = 0 if name.lower().startswith(prefix) else 1 if title.lower().startswith(prefix) else 2
+        shown = trim(f"{name} — {title}" if title else name, MAX_CHOICE)
+        value = doc.source if len(doc.source) <= MAX_CHOICE else name[:MAX_CHOICE]
+        ranked.append((rank, name.lower(), shown, value))
+    return [(shown, value) for _, _, shown, value in sorted(ranked)[:limit]]
 
 
 def render_documents(documents: Sequence[DocumentInfo], limit: int = 40) -> list[Part]:

@@ -7,11 +7,22 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.extractive import ExtractiveAnswerer
 from bot.followup import standalone_question
-from bot.retrieval import HybridRetriever, RetrievalTimings
+from bot.kinds import classify, mentions_document
+from bot.naming import (
+    CUE_TERMS,
+    DocumentName,
+    document_name,
+    named_document,
+    titled_document,
+    whole_document,
+    without_title,
+)
+from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of, terms
+from bot.summary import Overview, Summaries
 from bot.types import Answer, Answerer, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
 from ingest.errors import NoIndexError, QuestionError, StoreError
 from ingest.manifest import Manifest, open_for_reading
@@ -20,6 +31,17 @@ from ingest.settings import Settings
 from ingest.store import VectorStore, count_vectors, describe_store, missing_vectors
 
 log = logging.getLogger(__name__)
+
+
+def _overlap(a: Passage, b: Passage) -> bool:
+    return a.source == b.source and a.start < b.end and b.start < a.end
+
+
+class Understood(NamedTuple):
+    kind: str  # bot.kinds.KINDS
+    document: str | None  # the source the question names, answered from alone
+    whole: bool  # an overview of that document (or of the collection) as a whole
+    narrowed: str  # the question without the title that names its document ("" when none does)
 
 
 class Engine:
@@ -45,6 +67,8 @@ class Engine:
         self._manifest: Manifest | None = None
         self._retriever: HybridRetriever | None = None
         self._extractive: ExtractiveAnswerer | None = None
+        self._summaries: Summaries | None = None
+        self._names: tuple[int, list[DocumentName]] = (-1, [])
 
     # -- lazily built parts -----------------------------------------------------------------
     @property
@@ -95,6 +119,7 @@ class Engine:
                 )
                 # Retrieved passages are ordered by the evidence they hold (docs/evaluation.md).
                 retriever.evidence = self._extractive.passage_scores
+                self._summaries = Summaries(self._manifest, retriever.locate)
                 self._retriever = retriever
         return self._retriever
 
@@ -108,7 +133,13 @@ class Engine:
             else:
                 from bot.llm import LLMAnswerer
 
-                self._answerer = LLMAnswerer(self.chat_model, self._extractive, name=self.settings.llm)
+                self._answerer = LLMAnswerer(
+                    self.chat_model,
+                    self._extractive,
+                    name=self.settings.llm,
+                    deadline=self.settings.llm_timeout,
+                    max_answer_chars=self.settings.llm_max_answer_chars,
+                )
         return self._answerer
 
     @property
@@ -137,13 +168,55 @@ class Engine:
         if self.settings.llm != "extractive" and self.chat_model is not None:
             from bot.llm import condense_question
 
-            return condense_question(self.chat_model, question, history)
+            return condense_question(self.chat_model, question, history, deadline=self.settings.llm_timeout)
         return standalone_question(question, history)
 
     def retrieve(
-        self, query: str, k: int | None = None, timings: RetrievalTimings | None = None
+        self,
+        query: str,
+        k: int | None = None,
+        timings: RetrievalTimings | None = None,
+        sources: Sequence[str] | None = None,
     ) -> list[Passage]:
-        return self._open().retrieve(query, k or self.settings.top_k, timings)
+        return self._open().retrieve(query, k or self.settings.top_k, timings, sources)
+
+    def document_names(self) -> list[DocumentName]:
+        """How each indexed document is known (file name, title, opening headings); read again
+        after each re-ingest."""
+        retriever = self._open()
+        generation = retriever.manifest.generation()
+        if self._names[0] != generation:
+            names = [
+                document_name(row["source"], row["title"], retriever.manifest.file_text(row["source"]) or "")
+                for row in retriever.manifest.documents()
+            ]
+            self._names = (generation, names)
+        return self._names[1]
+
+    def understand(self, question: str) -> Understood:
+        """The question's kind, the document it names (or None), and whether it asks for an
+        overview of that document (or of the collection) as a whole."""
+        kind = classify(question)
+        names = self.document_names()
+        named = named_document(question, names, self._open().keyword.idf)
+        if named is None and len(names) == 1 and mentions_document(question):
+            named = names[0].source  # "the report", and there is one
+        narrowed = ""
+        if named is None:
+            if kind in ("factoid", "overview") and titled_document(question, names) is not None:
+                # "What is the bus ticket theory of genius?": that essay, as a whole.
+                kind, named = "overview", titled_document(question, names)
+            elif kind != "factoid":
+                # A list, comparison, explanation or topic within the essay whose title it
+                # spells out (factoids keep searching everywhere: a title's words also name a
+                # topic). The sides of a comparison may be the title's own words.
+                named = titled_document(question, names, only=False)
+                name = next((n for n in names if n.source == named), None)
+                narrowed = without_title(question, name) if name is not None and kind != "compare" else ""
+        if kind != "overview":
+            return Understood(kind, named, False, narrowed)
+        name = next((n for n in names if n.source == named), None)
+        return Understood(kind, named, whole_document(question, name), narrowed)
 
     def ask(
         self,
@@ -164,9 +237,27 @@ class Engine:
         t0 = time.perf_counter()
         query = self.standalone(question, history)
         condense_ms = (time.perf_counter() - t0) * 1000
-        passages = self.retrieve(query, k, timings)
+        kind, named, whole, narrowed = self.understand(query)
         t1 = time.perf_counter()
-        draft = self.answerer.answer(query, passages, history, on_token)
+        if whole:
+            overview = self.overview(named, query)
+            summarize = getattr(self.answerer, "summarize", None)
+            if summarize is not None:  # a language model writes it from the document itself
+                overview = summarize(query, self.document_passages(named), overview, on_token)
+            elif on_token:
+                on_token(overview.draft.text)
+            passages, draft = list(overview.passages), overview.draft
+        else:
+            # Lists, comparisons and explanations read more of the documents than a factoid.
+            sources = [named] if named else None
+            passages = self.retrieve(query, k, timings, sources)
+            if kind not in ("factoid", "yesno"):
+                # Lists, comparisons and explanations read twice as much; the best k passages
+                # stay first, as a factoid would see them.
+                more = self.retrieve(query, 2 * (k or self.settings.top_k), timings, sources)
+                passages += [p for p in more if not any(_overlap(p, q) for q in passages)]
+            t1 = time.perf_counter()
+            draft = self.answerer.answer(query, passages, history, on_token, kind=kind, narrowed=narrowed)
         t2 = time.perf_counter()
         ms = {
             "condense": condense_ms,
@@ -187,7 +278,83 @@ class Engine:
             standalone_question=query,
             note=draft.note,
             answerer=self.answerer.name if not draft.note else "extractive",
+            kind=kind,
         )
+
+    # -- overviews --------------------------------------------------------------------------
+    def overview(self, source: str | None, question: str = "") -> Overview:
+        """A document's brief as cited bullets, or (source None) one cited line per document,
+        those that match the question best first."""
+        retriever = self._open()
+        assert self._summaries is not None
+        names = self.document_names()
+        if source is None and len(names) == 1:
+            source = names[0].source
+        if source is not None:
+            return self._summaries.document(source, self._matching(question, source))
+        rows = retriever.manifest.documents()
+        ranked = retriever.rank_documents(question, len(rows)) if question else []
+        ranked += [r["source"] for r in sorted(rows, key=lambda r: -r["chars"]) if r["source"] not in ranked]
+        return self._summaries.collection(ranked)
+
+    def document_passages(self, source: str | None) -> list[Passage]:
+        """Every chunk of the document, in order, as located passages (with None, or a
+        collection of one document: the collection's one-line-per-document passages)."""
+        names = self.document_names()
+        if source is None and len(names) == 1:
+            source = names[0].source
+        if source is None:
+            return list(self.overview(None).passages)
+        retriever = self._open()
+        return [retriever.locate(passage_of(row)) for row in retriever.manifest.chunks_of(source)]
+
+    def _matching(self, question: str, source: str, n: int = 2) -> list[tuple[int, int]]:
+        """The document's sentences (offsets into its text) that best match what an overview
+        question says about it ("the essay about keeping your identity small"): often its
+        thesis. None when the question says nothing beyond asking for an overview."""
+        if len(set(terms(question)) - CUE_TERMS) < 2:
+            return []
+        assert self._extractive is not None
+        passages = self.retrieve(question, self.settings.top_k, sources=[source])
+        found = self._extractive.best_sentences(question, passages, n)
+        return [(passages[s.passage].start + s.start, passages[s.passage].start + s.end) for s in found]
+
+    def summary(self, document: str | None = None) -> Answer:
+        """`dossier summary [DOC]`: the brief of the document named DOC (a file name, a title,
+        or words of either), or one line per document."""
+        started = time.perf_counter()
+        source = self.find_document(document) if document else None
+        overview = self.overview(source)
+        draft = overview.draft
+        return Answer(
+            question=f"Summarize {source}." if source else "Summarize the documents.",
+            text=draft.text,
+            citations=draft.citations,
+            abstained=draft.abstained,
+            retrieved=overview.passages,
+            timings_ms={"total": (time.perf_counter() - started) * 1000},
+            note=draft.note,
+            kind="overview",
+        )
+
+    def find_document(self, name: str) -> str:
+        """The source a user means by `name`: the source itself, its file name, or a
+        description that matches one document's name clearly."""
+        names = self.document_names()
+        wanted = name.strip()
+        for match in (
+            lambda n: n.source == wanted,
+            lambda n: n.source.lower() == wanted.lower(),
+            lambda n: n.source.rsplit("/", 1)[-1].lower() == wanted.lower(),
+            lambda n: n.title.lower() == wanted.lower(),
+        ):
+            found = [n.source for n in names if match(n)]
+            if len(found) == 1:
+                return found[0]
+        found_by_words = named_document(f"the document called {wanted}", names, self._open().keyword.idf)
+        if found_by_words is None:
+            raise QuestionError(f"No indexed document matches {wanted!r}; `dossier summary` lists them all.")
+        return found_by_words
 
     # -- the index --------------------------------------------------------------------------
     def status(self) -> IndexStatus:
@@ -225,9 +392,7 @@ class Engine:
             return []
         manifest = open_for_reading(path)
         try:
-            rows = manifest.db.execute(
-                "SELECT source, title, n_chunks, length(text) AS chars, ingested_at FROM files ORDER BY source"
-            ).fetchall()
+            rows = manifest.documents()
         finally:
             manifest.close()
         return [

@@ -33,6 +33,7 @@ class EvalQuestion(BaseModel):
     evidence: str = ""
     relevant_sources: list[str] = Field(default_factory=list)
     answerable: bool = True
+    kind: str = "factoid"
 
 
 def load_questions(path: Path) -> list[EvalQuestion]:
@@ -92,6 +93,7 @@ def score_one(q: EvalQuestion, answer: Answer, ms: float, k: int) -> dict[str, A
         citations_ok = any(_relevant(p, q) for p in cited)
     return {
         "id": q.id,
+        "kind": q.kind,
         "question": q.question,
         "answer": answer.text,
         "abstained": answer.abstained,
@@ -115,7 +117,11 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 1)
 
 
-def summarise(results: Sequence[dict[str, Any]], ndcgs: Sequence[float]) -> dict[str, Any]:
+def summarise(
+    results: Sequence[dict[str, Any]], ndcgs: Sequence[tuple[float, str]], *, per_kind: bool = True
+) -> dict[str, Any]:
+    """The figures of DESIGN.md over `results`; `ndcgs` holds (nDCG@10, kind) per question with
+    relevant sources. With per_kind, `by_kind` holds the same figures for each question kind."""
     answerable = [r for r in results if r["answerable"]]
     unanswerable = [r for r in results if not r["answerable"]]
     graded_hits = [r for r in answerable if r["_graded_retrieval"]]
@@ -136,7 +142,15 @@ def summarise(results: Sequence[dict[str, Any]], ndcgs: Sequence[float]) -> dict
         "p95_ms": _percentile(times, 0.95),
     }
     if ndcgs:
-        summary["ndcg_at_10"] = _mean(ndcgs)
+        summary["ndcg_at_10"] = _mean([n for n, _ in ndcgs])
+    if per_kind:
+        kinds = sorted({r["kind"] for r in results})
+        summary["by_kind"] = {
+            kind: summarise(
+                [r for r in results if r["kind"] == kind], [n for n in ndcgs if n[1] == kind], per_kind=False
+            )
+            for kind in kinds
+        }
     return summary
 
 
@@ -144,7 +158,7 @@ def run_eval(engine: Any, questions: Sequence[EvalQuestion], *, k: int = 5) -> d
     if not questions:
         raise DossierError("The question file holds no questions.")
     results: list[dict[str, Any]] = []
-    ndcgs: list[float] = []
+    ndcgs: list[tuple[float, str]] = []
     for q in questions:
         started = time.perf_counter()
         answer = engine.ask(q.question, k=k)
@@ -155,7 +169,7 @@ def run_eval(engine: Any, questions: Sequence[EvalQuestion], *, k: int = 5) -> d
         if q.relevant_sources:
             # Ranking by document needs ten distinct sources: look deeper than the answer did.
             deeper = answer.retrieved if k >= 30 else engine.retrieve(answer.standalone_question, 30)
-            ndcgs.append(ndcg_at_10(passages_by_source(deeper), q.relevant_sources))
+            ndcgs.append((ndcg_at_10(passages_by_source(deeper), q.relevant_sources), q.kind))
     summary = summarise(results, ndcgs)
     for r in results:
         del r["_graded_retrieval"]
@@ -165,6 +179,25 @@ def run_eval(engine: Any, questions: Sequence[EvalQuestion], *, k: int = 5) -> d
 def format_summary(summary: dict[str, Any]) -> str:
     rows = []
     for key, value in summary.items():
-        shown = "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
-        rows.append(f"{key:<24}{shown:>10}")
+        if key == "by_kind":
+            continue
+        rows.append(f"{key:<24}{_shown(value):>10}")
+    by_kind = summary.get("by_kind") or {}
+    if by_kind:
+        columns = (
+            "n",
+            "hit_at_k",
+            "answer_accuracy",
+            "citation_accuracy",
+            "abstention_accuracy",
+            "false_abstention_rate",
+        )
+        rows.append("")
+        rows.append(f"{'by kind':<10}" + "".join(f"{c.split('_')[0]:>11}" for c in columns))
+        for kind, figures in by_kind.items():
+            rows.append(f"{kind:<10}" + "".join(f"{_shown(figures.get(c)):>11}" for c in columns))
     return "\n".join(rows)
+
+
+def _shown(value: Any) -> str:
+    return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))

@@ -3,7 +3,9 @@
 The model sees numbered passages and must cite them as [n]. Its reply is trusted only as
 far as it can be checked: markers that point at no retrieved passage are removed, the rest
 are renumbered 1..m, and each citation gets a quote copied verbatim from its passage. A
-reply that cites nothing, or a model that fails, yields the injected fallback's answer.
+sentence of substance that cites no retrieved passage is left out, with a note; a reply
+longer than the cap is cut at a sentence end, with a note. A reply that cites nothing, or a
+model that fails or misses its deadline, yields the injected fallback's answer.
 """
 
 from __future__ import annotations
@@ -11,14 +13,16 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from bot.deadline import DeadlineExceeded, run_with_deadline
 from bot.prompts import CANNOT_ANSWER, Prompt, load_prompt
+from bot.summary import Overview
 from bot.types import Answerer, Citation, Draft, Passage, TokenCallback, Turn
 from ingest.errors import ConfigError
 
@@ -48,6 +52,20 @@ _WORD = re.compile(r"\w+")
 _STOPWORD_TEXT = """a an and are as at be by for from has have in is it its of on or that the their this to
 was were which with"""
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+# Replies longer than this are cut (DOSSIER_LLM_MAX_ANSWER_CHARS): a passage saying "repeat
+# this 10,000 times" must not flood a channel.
+DEFAULT_MAX_ANSWER_CHARS = 3000
+
+
+def note_uncited(count: int) -> str:
+    sentences = "sentence" if count == 1 else "sentences"
+    return f"Left out {count} {sentences} of the language model's answer that cited no passage."
+
+
+def note_cut(limit: int) -> str:
+    return f"The language model's answer was longer than {limit:,} characters and was cut."
 
 
 def note_model_failed(reason: str) -> str:
@@ -94,6 +112,38 @@ def _load_cached(name: str, required: frozenset[str], prompts_dir: Path | None) 
     return load_prompt(name, set(required), prompts_dir)
 
 
+# The prompt for each kind of question (bot.kinds), and about how long an answer it asks for:
+# a reply three times longer has not done what it was asked (a weak model echoing the
+# passages back, or rambling) and is not shown.
+PROMPT_OF_KIND = {
+    "factoid": "answer",
+    "yesno": "answer",
+    "list": "answer_list",
+    "overview": "answer_list",
+    "why": "answer_explain",
+    "how": "answer_explain",
+    "compare": "answer_explain",
+    "multihop": "answer_explain",
+}
+SUMMARY_PROMPTS = ("summary", "summary_map", "summary_reduce")
+_ASKED_CHARS = {"answer": 600, "answer_list": 1500, "answer_explain": 1000, "summary": 1500}
+# A long document is summarized in parts of this many passages (map), then from the notes
+# (reduce); at most _MAP_PARTS parts, spread over the document.
+MAP_GROUP = 12
+_MAP_PARTS = 8
+NOTE_RAN_LONG = (
+    "The language model's answer ran far past the length asked for; showing the extractive answer."
+)
+NOTE_ECHO = (
+    "The language model's answer repeated the passages instead of answering; showing the extractive answer."
+)
+NOTE_OVERRULED = (
+    "The language model found no answer, but these passages state one; showing the extractive answer."
+)
+# Lines of the prompt's passage list ("[2] (report.pdf, p. 3)") or its section labels in a reply.
+_ECHO = re.compile(r"(?m)^\s*\[\d+\]\s*\([^()\n]*\)\s*$|^\s*(Passages|Question|Conversation so far):\s*$")
+
+
 class LLMAnswerer:
     """Implements `Answerer` with a chat model; never raises for a model failure."""
 
@@ -104,12 +154,21 @@ class LLMAnswerer:
         *,
         name: str = "llm",
         prompts_dir: Path | None = None,
+        deadline: float | None = None,
+        max_answer_chars: int = DEFAULT_MAX_ANSWER_CHARS,
     ) -> None:
         self.model = model
         self.fallback = fallback
         self.name = name
+        # Seconds for the whole call: the client's own timeout applies to each read only.
+        self.deadline = deadline
+        self.max_answer_chars = max_answer_chars
         # Loaded now so that a broken prompt file stops start-up, not the first question.
-        self.prompt = _load_cached("answer", frozenset(ANSWER_PLACEHOLDERS), prompts_dir)
+        self.prompts = {
+            name: _load_cached(name, frozenset(ANSWER_PLACEHOLDERS), prompts_dir)
+            for name in dict.fromkeys(["answer", *PROMPT_OF_KIND.values(), *SUMMARY_PROMPTS])
+        }
+        self.prompt = self.prompts["answer"]
 
     def answer(
         self,
@@ -117,6 +176,8 @@ class LLMAnswerer:
         passages: Sequence[Passage],
         history: Sequence[Turn] = (),
         on_token: TokenCallback | None = None,
+        kind: str = "factoid",
+        narrowed: str = "",
     ) -> Draft:
         """Ask the model; tokens streamed to `on_token` are the raw reply, the Draft is final.
 
@@ -125,57 +186,179 @@ class LLMAnswerer:
         """
         if not passages:
             return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
-        messages = self.prompt.messages(
-            passages=format_passages(passages),
-            question=question,
-            history=format_history(history),
-            cannot_answer=CANNOT_ANSWER,
+        prompt = PROMPT_OF_KIND.get(kind, "answer")
+
+        def fall_back(note: str) -> Draft:
+            # No on_token: tokens of the failed reply may already be on screen, and the caller
+            # renders the returned Draft in any case.
+            draft = self.fallback.answer(question, passages, history, kind=kind, narrowed=narrowed)
+            return replace(draft, note=f"{note} {draft.note}".strip())
+
+        reply = self._ask(prompt, format_passages(passages), question, history, on_token)
+        if isinstance(reply, Failure):
+            return fall_back(note_model_failed(reply.reason))
+        if is_cannot_answer(reply) or (_mentions_cannot_answer(reply) and not _MARKER.search(reply)):
+            # The model's "don't say" does not overrule passages that plainly answer.
+            draft = fall_back(NOTE_OVERRULED)
+            return draft if not draft.abstained else Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
+        return self._checked(reply, prompt, passages, fall_back)
+
+    def summarize(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        extractive: Overview,
+        on_token: TokenCallback | None = None,
+    ) -> Overview:
+        """A summary of `passages` (a document's chunks, or one passage per document): in one
+        call, or for a long document notes on each part, then a summary of the notes. Its
+        citations are checked like an answer's; `extractive` (the brief) is the fallback."""
+        failed: list[str] = []
+
+        def fall_back(note: str) -> Draft:
+            failed.append(note)
+            return replace(extractive.draft, note=f"{note} {extractive.draft.note}".strip())
+
+        draft = self._summary(question, passages, fall_back, on_token) if passages else None
+        if draft is None:
+            return extractive
+        return Overview(draft, extractive.passages) if failed else Overview(draft, tuple(passages))
+
+    def _summary(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        fall_back: Callable[[str], Draft],
+        on_token: TokenCallback | None,
+    ) -> Draft:
+        if len(passages) <= MAP_GROUP:
+            reply = self._ask("summary", format_passages(passages), question, (), on_token)
+        else:
+            notes = []
+            for first in _spread(len(passages), MAP_GROUP, _MAP_PARTS):
+                part = passages[first : first + MAP_GROUP]
+                note = self._ask("summary_map", format_passages(part), question, (), None)
+                if isinstance(note, Failure):
+                    return fall_back(note_model_failed(note.reason))
+                notes.append(_shift_markers(note, first, len(part)))
+            reply = self._ask("summary_reduce", "\n".join(notes), question, (), on_token)
+        if isinstance(reply, Failure):
+            return fall_back(note_model_failed(reply.reason))
+        return self._checked(reply, "summary", passages, fall_back)
+
+    def _ask(
+        self,
+        prompt: str,
+        passages: str,
+        question: str,
+        history: Sequence[Turn],
+        on_token: TokenCallback | None,
+    ) -> str | Failure:
+        messages = self.prompts[prompt].messages(
+            passages=passages, question=question, history=format_history(history), cannot_answer=CANNOT_ANSWER
         )
         try:
-            reply = self._call(messages, on_token)
+            return self._call_within_deadline(messages, on_token)
         except Exception as err:
             reason = short_reason(err)
             log.warning("language model call failed: %s", reason)
             log.debug("language model failure", exc_info=True)
-            return self._fall_back(question, passages, history, note_model_failed(reason))
+            return Failure(reason)
 
+    def _checked(
+        self, reply: str, prompt: str, passages: Sequence[Passage], fall_back: Callable[[str], Draft]
+    ) -> Draft:
+        """The reply as far as it can be verified, or the fallback's answer."""
+        if _ECHO.search(reply):
+            log.info("language model reply echoes the passages: %r", reply[:200])
+            return fall_back(NOTE_ECHO)
+        if len(reply) > 3 * _ASKED_CHARS.get(prompt, 600) and len(reply) <= self.max_answer_chars:
+            log.info("language model reply of %d characters for a %s prompt", len(reply), prompt)
+            return fall_back(NOTE_RAN_LONG)
+        reply, was_cut = cap_reply(reply, self.max_answer_chars)
+        if was_cut and _ASKED_CHARS.get(prompt, 600) * 3 < self.max_answer_chars:
+            return fall_back(NOTE_RAN_LONG)
         text, citations = clean_citations(reply, passages)
-        if is_cannot_answer(reply) or (not citations and _mentions_cannot_answer(reply)):
-            return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
         if not citations:
             log.info("language model reply cited no retrieved passage: %r", reply[:200])
-            return self._fall_back(question, passages, history, NOTE_NO_CITATION)
-        return Draft(text=text, citations=citations, abstained=False)
+            return fall_back(NOTE_NO_CITATION)
+        text, dropped = drop_uncited_claims(text)
+        notes = [note_uncited(dropped)] if dropped else []
+        if was_cut:
+            notes.append(note_cut(self.max_answer_chars))
+        return Draft(text=text, citations=citations, abstained=False, note=" ".join(notes))
+
+    def _call_within_deadline(self, messages: list[tuple[str, str]], on_token: TokenCallback | None) -> str:
+        def work(expired: Callable[[], bool]) -> str:
+            def relay(piece: str) -> None:
+                # Tokens after the deadline would land on screen after the fallback's answer.
+                if expired():
+                    raise DeadlineExceeded("stream stopped at the deadline")
+                assert on_token is not None
+                on_token(piece)
+
+            return self._call(messages, relay if on_token is not None else None)
+
+        return run_with_deadline(work, self.deadline)
 
     def _call(self, messages: list[tuple[str, str]], on_token: TokenCallback | None) -> str:
         if on_token is None:
             return str(self.model.invoke(messages).text)
         pieces: list[str] = []
+        size = 0
         for chunk in self.model.stream(messages):
             piece = str(chunk.text)
             if piece:
                 pieces.append(piece)
                 on_token(piece)
+                size += len(piece)
+                if size > self.max_answer_chars:
+                    break  # the rest would be cut anyway; stop paying for it
         return "".join(pieces)
 
-    def _fall_back(
-        self, question: str, passages: Sequence[Passage], history: Sequence[Turn], note: str
-    ) -> Draft:
-        # No on_token: tokens of the failed reply may already be on screen, and the caller
-        # renders the returned Draft in any case.
-        draft = self.fallback.answer(question, passages, history)
-        return replace(draft, note=f"{note} {draft.note}".strip())
+
+@dataclass(frozen=True)
+class Failure:
+    """A model call that failed (timeout, provider error), with its short reason."""
+
+    reason: str
+
+
+def _spread(total: int, size: int, parts: int) -> list[int]:
+    """Start offsets of at most `parts` groups of `size` spread evenly over `total` items."""
+    starts = list(range(0, total, size))
+    if len(starts) <= parts:
+        return starts
+    step = len(starts) / parts
+    return [starts[int(i * step)] for i in range(parts)]
+
+
+def _shift_markers(note: str, offset: int, count: int) -> str:
+    """A map note's [n] markers (1..count, local to its part) renumbered to the whole list;
+    numbers outside the part are left for the citation check to drop."""
+
+    def shift(match: re.Match[str]) -> str:
+        numbers = [int(n) for n in re.findall(r"\d+", match.group(0))]
+        return "".join(f"[{n + offset}]" if 1 <= n <= count else f"[{n}]" for n in numbers)
+
+    return re.sub(_GROUP, shift, note)
 
 
 def condense_question(
-    model: BaseChatModel, question: str, history: Sequence[Turn], *, prompts_dir: Path | None = None
+    model: BaseChatModel,
+    question: str,
+    history: Sequence[Turn],
+    *,
+    prompts_dir: Path | None = None,
+    deadline: float | None = None,
 ) -> str:
     """Rewrite a follow-up into a standalone question; the question unchanged on any error."""
     if not history:
         return question
     try:
         prompt = _load_cached("condense", frozenset(CONDENSE_PLACEHOLDERS), prompts_dir)
-        reply = str(model.invoke(prompt.messages(history=format_history(history), question=question)).text)
+        messages = prompt.messages(history=format_history(history), question=question)
+        reply = str(run_with_deadline(lambda _expired: model.invoke(messages).text, deadline))
     except Exception as err:
         log.warning("could not condense the question (%s); using it as asked", short_reason(err))
         log.debug("condense failure", exc_info=True)
@@ -288,6 +471,66 @@ def clean_citations(reply: str, passages: Sequence[Passage]) -> tuple[str, tuple
         quote = best_quote(passage.text, claims[number])
         citations.append(Citation(new, passage.source, passage.location, quote, passage.id))
     return text, tuple(citations)
+
+
+# Where one claim ends: sentence punctuation (and the markers citing it), or a line break.
+_CLAIM_END = re.compile(rf"[.!?]+[\"'”’)]*(?:[ \t]*{_GROUP})*(?:[ \t]*\n+|[ \t]+)|\n+")
+_LETTER_WORD = re.compile(r"[^\W\d_][\w'’-]*")
+
+
+def split_claims(text: str) -> list[str]:
+    """`text` cut into sentences and lines; joined back they give `text` exactly."""
+    pieces: list[str] = []
+    start = 0
+    for match in _CLAIM_END.finditer(text):
+        pieces.append(text[start : match.end()])
+        start = match.end()
+    pieces.append(text[start:])
+    return [piece for piece in pieces if piece]
+
+
+def _is_claim(piece: str) -> bool:
+    """A sentence that states something: five words, or a figure with words around it.
+
+    Short pieces ("Yes.", "No, it does not.", a list number, "e.g.") carry no claim of their
+    own, and a line ending in ":" introduces the cited lines after it.
+    """
+    stripped = piece.strip()
+    if not stripped or stripped.endswith(":") or _mentions_cannot_answer(stripped):
+        return False
+    words = len(_LETTER_WORD.findall(stripped))
+    return words >= 5 or (words >= 2 and any(ch.isdigit() for ch in stripped))
+
+
+def drop_uncited_claims(text: str) -> tuple[str, int]:
+    """Leave out the claims that carry no [n] marker; returns the text and how many went.
+
+    The prompt asks for every claim to be cited. A sentence without a marker is the model's
+    own knowledge, a guess, or text injected through a document, and the reader cannot check
+    it, so it is not shown. Dropping it (instead of refusing the whole reply) keeps the
+    verified part; the note says something was left out.
+    """
+    kept: list[str] = []
+    dropped = 0
+    for piece in split_claims(text):
+        if _is_claim(piece) and not _MARKER.search(piece):
+            dropped += 1
+            if piece.endswith("\n") and kept and not kept[-1].endswith("\n"):
+                kept.append("\n")  # keep the line structure of what remains
+            continue
+        kept.append(piece)
+    return re.sub(r"\n{3,}", "\n\n", "".join(kept)).strip(), dropped
+
+
+def cap_reply(reply: str, limit: int) -> tuple[str, bool]:
+    """`reply` cut to at most `limit` characters, at the last sentence end when there is one."""
+    if len(reply) <= limit:
+        return reply, False
+    head = reply[:limit]
+    ends = [match.end() for match in _CLAIM_END.finditer(head)]
+    if ends and ends[-1] > limit // 2:
+        return head[: ends[-1]].rstrip(), True
+    return head[: limit - 2].rsplit(" ", 1)[0].rstrip() + " …", True  # room for the ellipsis
 
 
 def passage_sentences(text: str) -> list[str]:

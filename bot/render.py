@@ -6,6 +6,7 @@ import textwrap
 import time
 
 from bot.types import Answer, IndexStatus
+from ingest.printable import one_line
 
 
 def trim(text: str, limit: int) -> str:
@@ -21,11 +22,14 @@ def format_answer(answer: Answer, *, quote_chars: int = 300) -> str:
         if answer.retrieved:
             lines += ["", "Closest passages:"]
             for p in answer.retrieved[:3]:
-                lines.append(f"  - {p.source} ({p.location}): “{trim(p.text, quote_chars)}”")
+                lines.append(
+                    f"  - {one_line(p.source)} ({one_line(p.location)}): “{trim(p.text, quote_chars)}”"
+                )
     elif answer.citations:
         lines += ["", "Sources:"]
         for c in answer.citations:
-            lines.append(f"  [{c.n}] {c.source} ({c.location})")
+            # A newline in a file name would otherwise forge a line of its own.
+            lines.append(f"  [{c.n}] {one_line(c.source)} ({one_line(c.location)})")
             lines.append(textwrap.indent(f"“{trim(c.quote, quote_chars)}”", "      "))
     return "\n".join(lines)
 

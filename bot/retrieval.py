@@ -237,6 +237,7 @@ class HybridRetriever:
         self._lock = threading.Lock()
         self._generation = -1
         self._keyword: KeywordIndex | None = None
+        self._last_query: tuple[str, Sequence[float]] | None = None
 
     @property
     def keyword(self) -> KeywordIndex:
@@ -299,25 +300,43 @@ class HybridRetriever:
                     _save_index(documents, where)
         return index, documents
 
-    def retrieve(self, query: str, k: int, timings: RetrievalTimings | None = None) -> list[Passage]:
+    def retrieve(
+        self,
+        query: str,
+        k: int,
+        timings: RetrievalTimings | None = None,
+        sources: Sequence[str] | None = None,
+    ) -> list[Passage]:
+        """The best k passages for the query (of `sources` only, when given: a question that
+        names a document is answered from it)."""
         timings = timings if timings is not None else RetrievalTimings()
         self.refresh()
         pool = max(self.candidates, 4 * k)
+        if sources is not None:
+            sources = [s for s in sources if s in self._rows_of]
+            if not sources:
+                return []
 
         t0 = time.perf_counter()
-        vector = self.embedder.embed_query(query)
+        vector = self._query_vector(query)
         t1 = time.perf_counter()
-        dense = self._dense(vector, pool)
-        t2 = time.perf_counter()
         assert self._keyword is not None
-        keyword = self._keyword.search(query, pool)
+        if sources is not None:
+            within = np.concatenate([self._rows_of[s] for s in sources])
+            dense = self._dense_within(vector, pool, sources)
+            t2 = time.perf_counter()
+            keyword = self._keyword.search(query, pool, within)
+        else:
+            dense = self._dense(vector, pool)
+            t2 = time.perf_counter()
+            keyword = self._keyword.search(query, pool)
         rankings = [(self.dense_weight, dense), (self.keyword_weight, keyword)]
         # The documents whose whole text matches the question best: their chunks get rankings
         # of their own, so an answer in a chunk that does not repeat the document's subject (a
         # filing's page 30 never names the company) can still be found.
         documents = (
             self._documents.search(query, _TOP_DOCUMENTS + 1)
-            if self.document_weight > 0 and len(self._rows_of) > _TOP_DOCUMENTS
+            if self.document_weight > 0 and len(self._rows_of) > _TOP_DOCUMENTS and sources is None
             else []
         )
         top_docs = [source for source, _ in documents[:_TOP_DOCUMENTS] if source in self._rows_of]
@@ -345,7 +364,7 @@ class HybridRetriever:
         passages = _merge([(rows[i], fused[i]) for i in ranked], k)
         if self.context_chunks > 0:
             passages = [self._widen(p, rows) for p in passages]
-        located = [self._locate(p) for p in passages]
+        located = [self.locate(p) for p in passages]
         if self.evidence is not None and len(located) > 1:
             # Best evidence first: the passage holding the sentence that answers the question
             # best leads (ties keep the retrieval order).
@@ -359,6 +378,21 @@ class HybridRetriever:
         timings.keyword += (t3 - t2) * 1000
         timings.fusion += (t4 - t3) * 1000
         return located
+
+    def _query_vector(self, query: str) -> Sequence[float]:
+        """The query's embedding; the last one is kept, as one question may retrieve twice."""
+        last = self._last_query
+        if last is not None and last[0] == query:
+            return last[1]
+        vector = self.embedder.embed_query(query)
+        self._last_query = (query, vector)
+        return vector
+
+    def rank_documents(self, query: str, n: int) -> list[str]:
+        """Sources whose whole text matches the query (keywords), best first; empty when the
+        document level is off."""
+        self.refresh()
+        return [source for source, _ in self._documents.search(query, n)]
 
     def _dense(
         self, vector: Sequence[float], n: int, sources: Sequence[str] | None = None
@@ -447,7 +481,8 @@ class HybridRetriever:
             out.append(sorted(spans, key=lambda s: (s[0], -s[1])))
         return out
 
-    def _locate(self, passage: Passage) -> Passage:
+    def locate(self, passage: Passage) -> Passage:
+        """The passage with its human-readable location (page, section, lines)."""
         text = self.manifest.file_text(passage.source) or ""
         first = text.count("\n", 0, passage.start) + 1
         last = first + text.count("\n", passage.start, passage.end)
@@ -473,22 +508,25 @@ def _merge(candidates: list[tuple[Any, float]], k: int) -> list[Passage]:
         else:
             if len(passages) >= k:
                 continue
-            passages.append(
-                Passage(
-                    id=row["id"],
-                    source=row["source"],
-                    text=row["text"],
-                    location="",
-                    score=score,
-                    title=row["title"],
-                    page=row["page"],
-                    section=row["section"],
-                    start=row["start"],
-                    end=row["end"],
-                    chunk_ids=(row["id"],),
-                )
-            )
+            passages.append(passage_of(row, score))
     return passages
+
+
+def passage_of(row: Any, score: float = 0.0) -> Passage:
+    """A chunk row of the manifest as a passage (not yet located)."""
+    return Passage(
+        id=row["id"],
+        source=row["source"],
+        text=row["text"],
+        location="",
+        score=score,
+        title=row["title"],
+        page=row["page"],
+        section=row["section"],
+        start=row["start"],
+        end=row["end"],
+        chunk_ids=(row["id"],),
+    )
 
 
 def _join(p: Passage, row: Any) -> Passage:

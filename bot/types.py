@@ -63,6 +63,7 @@ class Answer:
     standalone_question: str = ""
     note: str = ""  # e.g. "The language model failed (timeout); showing the extractive answer."
     answerer: str = "extractive"
+    kind: str = "factoid"  # what the question asks for (bot.kinds.KINDS)
 
     def to_dict(self) -> dict[str, Any]:
         """The `dossier ask --json` object of DESIGN.md."""
@@ -73,6 +74,7 @@ class Answer:
             "citations": [c.to_dict() for c in self.citations],
             "retrieved": [p.brief() for p in self.retrieved],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
+            "kind": self.kind,
         }
         if self.standalone_question and self.standalone_question != self.question:
             out["standalone_question"] = self.standalone_question
@@ -132,4 +134,6 @@ class Answerer(Protocol):
         passages: Sequence[Passage],
         history: Sequence[Turn] = (),
         on_token: TokenCallback | None = None,
+        kind: str = "factoid",
+        narrowed: str = "",
     ) -> Draft: ...

@@ -14,6 +14,7 @@ other features (created with IF NOT EXISTS) survive it.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -67,6 +68,10 @@ CREATE TABLE IF NOT EXISTS sentences (
     vector BLOB NOT NULL     -- float16, from the chunk's own forward pass
 );
 CREATE INDEX IF NOT EXISTS sentences_by_chunk ON sentences(chunk_id);
+CREATE TABLE IF NOT EXISTS briefs (
+    source TEXT PRIMARY KEY,
+    sentences TEXT NOT NULL  -- JSON [[start, end, score], ...]: offsets into the file's text
+);
 """
 
 SentenceRows = list[tuple[int, int, int, bytes]]
@@ -229,6 +234,18 @@ class Manifest:
         row = self.db.execute("SELECT text FROM files WHERE source = ?", (source,)).fetchone()
         return row[0] if row else None
 
+    def brief(self, source: str) -> list[tuple[int, int, float]] | None:
+        """The file's key sentences (offsets into its text), or None when it has no brief yet
+        (an index built before briefs existed)."""
+        row = self.db.execute("SELECT sentences FROM briefs WHERE source = ?", (source,)).fetchone()
+        return [(int(a), int(b), float(s)) for a, b, s in json.loads(row[0])] if row else None
+
+    def documents(self) -> list[sqlite3.Row]:
+        """One row per committed file: source, title, chunk count, characters, ingest time."""
+        return self.db.execute(
+            "SELECT source, title, n_chunks, length(text) AS chars, ingested_at FROM files ORDER BY source"
+        ).fetchall()
+
     def chunks(self, ids: Sequence[str] | None = None) -> list[sqlite3.Row]:
         if ids is None:
             return self.db.execute("SELECT * FROM chunks ORDER BY source, ord").fetchall()
@@ -238,6 +255,10 @@ class Manifest:
             marks = ",".join("?" * len(part))
             out.extend(self.db.execute(f"SELECT * FROM chunks WHERE id IN ({marks})", part).fetchall())
         return out
+
+    def chunks_of(self, source: str) -> list[sqlite3.Row]:
+        """The file's chunks in order."""
+        return self.db.execute("SELECT * FROM chunks WHERE source = ? ORDER BY ord", (source,)).fetchall()
 
     def neighbours(self, source: str, ords: Iterable[int]) -> list[sqlite3.Row]:
         ords = sorted(set(ords))
@@ -297,11 +318,13 @@ class Manifest:
         self,
         entries: Sequence[tuple[FileRecord, str, Sequence[Chunk]]],
         sentences: dict[str, SentenceRows] | None = None,
+        briefs: dict[str, Sequence[tuple[int, int, float]]] | None = None,
     ) -> set[str]:
-        """Replace these files' chunks (and the sentence vectors of new chunks) in one
-        transaction. Returns ids no longer used (to delete from Chroma)."""
+        """Replace these files' chunks (and the sentence vectors of new chunks, and their
+        briefs) in one transaction. Returns ids no longer used (to delete from Chroma)."""
         stale: set[str] = set()
         sentences = sentences or {}
+        briefs = briefs or {}
         with self.transaction() as db:
             _put_sentences(db, sentences)
             for record, text, chunks in entries:
@@ -316,6 +339,7 @@ class Manifest:
                     stale |= {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (other,))}
                     db.execute("DELETE FROM chunks WHERE source = ?", (other,))
                     db.execute("DELETE FROM files WHERE source = ?", (other,))
+                    db.execute("DELETE FROM briefs WHERE source = ?", (other,))
                 db.executemany(
                     'INSERT OR REPLACE INTO chunks(id, source, ord, text, start, "end", title, section, page, tokens)'
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -338,6 +362,10 @@ class Manifest:
                         record.ingested_at,
                     ),
                 )
+                db.execute(
+                    "INSERT OR REPLACE INTO briefs(source, sentences) VALUES (?, ?)",
+                    (record.source, json.dumps([list(s) for s in briefs.get(record.source, ())])),
+                )
                 # The new vectors are now accounted for; the stale ones still need deleting.
                 db.executemany("DELETE FROM pending WHERE id = ?", ((c.id,) for c in chunks))
                 db.executemany("DELETE FROM staged WHERE id = ?", ((c.id,) for c in chunks))
@@ -354,6 +382,7 @@ class Manifest:
                 gone |= {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))}
                 db.execute("DELETE FROM chunks WHERE source = ?", (source,))
                 db.execute("DELETE FROM files WHERE source = ?", (source,))
+                db.execute("DELETE FROM briefs WHERE source = ?", (source,))
             db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in gone))
             db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in gone))
             self._bump(db)
@@ -364,6 +393,7 @@ class Manifest:
             db.execute("DELETE FROM chunks")
             db.execute("DELETE FROM sentences")
             db.execute("DELETE FROM files")
+            db.execute("DELETE FROM briefs")
             db.execute("DELETE FROM pending")
             db.execute("DELETE FROM staged")
             db.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'dimension')")
@@ -406,6 +436,7 @@ def _v1_to_v2(db: sqlite3.Connection) -> None:
         db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in ids))
         db.execute("DELETE FROM chunks WHERE source = ?", (source,))
         db.execute("DELETE FROM files WHERE source = ?", (source,))
+        db.execute("DELETE FROM briefs WHERE source = ?", (source,))
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS files_by_path ON files(path)")
 
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from filelock import FileLock, Timeout
 
+from ingest.briefs import BriefSentence, brief_of
 from ingest.chunking import Chunk, chunk_document, sentence_spans
 from ingest.errors import CorruptIndexError, DossierError, LockedError, ModelMismatchError, StoreError
 from ingest.fetch import is_url
@@ -431,13 +432,24 @@ def _flush(
         )
         for item in group
     ]
-    stale = manifest.commit_files(entries, sentences)
+    briefs = {item.doc.source: _brief(item, sentences, manifest) for item in group}
+    stale = manifest.commit_files(entries, sentences, briefs)
     if stale:
         store.delete(stale)
         manifest.clear_pending(stale)
     for item in group:
         counts["added" if item.new else "updated"] += 1
     return len(fresh)
+
+
+def _brief(
+    item: _Pending, fresh: dict[str, list[tuple[int, int, int, bytes]]], manifest: Manifest
+) -> list[BriefSentence]:
+    """The document's key sentences, from the sentence vectors its chunks already have (new
+    chunks: this run's; kept chunks: the manifest's)."""
+    kept = [c.id for c in item.chunks if c.id not in fresh]
+    stored = {**manifest.sentence_vectors(kept), **fresh} if kept else fresh
+    return brief_of(item.doc.text, [(c.id, c.start) for c in item.chunks], stored)
 
 
 class _NamesTaken:

@@ -21,6 +21,7 @@ def _env(name: str) -> AliasChoices:
 
 IdList = Annotated[list[int], NoDecode]
 PathList = Annotated[list[Path], NoDecode]
+NameList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -98,6 +99,15 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest web page or PDF that `dossier ingest URL` downloads; bigger ones are refused.",
     )
+    fetch_timeout: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a `dossier ingest URL` download may take in all (connecting, redirects and the whole body).",
+    )
+    fetch_allow_hosts: NameList = Field(
+        default_factory=list,
+        description="Comma-separated host names that `dossier ingest URL` may fetch from although they resolve to a loopback, private or link-local address (e.g. localhost,wiki.internal); all others must be public.",
+    )
 
     # -- retrieval and answers -------------------------------------------------------------
     top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
@@ -117,7 +127,14 @@ class Settings(BaseSettings):
         description="Answerer: `extractive` (offline, default) or `provider:model` for LangChain's init_chat_model, e.g. openai:gpt-4o-mini, ollama:llama3.1, anthropic:claude-3-5-haiku-latest.",
     )
     llm_timeout: float = Field(
-        60.0, gt=0, description="Seconds before an LLM call gives up and the extractive answer is used."
+        60.0,
+        gt=0,
+        description="Seconds an LLM call may take in all (a slow stream included) before it gives up and the extractive answer is used.",
+    )
+    llm_max_answer_chars: int = Field(
+        3000,
+        ge=200,
+        description="Longest LLM answer shown, in characters; a longer reply is cut at a sentence end, with a note.",
     )
     abstain_threshold: float = Field(
         0.37,
@@ -189,6 +206,13 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("watch_paths", mode="before")

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ingest.errors import ModelMismatchError, StoreError
+from ingest.fetch import display_url
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ def _client(settings: Settings) -> Any:
     if settings.chroma_url:
         url = urlparse(settings.chroma_url)
         if not url.hostname:
-            raise StoreError(f"DOSSIER_CHROMA_URL is not a URL: {settings.chroma_url!r}")
+            raise StoreError(f"DOSSIER_CHROMA_URL is not a URL: {display_url(settings.chroma_url)!r}")
         key = settings.chroma_url
         factory = lambda: chromadb.HttpClient(  # noqa: E731
             host=url.hostname,
@@ -52,7 +53,7 @@ def _client(settings: Settings) -> Any:
             try:
                 _CLIENTS[key] = factory()
             except Exception as err:
-                where = settings.chroma_url or key
+                where = display_url(settings.chroma_url) if settings.chroma_url else key
                 if "readonly database" in str(err) or isinstance(err, PermissionError):
                     # Embedded Chroma writes to its folder even to read (its own bookkeeping).
                     raise StoreError(
@@ -102,7 +103,9 @@ def count_vectors(settings: Settings, model: str) -> int:
 
 
 def describe_store(settings: Settings) -> str:
-    return settings.chroma_url or f"embedded: {(settings.home / 'chroma').resolve()}"
+    if settings.chroma_url:
+        return display_url(settings.chroma_url)  # status is shown to people who need no password
+    return f"embedded: {(settings.home / 'chroma').resolve()}"
 
 
 class VectorStore:

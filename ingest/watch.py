@@ -28,6 +28,7 @@ from typing import Any
 from ingest.errors import ConfigError, DossierError, LockedError, ModelMismatchError
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import DocumentEmbedder, Failure, IngestReport, ingest_paths
+from ingest.printable import one_line, printable
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -294,7 +295,7 @@ def run_watch(paths: Sequence[Path], settings: Settings) -> int:
     paths = [Path(p) for p in paths]
     problem = check_folders(paths)
     if problem:
-        print(f"dossier: {problem}", file=sys.stderr, flush=True)
+        print(printable(f"dossier: {problem}"), file=sys.stderr, flush=True)
         return 2
     from ingest.embedder import Embedder
 
@@ -302,11 +303,14 @@ def run_watch(paths: Sequence[Path], settings: Settings) -> int:
 
     def show(report: IngestReport) -> None:
         for failure in watcher.new_failures:
-            print(f"failed: {failure.path}: {failure.reason}", file=sys.stderr, flush=True)
+            # File names come from whoever can write to the folder: no escape codes, one line.
+            print(
+                f"failed: {one_line(failure.path)}: {one_line(failure.reason)}", file=sys.stderr, flush=True
+            )
         print(f"{time.strftime('%H:%M:%S')} {report.summary()}", flush=True)
 
     watcher = Watcher(paths, settings, Embedder.from_settings(settings), on_batch=show)
-    print(f"watching {', '.join(map(str, paths))} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    print(printable(f"watching {', '.join(map(str, paths))} (Ctrl-C to stop)"), file=sys.stderr, flush=True)
     with _stop_on_signals(watcher.stop):
         try:
             watcher.run()

@@ -2,9 +2,9 @@
 
 The real discord.py client logs in, identifies, receives READY and GUILD_CREATE, and then
 talks to this server exactly as it would to Discord. Tests inject gateway events
-(`send_message`, `slash`, `click`) and inspect or wait for the REST calls the bot made
-(`posts`, `wait_for`). Unknown routes and missing authorisation are recorded so the
-fixtures fail the test on them. See ../shared/notes/discord-offline-testing.md.
+(`send_message`, `slash`, `autocomplete`, `click`) and inspect or wait for the REST calls the
+bot made (`posts`, `wait_for`). Unknown routes, malformed replies and missing authorisation are
+recorded so the fixtures fail the test on them. See ../shared/notes/discord-offline-testing.md.
 """
 
 from __future__ import annotations
@@ -471,7 +471,13 @@ class FakeDiscord:
             permissions = PERM_VIEW_SEND | (PERM_MANAGE_GUILD if user_id == ADMIN_ID else 0)
         iid = self.next_id()
         token = f"itoken-{iid}"
-        self.interactions[token] = {"id": iid, "channel_id": channel_id, "original": None, "deferred": False}
+        self.interactions[token] = {
+            "id": iid,
+            "type": kind,
+            "channel_id": channel_id,
+            "original": None,
+            "deferred": False,
+        }
         return {
             "id": str(iid),
             "application_id": str(APP_ID),
@@ -502,11 +508,7 @@ class FakeDiscord:
         attachments: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """A user runs a slash command; `attachments` maps an option name to `add_file(...)`."""
-        command = next((c for c in self.commands if c["name"] == name), None)
-        if command is None:
-            raise AssertionError(
-                f"/{name} was never registered; synced: {[c['name'] for c in self.commands]}"
-            )
+        command = self.command(name)
         opts = [{"name": k, "type": 3, "value": v} for k, v in (options or {}).items()]
         resolved: dict[str, Any] = {}
         for opt_name, attachment in (attachments or {}).items():
@@ -518,6 +520,38 @@ class FakeDiscord:
             payload["data"]["resolved"] = resolved
         await self.dispatch("INTERACTION_CREATE", payload)
         return payload
+
+    async def autocomplete(
+        self,
+        name: str,
+        options: dict[str, Any],
+        focused: str,
+        *,
+        user_id: int = USER_ID,
+        channel_id: int = CHANNEL_ID,
+    ) -> list[dict[str, Any]]:
+        """A user types into option `focused` of /name (type 4, APPLICATION_COMMAND_AUTOCOMPLETE);
+        returns the choices the bot answered with (callback type 8)."""
+        command = self.command(name)
+        opts = [
+            {"name": k, "type": 3, "value": v, **({"focused": True} if k == focused else {})}
+            for k, v in options.items()
+        ]
+        payload = self._interaction_base(4, user_id, channel_id, None)
+        payload["data"] = {"id": command["id"], "name": name, "type": 1, "options": opts}
+        state = self.interactions[payload["token"]]
+        await self.dispatch("INTERACTION_CREATE", payload)
+        await self.wait_until(lambda: "choices" in state)
+        return state["choices"]  # type: ignore[no-any-return]
+
+    def command(self, name: str) -> dict[str, Any]:
+        """The registered command called `name` (as the bot synced it)."""
+        command = next((c for c in self.commands if c["name"] == name), None)
+        if command is None:
+            raise AssertionError(
+                f"/{name} was never registered; synced: {[c['name'] for c in self.commands]}"
+            )
+        return command
 
     async def click(self, message_id: int, custom_id: str, *, user_id: int = USER_ID) -> dict[str, Any]:
         """A user clicks a button of a message the bot posted."""
@@ -747,7 +781,7 @@ class FakeDiscord:
         result: dict[str, Any] = {
             "interaction": {
                 "id": iid,
-                "type": 2,
+                "type": state["type"],
                 "response_message_loading": kind == 5,
                 "response_message_ephemeral": bool((data.get("flags") or 0) & EPHEMERAL),
             }
@@ -764,6 +798,14 @@ class FakeDiscord:
             result["interaction"]["response_message_id"] = msg["id"]
             result["resource"] = {"type": kind, "message": msg}
             self._record("callback", msg, data, call)
+        elif kind == 8:  # autocomplete suggestions: at most 25, each name and value <= 100 chars
+            choices = data.get("choices")
+            if state["type"] != 4 or not isinstance(choices, list) or len(choices) > 25:
+                self.unknown_routes.append(f"bad autocomplete answer to a type {state['type']}: {data}")
+            elif any(not 1 <= len(c["name"]) <= 100 or len(str(c["value"])) > 100 for c in choices):
+                self.unknown_routes.append(f"autocomplete choice too long: {choices}")
+            state["choices"] = choices or []
+            result["resource"] = {"type": kind}
         else:
             result["resource"] = {"type": kind}
         state["callback"] = kind

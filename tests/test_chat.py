@@ -113,13 +113,47 @@ def test_help_unknown_command_and_quit(report_engine, report_index: Settings) ->
     assert code == 0
     assert [line for line, _ in pairs] == ["/help", "/frobnicate 3", "/quit"]  # nothing after /quit
     help_text = pairs[0][1]
-    for command in ("/sources", "/open N", "/docs", "/reset", "/help", "/quit"):
+    for command in ("/sources", "/open N", "/docs", "/summary [DOC]", "/reset", "/help", "/quit"):
         assert re.search(rf"^  {re.escape(command)} ", help_text, re.M), command
     assert pairs[1][1] == (
-        "Unknown command /frobnicate. Commands: /sources /open N /docs /reset /help /quit; "
+        "Unknown command /frobnicate. Commands: /sources /open N /docs /summary [DOC] /reset /help /quit; "
         "anything else is a question."
     )
     assert pairs[2][1] == ""
+
+
+def test_summary_shows_the_brief_as_cited_bullets(report_engine, report_index: Settings) -> None:
+    source = report_engine.documents()[0].source
+    _, pairs = chat(
+        report_engine, report_index, "/summary", "/sources", "/summary zebra crossing", f'/SUMMARY "{source}"'
+    )
+    (_, brief), (_, sources), (_, missing), (_, named) = pairs
+    text, _, cited = brief.partition("\n\nSources:\n")
+    bullets = text.split("\n")
+    assert 3 <= len(bullets) <= 6
+    assert all(re.fullmatch(r"- .+ \[\d+\]", b) for b in bullets), bullets
+    assert "54 Chinese overseas police stations in 30 countries" in text
+    assert re.search(rf"^  \[1\] {re.escape(source)} \(lines \d+-\d+\)$", cited, re.M)
+    # /sources and /open work on a summary as on any answer
+    assert sources.startswith("Cited passages:") and f"[1] {source}" in sources
+    assert missing.startswith("error: No indexed document matches 'zebra crossing'")
+    assert named == brief  # the one document, named (quotes are not part of the name): the same brief
+
+
+def test_bullets_wrap_with_a_hanging_indent_in_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    long = "The Harbor Lighthouse was built in 1872 by the engineer Margaret Olsen on the northern cliff."
+    answer = Answer(
+        "Summarize x.", f"- {long} [1]\n- It is 42 metres tall. [2]", (), False, (), kind="overview"
+    )
+    out = FakeTerminal()
+    RichView(out).answer(answer, first=False)
+    lines = [line.rstrip() for line in ANSI.sub("", out.getvalue()).splitlines() if line.strip()]
+    assert lines[0].startswith("• The Harbor Lighthouse") and len(lines[0]) <= 60
+    assert lines[1].startswith("  ") and lines[1].strip().endswith(
+        "cliff. [1]"
+    )  # under the text, not the dot
+    assert lines[2] == "• It is 42 metres tall. [2]"
 
 
 def test_commands_before_any_answer(report_engine, report_index: Settings) -> None:

@@ -22,6 +22,7 @@ from bot.discord_render import (
     MAX_EMBED_TOTAL,
     MAX_FIELD_VALUE,
     ZWSP,
+    document_choices,
     escape,
     render_answer,
     render_ingest_report,
@@ -29,7 +30,7 @@ from bot.discord_render import (
 )
 from bot.feedback import FeedbackStore, export_feedback
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
-from ingest.errors import NoIndexError
+from ingest.errors import NoIndexError, QuestionError
 from ingest.settings import Settings
 from tests.fake_discord import (
     ADMIN_ID,
@@ -76,15 +77,43 @@ def cited_answer(question: str, text: str = "", n_citations: int = 2) -> Answer:
     )
 
 
+REPORT = DocumentInfo(source="docs/report.md", title="110 Overseas", chunks=7, chars=9000, ingested_at=0.0)
+
+
+def bullets_answer(document: str | None, bullets: Sequence[str]) -> Answer:
+    """What Engine.summary returns: one cited bullet per line."""
+    citations = tuple(
+        Citation(n=i, source="docs/report.md", location=f"lines {i}-{i}", quote=text)
+        for i, text in enumerate(bullets, 1)
+    )
+    return Answer(
+        question=f"Summarize {document}." if document else "Summarize the documents.",
+        text="\n".join(f"- {text} [{i}]" for i, text in enumerate(bullets, 1)),
+        citations=citations,
+        abstained=False,
+        retrieved=(),
+        kind="overview",
+    )
+
+
 class FakeEngine:
     """Canned answers; records every call. `ask` runs in a worker thread (checked)."""
 
     def __init__(
-        self, reply: Callable[[str, Sequence[Turn]], Answer] | None = None, delay: float = 0.0
+        self,
+        reply: Callable[[str, Sequence[Turn]], Answer] | None = None,
+        delay: float = 0.0,
+        *,
+        summarize: Callable[[str | None], Answer] | None = None,
+        docs: Sequence[DocumentInfo] = (REPORT,),
     ) -> None:
         self.reply = reply or (lambda q, h: cited_answer(q))
+        self.summarize = summarize or (lambda d: bullets_answer(d, ["The report counts 54 stations."]))
+        self.docs = list(docs)
         self.delay = delay
         self.asked: list[tuple[str, tuple[Turn, ...]]] = []
+        self.summarized: list[str | None] = []
+        self.listed = 0
         self.ingested: list[list[Path]] = []
         self.threads: set[str] = set()
         self._lock = threading.Lock()
@@ -96,6 +125,12 @@ class FakeEngine:
         if self.delay:
             time.sleep(self.delay)  # blocking on purpose: must not stall the event loop
         return self.reply(question, history)
+
+    def summary(self, document: str | None = None) -> Answer:
+        with self._lock:
+            self.summarized.append(document)
+            self.threads.add(threading.current_thread().name)
+        return self.summarize(document)
 
     def status(self) -> IndexStatus:
         return IndexStatus(
@@ -110,9 +145,10 @@ class FakeEngine:
         )
 
     def documents(self) -> list[DocumentInfo]:
-        return [
-            DocumentInfo(source="docs/report.md", title="110 Overseas", chunks=7, chars=9000, ingested_at=0.0)
-        ]
+        with self._lock:
+            self.listed += 1
+            self.threads.add(threading.current_thread().name)
+        return list(self.docs)
 
     def ingest(self, paths: Sequence[Path], *, full: bool = False, lock_wait: float = 0) -> dict[str, Any]:
         self.ingested.append(list(paths))
@@ -168,10 +204,14 @@ async def test_login_ready_and_commands_synced(fake_discord: FakeDiscord, tmp_pa
         assert {c["name"] for c in fake_discord.commands} == {
             "ask",
             "sources",
+            "summary",
             "status",
             "reingest",
             "ingest",
         }
+        [option] = fake_discord.command("summary")["options"]
+        assert option["name"] == "document" and option["autocomplete"] is True
+        assert not option.get("required")
         assert fake_discord.calls_to("PUT", r"/applications/\d+/commands")
 
 
@@ -544,6 +584,126 @@ async def test_abstention_shows_closest_passages(fake_discord: FakeDiscord, tmp_
     assert post.embeds[0]["title"] == "Closest passages" and len(post.embeds[0]["fields"]) == 2
 
 
+def doc(source: str, title: str = "") -> DocumentInfo:
+    return DocumentInfo(source=source, title=title, chunks=3, chars=1000, ingested_at=0.0)
+
+
+async def test_slash_summary_autocompletes_document_names(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    long_source = "archive/" + "deeply/nested/" * 8 + "minutes-2024.md"
+    docs = [doc(f"essays/essay-{i:02d}.md", f"Essay number {i}") for i in range(30)]
+    docs += [doc("docs/harbor.md", "The Harbor Lighthouse"), doc(long_source, "Board minutes")]
+    engine = FakeEngine(docs=docs)
+    bot = make_bot(make_settings(tmp_path), engine)
+    async with running_bot(fake_discord, bot):
+        everything = await fake_discord.autocomplete("summary", {"document": ""}, "document")
+        lighthouse = await fake_discord.autocomplete("summary", {"document": "LIGHTHOUSE"}, "document")
+        minutes = await fake_discord.autocomplete("summary", {"document": "board min"}, "document")
+        by_name = await fake_discord.autocomplete("summary", {"document": "essay-1"}, "document")
+        nothing = await fake_discord.autocomplete("summary", {"document": "zebra"}, "document")
+    assert len(everything) == 25  # Discord's cap, out of 32 documents
+    assert lighthouse == [{"name": "harbor.md — The Harbor Lighthouse", "value": "docs/harbor.md"}]
+    # a source longer than Discord allows is offered by its file name (the engine resolves it)
+    assert minutes == [{"name": "minutes-2024.md — Board minutes", "value": "minutes-2024.md"}]
+    assert [c["value"] for c in by_name] == [f"essays/essay-{i}.md" for i in range(10, 20)]
+    assert nothing == []
+    # the index is read off the event loop, and once for the keystrokes of a few seconds
+    assert engine.listed == 1 and threading.main_thread().name not in engine.threads
+
+
+async def test_slash_summary_posts_cited_bullets(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    bullets = ["The report counts 54 stations in 30 countries.", "It names @everyone and <@123> as targets."]
+    engine = FakeEngine(summarize=lambda d: bullets_answer(d, bullets))
+    bot = make_bot(make_settings(tmp_path), engine)
+    async with running_bot(fake_discord, bot):
+        interaction = await fake_discord.slash("summary", {"document": "docs/report.md"})
+        [callback] = await fake_discord.wait_for("POST", rf"/interactions/{interaction['id']}/[^/]+/callback")
+        [post] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        await fake_discord.slash("summary")  # no document: the whole collection
+        await fake_discord.wait_posted(lambda p: p.kind == "followup", count=2)
+    assert callback.json["type"] == 5  # deferred: the engine may need a moment
+    assert engine.summarized == ["docs/report.md", None]
+    assert threading.main_thread().name not in engine.threads
+    header, first, second = post.content.split("\n\n")[0], *post.content.split("\n\n")[1].split("\n")
+    assert header == "**Q:** Summarize docs/report.md."
+    assert first == "- The report counts 54 stations in 30 countries. [1]"
+    assert second == f"- It names @{ZWSP}everyone and <@{ZWSP}123\\> as targets. [2]"
+    assert [f["name"].split(" ")[0] for f in post.embeds[0]["fields"]] == ["[1]", "[2]"]
+    assert post.payload["allowed_mentions"]["parse"] == [] and len(post.custom_ids) == 2
+
+
+async def test_slash_summary_of_unknown_document_says_so(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    def summarize(document: str | None) -> Answer:
+        raise QuestionError(f"No indexed document matches {document!r}.")
+
+    bot = make_bot(make_settings(tmp_path), FakeEngine(summarize=summarize))
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("summary", {"document": "zebra"})
+        [post] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+    assert post.content == "No indexed document matches 'zebra'."
+    assert not post.custom_ids  # an error is not an answer to vote on
+
+
+async def test_slash_summary_keeps_to_allowed_channels_and_rate_limit(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    engine = FakeEngine()
+    settings = make_settings(tmp_path, discord_channel_ids=[CHANNEL_ID], discord_rate_limit=1)
+    bot = make_bot(settings, engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("summary", channel_id=OTHER_CHANNEL_ID)
+        [elsewhere] = await fake_discord.wait_posted(lambda p: p.kind == "callback")
+        await fake_discord.slash("summary")
+        await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        await fake_discord.slash("summary")
+        limited = await fake_discord.wait_posted(lambda p: p.kind == "callback" and p.ephemeral, count=2)
+    assert "channels I was set up for" in elsewhere.content and elsewhere.ephemeral
+    assert "1 question a minute" in limited[1].content
+    assert engine.summarized == [None]
+
+
+async def test_long_summary_splits_between_bullets(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    bullets = [
+        f"Point {i} of the report says the stations recruited staff. It also lists them by city."
+        for i in range(60)
+    ]
+    engine = FakeEngine(summarize=lambda d: bullets_answer(d, bullets))
+    bot = make_bot(make_settings(tmp_path), engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("summary", {"document": "report"})
+        [last] = await fake_discord.wait_posted(lambda p: bool(p.custom_ids))
+    posts = [p for p in fake_discord.posted if p.kind == "followup"]
+    assert len(posts) >= 3 and posts[-1] is last
+    lines = []
+    for post in posts:
+        assert 0 < len(post.content) <= MAX_CONTENT or (not post.content and post.embeds)
+        lines += [line for line in post.content.split("\n") if line and not line.startswith("**Q:**")]
+    # every bullet arrives whole, on its own line, with its marker, in order
+    assert lines == [f"- {text} [{i}]" for i, text in enumerate(bullets, 1)]
+    fields = [f["name"] for p in posts for e in p.embeds for f in e["fields"]]
+    assert [name.split(" ")[0] for name in fields] == [f"[{i}]" for i in range(1, 61)]
+
+
+def test_document_choices_rank_file_names_first() -> None:
+    docs = [
+        doc("notes/cities.md", "Where the harbor is"),
+        doc("docs/harbor.md", "The Harbor Lighthouse"),
+        doc("web/harbor-history.html", "harbor"),
+    ]
+    choices = document_choices(docs, "harbor")
+    # file names that start with the words first (alphabetically), then titles, then the rest
+    assert [value for _, value in choices] == ["web/harbor-history.html", "docs/harbor.md", "notes/cities.md"]
+    assert choices[0][0] == "harbor-history.html — harbor"
+    assert [value for _, value in document_choices(docs, "the harbor")] == [
+        "docs/harbor.md",
+        "notes/cities.md",
+    ]
+    assert document_choices(docs, "  lighthouse  the ") == [
+        ("harbor.md — The Harbor Lighthouse", "docs/harbor.md")
+    ]
+    assert len(document_choices([doc(f"d/{i}.md", "x" * 300) for i in range(40)], "")) == 25
+    assert all(len(name) <= 100 for name, _ in document_choices([doc("a.md", "x" * 300)], ""))
+
+
 def test_missing_token_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = make_settings(tmp_path, discord_token=None)
     assert run_discord(settings, engine_factory=lambda s: FakeEngine()) == 2
@@ -623,6 +783,30 @@ async def test_mention_answered_from_real_index_with_citations(
     assert field["name"].startswith("[1] lighthouse.md") and "Margaret Olsen" in field["value"]
 
 
+async def test_summary_from_real_index_with_autocomplete(
+    fake_discord: FakeDiscord, tmp_path: Path, real_engine: Any
+) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "lighthouse.md").write_text(LIGHTHOUSE)
+    (corpus / "bridge.md").write_text(
+        "# The Old Bridge\n\nThe Old Bridge was painted red in 1950 by the town.\n"
+    )
+    await asyncio.to_thread(real_engine.ingest, [corpus])
+    bot = make_bot(real_engine.settings, real_engine)
+    async with running_bot(fake_discord, bot):
+        [choice] = await fake_discord.autocomplete("summary", {"document": "lightho"}, "document")
+        await fake_discord.slash("summary", {"document": choice["value"]})
+        [post] = await fake_discord.wait_posted(lambda p: p.kind == "followup", timeout=30)
+    assert choice["name"] == "lighthouse.md — The Harbor Lighthouse"
+    bullets = post.content.split("\n\n")[1].split("\n")
+    assert 2 <= len(bullets) <= 6 and all(re.fullmatch(r"- .+ \[\d\]", b) for b in bullets), bullets
+    assert "Margaret Olsen" in post.content and "red" not in post.content  # that document only
+    assert all(
+        f["name"].startswith(f"[{i}] lighthouse.md") for i, f in enumerate(post.embeds[0]["fields"], 1)
+    )
+
+
 async def test_admin_ingest_of_attachment_then_answerable(
     fake_discord: FakeDiscord, tmp_path: Path, real_engine: Any
 ) -> None:
@@ -678,6 +862,21 @@ def test_split_text_keeps_paragraphs_and_markers() -> None:
         assert chunk.count("[") == chunk.count("]")
     assert sum(c.count("[4]") for c in chunks) == 200
     assert split_text("short") == ["short"] and split_text("  ") == []
+
+
+def test_split_text_cuts_a_long_list_between_bullets() -> None:
+    bullets = [f"- Point {i}. It has a second sentence of some length here [{i}]" for i in range(40)]
+    bullets[7] = "- " + "A very long bullet sentence goes on. " * 12 + "[7]"  # longer than a message
+    text = "Intro line.\n\n" + "\n".join(bullets)
+    chunks = split_text(text, 400)
+    assert all(len(chunk) <= 400 for chunk in chunks)
+    assert chunks[0].startswith("Intro line.\n\n- Point 0.")
+    lines = [line for chunk in chunks for line in chunk.split("\n")][2:]
+    # every bullet is one line of one message, but the overlong one, which is cut between sentences
+    start, end = lines.index(bullets[6]) + 1, lines.index(bullets[8])
+    assert lines[:start] + lines[end:] == bullets[:7] + bullets[8:]
+    assert end - start > 1 and " ".join(lines[start:end]) == bullets[7]
+    assert all(piece.endswith("on.") or piece.endswith("[7]") for piece in lines[start:end])
 
 
 def test_render_limits_with_many_long_citations() -> None:

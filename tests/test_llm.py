@@ -13,14 +13,20 @@ from langchain_core.language_models import BaseChatModel
 from bot.llm import (
     ANSWER_PLACEHOLDERS,
     CONDENSE_PLACEHOLDERS,
+    MAP_GROUP,
+    NOTE_ECHO,
     NOTE_NO_CITATION,
+    NOTE_OVERRULED,
+    NOTE_RAN_LONG,
     LLMAnswerer,
     clean_citations,
     condense_question,
     make_chat_model,
     note_model_failed,
+    note_uncited,
 )
 from bot.prompts import CANNOT_ANSWER, load_prompt
+from bot.summary import Overview
 from bot.types import Citation, Draft, Passage, TokenCallback, Turn
 from ingest.errors import ConfigError
 from tests.openai_stub import OpenAIStub, openai_stub  # noqa: F401  (fixture)
@@ -83,6 +89,8 @@ class FakeFallback:
         passages: Sequence[Passage],
         history: Sequence[Turn] = (),
         on_token: TokenCallback | None = None,
+        kind: str = "factoid",
+        narrowed: str = "",
     ) -> Draft:
         self.calls.append(question)
         first = passages[0]
@@ -167,10 +175,11 @@ def test_unknown_citation_is_removed_and_rest_renumbered(
     )
     draft = LLMAnswerer(make_model(), fallback).answer(QUESTION, PASSAGES)
 
+    # "It came out in 2022." lost its only marker, so it is an uncited claim and is left out.
     assert draft.text == (
-        "The Netherlands closed the stations in Amsterdam and Rotterdam [1]. "
-        "The report listed 54 stations [2]. It came out in 2022."
+        "The Netherlands closed the stations in Amsterdam and Rotterdam [1]. The report listed 54 stations [2]."
     )
+    assert draft.note == note_uncited(1)
     assert [(c.n, c.passage_id) for c in draft.citations] == [(1, "p3"), (2, "p1")]
     assert draft.citations[0].quote.startswith("The Netherlands ordered")
     assert draft.citations[1].quote.startswith("It listed 54")
@@ -250,13 +259,13 @@ def test_cannot_answer_reply_abstains(
     reply: str,
     openai_stub: OpenAIStub,  # noqa: F811
     make_model: ModelFactory,
-    fallback: FakeFallback,
 ) -> None:
     openai_stub.enqueue(reply)
-    draft = LLMAnswerer(make_model(), fallback).answer("What colour is the report's cover?", PASSAGES)
+    weak = EvidentFallback(strong=False)  # the extractive evidence does not clear the bar either
+    draft = LLMAnswerer(make_model(), weak).answer("What colour is the report's cover?", PASSAGES)
 
     assert draft == Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
-    assert fallback.calls == []
+    assert weak.calls == ["What colour is the report's cover?"]  # consulted, then agreed
 
 
 def test_streaming_sends_pieces_and_returns_checked_draft(
@@ -413,3 +422,115 @@ def test_missing_provider_package_names_the_extra() -> None:
 def test_unknown_provider_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="nosuch:model"):
         make_chat_model("nosuch:model", timeout=1.0)
+
+
+# -- kinds of questions --------------------------------------------------------------------------
+
+
+def test_each_kind_gets_its_own_prompt(
+    openai_stub: OpenAIStub,  # noqa: F811
+    make_model: ModelFactory,
+    fallback: FakeFallback,
+) -> None:
+    answerer = LLMAnswerer(make_model(), fallback)
+    openai_stub.enqueue("- Amsterdam and Rotterdam [3]\n- Dublin [3]\n- Toronto and New York [4]")
+    draft = answerer.answer("Which cities had stations closed or reported?", PASSAGES, kind="list")
+    openai_stub.enqueue("The researchers used official Chinese sources [2] and local media [2].")
+    answerer.answer("How did the researchers find the stations?", PASSAGES, kind="how")
+    list_prompt, how_prompt = (r["messages"][0]["content"] for r in openai_stub.requests)
+    assert "list" in list_prompt and "bullet" in list_prompt
+    assert "every part" in how_prompt and "bullet" not in how_prompt
+    assert draft.text.splitlines()[0] == "- Amsterdam and Rotterdam [1]"
+    assert fallback.calls == []
+
+
+def test_a_reply_that_echoes_the_passages_falls_back(
+    openai_stub: OpenAIStub,  # noqa: F811
+    make_model: ModelFactory,
+    fallback: FakeFallback,
+) -> None:
+    # What a 135M-parameter model does: the prompt's numbered passages come back as the answer.
+    echo = "[1] (article.txt, § Overview)\nSafeguard Defenders published the report [1].\n\n[3] (article.txt, § Reactions)\nIreland ordered the station in Dublin to close [3]."
+    openai_stub.enqueue(echo)
+    draft = LLMAnswerer(make_model(), fallback).answer(QUESTION, PASSAGES)
+    assert fallback.calls == [QUESTION]
+    assert draft.note.startswith(NOTE_ECHO)
+
+
+def test_a_reply_far_past_the_asked_length_falls_back(
+    openai_stub: OpenAIStub,  # noqa: F811
+    make_model: ModelFactory,
+    fallback: FakeFallback,
+) -> None:
+    rambling = " ".join(f"Safeguard Defenders published report number {i} [1]." for i in range(50))
+    assert 1800 < len(rambling) < 3000
+    openai_stub.enqueue(rambling)
+    draft = LLMAnswerer(make_model(), fallback).answer(QUESTION, PASSAGES)
+    assert fallback.calls == [QUESTION]
+    assert draft.note.startswith(NOTE_RAN_LONG)
+
+
+class EvidentFallback(FakeFallback):
+    """An extractive answerer whose evidence clears the bar, or (strong=False) does not."""
+
+    def __init__(self, strong: bool) -> None:
+        super().__init__()
+        self.strong = strong
+
+    def answer(self, question, passages, history=(), on_token=None, kind="factoid", narrowed=""):
+        draft = super().answer(question, passages, history, on_token)
+        return draft if self.strong else Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
+
+
+@pytest.mark.parametrize("strong", [True, False])
+def test_the_models_cannot_answer_does_not_overrule_strong_evidence(
+    strong: bool,
+    openai_stub: OpenAIStub,  # noqa: F811
+    make_model: ModelFactory,
+) -> None:
+    openai_stub.enqueue(CANNOT_ANSWER)
+    draft = LLMAnswerer(make_model(), EvidentFallback(strong)).answer(QUESTION, PASSAGES)
+    if strong:
+        assert not draft.abstained and draft.citations and draft.note.startswith(NOTE_OVERRULED)
+    else:
+        assert draft.abstained and draft.text == CANNOT_ANSWER and not draft.note
+
+
+def test_a_long_document_is_summarized_from_notes_on_its_parts(
+    openai_stub: OpenAIStub,  # noqa: F811
+    make_model: ModelFactory,
+    fallback: FakeFallback,
+) -> None:
+    chunks = [
+        Passage(
+            id=f"c{i}",
+            source="long.txt",
+            location=f"line {i}",
+            score=0.0,
+            text=f"Fact number {i} is that the pier {i} was rebuilt in {1900 + i}.",
+        )
+        for i in range(MAP_GROUP + 5)
+    ]
+    brief = Overview(Draft(text="- Fact number 0 is that ... [1]", citations=(), abstained=False), ())
+    openai_stub.enqueue("- Pier 1 was rebuilt in 1901 [2].")  # notes on part 1 (local numbers)
+    openai_stub.enqueue("- Pier 13 was rebuilt in 1913 [2].")  # part 2: its [2] is chunk 14
+    openai_stub.enqueue("- Pier 1 was rebuilt in 1901 [2].\n- Pier 13 was rebuilt in 1913 [14].")
+    overview = LLMAnswerer(make_model(), fallback).summarize("Summarize long.txt.", chunks, brief)
+    assert [r["messages"][0]["content"].split("\n")[0] for r in openai_stub.requests] == [
+        load_prompt("summary_map", set(ANSWER_PLACEHOLDERS)).template.split("\n")[0]
+    ] * 2 + [load_prompt("summary_reduce", set(ANSWER_PLACEHOLDERS)).template.split("\n")[0]]
+    assert "[14]" in openai_stub.requests[2]["messages"][1]["content"]  # renumbered for the whole
+    assert [c.passage_id for c in overview.draft.citations] == ["c1", "c13"]
+    assert overview.passages == tuple(chunks)
+
+
+def test_a_failed_summary_keeps_the_brief(
+    openai_stub: OpenAIStub,  # noqa: F811
+    make_model: ModelFactory,
+    fallback: FakeFallback,
+) -> None:
+    brief = Overview(Draft(text="- The brief [1]", citations=(), abstained=False), (PASSAGES[0],))
+    openai_stub.enqueue_error(500)
+    overview = LLMAnswerer(make_model(), fallback).summarize("Summarize.", PASSAGES, brief)
+    assert overview.draft.text == "- The brief [1]" and overview.passages == (PASSAGES[0],)
+    assert overview.draft.note.startswith("The language model failed")

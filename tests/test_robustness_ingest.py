@@ -124,8 +124,8 @@ def test_version_1_manifest_is_migrated_and_keeps_other_tables(settings, tmp_pat
             "INSERT INTO chunks SELECT id || 'x', 'sub/lens.md', ord, text, start, \"end\", title, section,"
             " page, tokens FROM chunks"
         )
-        db.execute("CREATE TABLE briefs (source TEXT PRIMARY KEY, brief TEXT)")
-        db.execute("INSERT INTO briefs VALUES ('lens.md', 'A lens.')")
+        db.execute("CREATE TABLE extras (source TEXT PRIMARY KEY, note TEXT)")
+        db.execute("INSERT INTO extras VALUES ('lens.md', 'A lens.')")
     db.close()
 
     manifest = Manifest(manifest_path(settings))
@@ -134,7 +134,7 @@ def test_version_1_manifest_is_migrated_and_keeps_other_tables(settings, tmp_pat
         assert list(manifest.files()) == ["lens.md"]  # the most recent record wins
         assert not any(i.endswith("x") for i in manifest.all_chunk_ids())
         assert all(i.endswith("x") for i in manifest.pending())
-        assert manifest.db.execute("SELECT brief FROM briefs").fetchone()[0] == "A lens."
+        assert manifest.db.execute("SELECT note FROM extras").fetchone()[0] == "A lens."
     finally:
         manifest.close()
     # The next ingest settles Chroma on what the manifest holds, with no re-embedding.
