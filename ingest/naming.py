@@ -9,17 +9,8 @@ folders until it is unique.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Container
 from pathlib import Path
-
-# Characters that would let a file name forge lines or escape sequences in terminal output.
-_UNPRINTABLE = {"Cc", "Cf", "Zl", "Zp"}
-
-
-def printable_name(name: str) -> str:
-    """`name` with control and format characters (newlines, escapes) shown as `?`."""
-    return "".join("?" if unicodedata.category(ch) in _UNPRINTABLE else ch for ch in name)
 
 
 def unique_name(wanted: str, path: Path, taken: Container[str]) -> str:
@@ -32,7 +23,7 @@ def unique_name(wanted: str, path: Path, taken: Container[str]) -> str:
     parts = Path(path).absolute().parts
     wanted_depth = len(Path(wanted).parts)
     for depth in range(wanted_depth + 1, len(parts) + 1):
-        candidate = printable_name(Path(*parts[-depth:]).as_posix())
+        candidate = Path(*parts[-depth:]).as_posix()
         if candidate not in taken:
             return candidate
     # Every tail is taken (only possible with hand-made names): fall back on numbering.

@@ -27,7 +27,7 @@ from ingest.errors import CorruptIndexError, DossierError, LockedError, ModelMis
 from ingest.fetch import is_url
 from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
 from ingest.manifest import FileRecord, Manifest, SentenceRows, set_aside
-from ingest.naming import printable_name, unique_name
+from ingest.naming import unique_name
 from ingest.settings import Settings
 from ingest.sidecar import trusted_url
 from ingest.store import VectorStore
@@ -52,11 +52,6 @@ class DocumentEmbedder(Protocol):
 class Failure:
     path: str
     reason: str
-
-    def __post_init__(self) -> None:
-        # Shown on terminals and in Discord: a newline in a file name must not forge a line.
-        object.__setattr__(self, "path", printable_name(self.path))
-        object.__setattr__(self, "reason", printable_name(self.reason))
 
 
 @dataclass(frozen=True)
@@ -349,7 +344,7 @@ def _run(
                 source = url
             else:
                 taken = _NamesTaken(known, real, seen_sources)
-                source = unique_name(printable_name(path.relative_to(root).as_posix()), path, taken)
+                source = unique_name(path.relative_to(root).as_posix(), path, taken)
             seen_sources.add(source)
             if (
                 not rebuild

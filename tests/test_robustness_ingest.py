@@ -93,17 +93,6 @@ def test_folder_then_its_parent_indexes_a_file_once(settings, tmp_path):
     assert list(recorded(settings)) == ["lens.md"]
 
 
-def test_a_newline_in_a_file_name_cannot_forge_lines(settings, tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a\nfailed: fake.md").write_text("The orchard has 77 pear trees.")
-    ingest_paths([docs], settings, HashEmbedder())
-    assert list(recorded(settings)) == ["a?failed: fake.md"]
-
-
-# -- the manifest schema -----------------------------------------------------------------------
-
-
 def test_version_1_manifest_is_migrated_and_keeps_other_tables(settings, tmp_path):
     sub = tmp_path / "docs" / "sub"
     sub.mkdir(parents=True)
@@ -753,15 +742,6 @@ def test_uploads_never_replace_another_document(settings, tmp_path):
 
 
 # -- D15: small ones ---------------------------------------------------------------------------------------
-
-
-def test_failure_lines_cannot_be_forged_by_a_file_name(settings, tmp_path):
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "bad\nfailed: fake.txt").write_bytes(b"\x00\x01binary\x00")
-    report = ingest_paths([docs], settings, HashEmbedder())
-    [failure] = report.failed
-    assert "\n" not in failure.path and failure.path.endswith("bad?failed: fake.txt")
 
 
 def test_full_disk_is_one_line_and_the_index_stays_intact(settings, tmp_path, monkeypatch):
