@@ -7,8 +7,8 @@ own process that would take the bot down with it. In a child whose data segment 
 killed at a deadline, the worst case is one failed ingest. What the child committed before
 it stopped stays: the pipeline is crash-safe.
 
-Run as `python -m ingest.isolated LOCK_WAIT PATH...` with the settings as JSON on stdin; it
-prints the report as JSON on stdout.
+Run as `python -m ingest.isolated MEMORY_MB LOCK_WAIT --full|-- PATH...` with the settings
+as JSON on stdin; it prints the report as JSON on stdout.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ def ingest_in_child(
         sys.executable,
         "-m",
         "ingest.isolated",
+        str(memory_mb),
         str(lock_wait),
         "--full" if full else "--",
         *map(str, paths),
@@ -65,7 +66,6 @@ def ingest_in_child(
             text=True,
             env=env,
             timeout=settings.ingest_timeout + lock_wait,
-            preexec_fn=(lambda: _limit_memory(memory_mb)) if memory_mb else None,
         )
     except subprocess.TimeoutExpired:
         raise DossierError(
@@ -90,8 +90,11 @@ def _main(argv: Sequence[str]) -> int:
     from ingest.embedder import Embedder
     from ingest.pipeline import ingest_paths
 
+    memory_mb, lock_wait, mode, *paths = argv
+    # Set here rather than in a preexec_fn, which is unsafe in a parent that runs threads.
+    if int(memory_mb):
+        _limit_memory(int(memory_mb))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    lock_wait, mode, *paths = argv
     settings = Settings(_env_file=None, **json.loads(sys.stdin.read()))
     try:
         report = ingest_paths(

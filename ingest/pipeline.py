@@ -376,7 +376,7 @@ def _run(
             rebuilt.add(real)
             item.to_embed = [c for c in chunks if c.id not in old_ids and c.id not in staged]
             if len(item.to_embed) > part_size:
-                counts["embedded"] += _stage_in_parts(item, part_size, embedder, manifest, store)
+                counts["embedded"] += _stage_in_parts(item, part_size, embedder, manifest, store, on_group)
             group.append(item)
             group_size += len(item.to_embed)
             if group_size >= _GROUP_BATCHES * settings.embed_batch_size:
@@ -491,16 +491,24 @@ def _embed(
 
 
 def _stage_in_parts(
-    item: _Pending, part_size: int, embedder: DocumentEmbedder, manifest: Manifest, store: VectorStore
+    item: _Pending,
+    part_size: int,
+    embedder: DocumentEmbedder,
+    manifest: Manifest,
+    store: VectorStore,
+    on_part: Callable[[int], None] | None,
 ) -> int:
     """Embed a large file's new chunks part by part, each part staged as soon as it is in
     Chroma: a kill keeps the parts done, and the next run embeds only the rest. The file
-    still becomes visible to readers whole, when `_flush` commits it."""
+    still becomes visible to readers whole, when `_flush` commits it. `on_part` is called
+    after each part (the watcher may stop there: the parts are kept)."""
     done = 0
     for i in range(0, len(item.to_embed), part_size):
         part = item.to_embed[i : i + part_size]
         manifest.stage([c.id for c in part], _embed(part, embedder, manifest, store))
         done += len(part)
+        if on_part:
+            on_part(done)
     item.to_embed = []
     return done
 

@@ -765,3 +765,23 @@ def test_full_disk_is_one_line_and_the_index_stays_intact(settings, tmp_path, mo
     monkeypatch.undo()
     assert index_state(settings, emb)[:3] == before[:3]
     assert ingest_paths([docs], settings, emb).updated == 1
+
+
+def test_a_watcher_can_stop_between_parts_of_a_large_file(tmp_path):
+    class Stop(Exception):
+        pass
+
+    def stop_now(_embedded: int) -> None:
+        raise Stop  # what the watcher's stop check does
+
+    docs = big_file(tmp_path / "docs")
+    settings = Settings(
+        home=tmp_path / "home", chunk_tokens=20, chunk_overlap=0, embed_batch_size=4, _env_file=None
+    )
+    with pytest.raises(Stop):
+        ingest_paths([docs], settings, SpanHashEmbedder(), on_group=stop_now)
+    manifest = Manifest(manifest_path(settings))
+    try:
+        assert (len(manifest.staged()), manifest.chunk_count()) == (16, 0)
+    finally:
+        manifest.close()
