@@ -96,6 +96,22 @@ def corrupt(path: Path, err: BaseException) -> CorruptIndexError:
     )
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an SQLite file, even in a folder we may not write to."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        # Reading a WAL database needs its -shm file, which a read-only folder cannot get;
+        # nobody can write there either, so the file cannot change under us.
+        db.close()
+        log.info("opening %s as immutable (read-only folder)", path)
+        uri = f"{path.resolve().as_uri()}?immutable=1"
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    return db
+
+
 def open_for_reading(path: Path) -> Manifest:
     """The manifest as readers open it: read-write when they may (so the schema is current),
     read-only when DOSSIER_HOME is not writable for them."""
@@ -145,20 +161,10 @@ class Manifest:
 
     @staticmethod
     def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
-        if not readonly:
-            db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        if readonly:
+            db = connect_read_only(path)
         else:
-            uri = f"{path.resolve().as_uri()}?mode=ro"
-            db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
-            try:
-                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-            except sqlite3.OperationalError:
-                # Reading a WAL database needs its -shm file, which a read-only folder cannot
-                # get; nobody can write there either, so the file cannot change under us.
-                db.close()
-                log.info("opening %s as immutable (read-only folder)", path)
-                uri = f"{path.resolve().as_uri()}?immutable=1"
-                db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
         db.row_factory = sqlite3.Row
         return db
 
