@@ -254,7 +254,9 @@ class Engine:
             if kind not in ("factoid", "yesno"):
                 # Lists, comparisons and explanations read twice as much; the best k passages
                 # stay first, as a factoid would see them.
-                more = self.retrieve(query, 2 * (k or self.settings.top_k), timings, sources)
+                more = self._open().retrieve(
+                    query, 2 * (k or self.settings.top_k), timings, sources, by_evidence=False
+                )
                 passages += [p for p in more if not any(_overlap(p, q) for q in passages)]
             t1 = time.perf_counter()
             draft = self.answerer.answer(query, passages, history, on_token, kind=kind, narrowed=narrowed)

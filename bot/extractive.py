@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -111,10 +112,10 @@ class ExtractiveAnswerer:
                 cos = max([float(vector.astype(np.float32) @ q_vec)] + [c for _, _, c in pieces])
                 best_part = max(pieces, key=lambda piece: piece[2]) if pieces else None
                 clause = (max(best_part[0], quoted), best_part[1]) if best_part else None
-                own = _matches(q_terms, set(terms(text)))
+                own = _matches(q_terms, _terms_of(text))
                 # What the previous sentence names ("Safeguard Defenders published a report.
                 # The paper, entitled ...") half counts: a cheap stand-in for coreference.
-                context = _matches(q_terms, set(terms(previous))) if previous else {}
+                context = _matches(q_terms, _terms_of(previous)) if previous else {}
                 before = previous_span
                 previous, previous_span = text, (quoted, b)
                 overlap = (
@@ -289,23 +290,32 @@ class ExtractiveAnswerer:
         chosen = [scored[0]]
         covered = set(scored[0].matched)
         length = len(scored[0].text)
+        budget = _KIND_SENTENCES.get(kind, 99) - _sentences(scored[0])
         for s in sides:
-            if s.score >= bar * _SIDE_SHARE and not any(_same(s, c) for c in chosen):
+            if (
+                s.score >= bar * _SIDE_SHARE
+                and not any(_same(s, c) for c in chosen)
+                and _sentences(s) <= budget
+            ):
                 chosen.append(s)
                 covered |= s.matched
                 length += len(s.text)
+                budget -= _sentences(s)
         # A list's items may score well below the sentence that announces them ("three causes
         # of damage"): any sentence naming an instance of what it enumerates qualifies.
         head = set(terms(head_noun(question) or "")) if kind == "list" else set()
         for s in scored[1:]:
             if len(chosen) >= limit or s.score < bar:
                 break
+            if budget >= 1 and _sentences(s) > budget:  # a read-on unit keeps what fits
+                s = _first_sentences(s, budget)
             if s.score < floor and not (head and head & set(terms(s.text))):
                 continue
             if (
                 len(s.text.split()) < 6
                 or any(_same(s, c) for c in chosen)
                 or length + len(s.text) > _KIND_CHARS.get(kind, 1400)
+                or _sentences(s) > budget
             ):
                 continue
             gain = sum(weights.get(t, 0.0) for t in s.matched - covered) / total
@@ -317,6 +327,7 @@ class ExtractiveAnswerer:
                 chosen.append(s)
                 covered |= s.matched
                 length += len(s.text)
+                budget -= _sentences(s)
         return chosen
 
 
@@ -370,7 +381,16 @@ _KIND_LIMITS = {
     "overview": (5, 0.15),
 }
 _KIND_CHARS = {"list": 2000}  # the most an answer quotes (1,400 characters for other kinds)
-_MIN_GAIN = 0.1  # share of the question's (IDF-weighted) terms a further sentence must add
+_MIN_GAIN = 0.1
+# At most this many sentences in all (issue 11: an explanation, a comparison or a two-part
+# answer quotes up to four).
+_KIND_SENTENCES = {
+    "yesno": 3,
+    "why": 4,
+    "how": 4,
+    "compare": 4,
+    "multihop": 4,
+}  # share of the question's (IDF-weighted) terms a further sentence must add
 
 
 def render(chosen: Sequence[ScoredSentence], passages: Sequence[Passage], *, bullets: bool) -> Draft:
@@ -459,6 +479,20 @@ _NARROWED_SHARE = 0.5  # shorter is a heading, a byline or a caption, not an ans
 _READ_ON_CHARS = 600
 
 
+def _sentences(s: ScoredSentence) -> int:
+    return max(1, len(split_sentences(s.text)))
+
+
+def _first_sentences(s: ScoredSentence, n: int) -> ScoredSentence:
+    spans = split_sentences(s.text)
+    if len(spans) <= n:
+        return s
+    end = spans[n - 1][1]
+    return ScoredSentence(
+        s.passage, s.start, s.start + end, s.text[:end], s.score, None, s.matched, s.previous
+    )
+
+
 def _wholes(scored: Sequence[ScoredSentence], passages: Sequence[Passage]) -> list[ScoredSentence]:
     out = []
     for s in scored:
@@ -527,7 +561,14 @@ def _clean(sentence: str) -> str:
     return " ".join(_FOOTNOTE.sub(" ", sentence).split())
 
 
-def _matches(question_terms: set[str], sentence_terms: set[str]) -> dict[str, float]:
+@lru_cache(maxsize=8192)
+def _terms_of(sentence: str) -> frozenset[str]:
+    """A sentence's terms, kept: one question scores the same sentences several times (to
+    order passages, to answer, for each side of a comparison)."""
+    return frozenset(terms(sentence))
+
+
+def _matches(question_terms: set[str], sentence_terms: frozenset[str]) -> dict[str, float]:
     """Each question term found in the sentence: 1 for the same stem or the stem under a prefix
     (titl/entitl), 0.6 for a related form (one stem inside the other, e.g. found/founder)."""
     found: dict[str, float] = {}

@@ -306,9 +306,12 @@ class HybridRetriever:
         k: int,
         timings: RetrievalTimings | None = None,
         sources: Sequence[str] | None = None,
+        *,
+        by_evidence: bool = True,
     ) -> list[Passage]:
         """The best k passages for the query (of `sources` only, when given: a question that
-        names a document is answered from it)."""
+        names a document is answered from it); `by_evidence` orders them by the evidence they
+        hold (off: fusion order)."""
         timings = timings if timings is not None else RetrievalTimings()
         self.refresh()
         pool = max(self.candidates, 4 * k)
@@ -365,7 +368,7 @@ class HybridRetriever:
         if self.context_chunks > 0:
             passages = [self._widen(p, rows) for p in passages]
         located = [self.locate(p) for p in passages]
-        if self.evidence is not None and len(located) > 1:
+        if by_evidence and self.evidence is not None and len(located) > 1:
             # Best evidence first: the passage holding the sentence that answers the question
             # best leads (ties keep the retrieval order).
             scores = self.evidence(query, located)

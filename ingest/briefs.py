@@ -11,8 +11,10 @@ gives none) hashed word counts stand in.
 
 from __future__ import annotations
 
+import itertools
 import re
 import zlib
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -47,6 +49,7 @@ _STOP = frozenset(
 # Likeness to a sentence already chosen costs _DIVERSITY per unit of cosine above _ALIKE:
 # sentences on one subject may all be kept, near repeats are not.
 _DIVERSITY = 0.6
+_CONCEPTS = 0.1  # worth of covering the most repeated concepts any one sentence holds
 _ALIKE = 0.6
 _HASH_DIM = 512
 
@@ -120,15 +123,29 @@ def build_brief(
         # A sentence that restates the title is often the thesis.
         prior += 0.02 * min(2, len(title & _words(sentence)))
         scores[j] = float(central[j]) + prior
+    # Concepts (after concept-based summarization): word pairs the document repeats in
+    # several sentences ("disagreement hierarchy", "police stations"). Each chosen sentence
+    # covers its concepts; a sentence is worth more while it covers concepts still uncovered.
+    concepts = [_pairs(text[starts[j] : spans[i][1]]) for j, i in enumerate(keep)]
+    weight = Counter(c for found in concepts for c in found)
+    weight = Counter({c: w for c, w in weight.items() if w >= 2})
+    # Figures are facts of their own: each is a concept, once said enough.
+    for j, i in enumerate(keep):
+        for number in _NUMBER.findall(text[starts[j] : spans[i][1]]):
+            concepts[j].add(("#", number))
+            weight[("#", number)] = 2
+    covered: set[tuple[str, str]] = set()
+    top_gain = max((sum(weight[c] for c in found) for found in concepts), default=0) or 1
     chosen: list[int] = []
     for _ in range(min(size or brief_size(n), n)):
+        gain = np.array([sum(weight[c] for c in found - covered) for found in concepts], dtype=np.float32)
+        value = scores + _CONCEPTS * gain / top_gain
         if chosen:
             similar = (matrix @ matrix[chosen].T).max(axis=1)
-            value = scores - _DIVERSITY * np.clip(similar - _ALIKE, 0.0, None)
+            value -= _DIVERSITY * np.clip(similar - _ALIKE, 0.0, None)
             value[chosen] = -np.inf
-        else:
-            value = scores
         chosen.append(int(np.argmax(value)))
+        covered |= concepts[chosen[-1]]
     chosen.sort()
     return [(starts[j], spans[keep[j]][1], round(float(scores[j]), 4)) for j in chosen]
 
@@ -152,6 +169,12 @@ def brief_of(
     spans = sorted(by_span)
     vectors = np.stack([np.frombuffer(by_span[s], dtype=np.float16) for s in spans])
     return build_brief(text, spans, vectors)
+
+
+def _pairs(sentence: str) -> set[tuple[str, str]]:
+    """Adjacent content-word pairs (crude stems) of a sentence."""
+    words = [w[:5] for w in _WORD.findall(sentence.lower()) if len(w) > 2 and w not in _STOP]
+    return set(itertools.pairwise(words))
 
 
 def _words(text: str) -> set[str]:
