@@ -236,6 +236,29 @@ def discord(
     raise typer.Exit(run_discord(settings))
 
 
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="A new folder to write the backup to.")],
+) -> None:
+    """Write a consistent copy of the index (manifest, vectors, keyword cache, feedback) to PATH."""
+    from ingest.backup import backup as write_backup
+
+    info = write_backup(_settings(), path)
+    typer.echo(f"backed up {info['documents']} documents, {info['chunks']} chunks to {path}")
+
+
+@app.command()
+def restore(
+    path: Annotated[Path, typer.Argument(help="A folder written by `dossier backup`.")],
+) -> None:
+    """Bring a backup into DOSSIER_HOME (which must hold no index yet)."""
+    from ingest.backup import restore as read_backup
+
+    settings = _settings()
+    info = read_backup(settings, path)
+    typer.echo(f"restored {info['documents']} documents, {info['chunks']} chunks into {settings.home}")
+
+
 @feedback_app.command("export")
 def feedback_export(
     fmt: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",

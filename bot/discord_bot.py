@@ -147,21 +147,32 @@ class Conversations:
 
 
 def safe_filename(name: str) -> str:
-    """A plain file name for an upload: no directories, no hidden files, tame characters."""
+    """A plain file name for an upload: no directories, no hidden files, tame characters.
+
+    Letters and digits of every script are kept (`报告.pdf` stays `报告.pdf`); anything else,
+    control characters included, becomes `_`. The suffix is split off first, so `..md` keeps
+    its type (`upload.md`)."""
     name = unicodedata.normalize("NFKC", name).replace("\\", "/").rsplit("/", 1)[-1]
-    name = re.sub(r"[^\w.\- ]+", "_", name, flags=re.ASCII).strip(" .")
-    name = re.sub(r"[ _]{2,}", "_", name)
     stem, dot, suffix = name.rpartition(".")
     if not dot:
         stem, suffix = name, ""
-    stem = stem.strip(" ._-")[:120] or "upload"
+    suffix = re.sub(r"[^A-Za-z0-9]+", "", suffix)
+    stem = re.sub(r"[^\w.\- ]+", "_", stem)
+    stem = re.sub(r"[ _]{2,}", "_", stem).strip(" ._-")[:120] or "upload"
     return f"{stem}.{suffix.lower()}" if suffix else stem
 
 
 def save_upload(folder: Path, filename: str, data: bytes) -> Path:
-    """Write `data` as `folder/safe_filename(filename)` atomically; returns the path."""
+    """Write `data` as `folder/safe_filename(filename)` atomically; returns the path.
+
+    Another document already saved under that name is never replaced: the upload gets
+    `name (2).ext` (the same bytes uploaded again land on the same file, a no-op)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / safe_filename(filename)
+    n = 2
+    while target.exists() and (not target.is_file() or target.read_bytes() != data):
+        target = folder / f"{Path(safe_filename(filename)).stem} ({n}){target.suffix}"
+        n += 1
     if target.resolve().parent != folder.resolve():
         raise DossierError(f"Refusing to save {filename!r} outside the documents folder.")
     partial = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
@@ -221,7 +232,13 @@ class DossierBot(commands.Bot):
     """The Discord front end. Give it settings and anything with the engine's methods."""
 
     def __init__(
-        self, settings: Settings, engine: EngineAPI, *, feedback: FeedbackStore | None = None, **options: Any
+        self,
+        settings: Settings,
+        engine: EngineAPI,
+        *,
+        feedback: FeedbackStore | None = None,
+        isolated_ingest: bool = False,
+        **options: Any,
     ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # to read the question in "@Dossier question"
@@ -238,6 +255,9 @@ class DossierBot(commands.Bot):
         self._queued = 0
         self._rate_warned: dict[int, float] = {}  # user id -> until when they have been told
         self._ingest_lock = asyncio.Lock()
+        # Uploads are ingested in a child process with a memory limit and a deadline, so a
+        # runaway file cannot take the bot down (ingest.isolated).
+        self.isolated_ingest = isolated_ingest
         self._watcher: Any = None  # ingest.watch.WatcherHandle when DOSSIER_WATCH_PATHS is set
         self._documents: tuple[float, list[DocumentInfo]] = (-math.inf, [])
 
@@ -647,6 +667,12 @@ class DossierBot(commands.Bot):
     async def _ingest(self, paths: list[Path]) -> Any:
         async with self._ingest_lock:  # one ingest at a time from this bot
             # The watcher thread may be mid-batch: wait for it rather than refuse.
+            if self.isolated_ingest:
+                from ingest.isolated import ingest_in_child
+
+                return await asyncio.to_thread(
+                    ingest_in_child, paths, self.settings, lock_wait=INGEST_LOCK_WAIT
+                )
             return await asyncio.to_thread(self.engine.ingest, paths, lock_wait=INGEST_LOCK_WAIT)
 
     async def handle_reingest(self, interaction: discord.Interaction) -> None:
@@ -811,6 +837,10 @@ def run_discord(
     except DossierError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code
+
+    # The real engine's ingests run in a bounded child process; injected engines (tests) are
+    # called directly.
+    bot_options.setdefault("isolated_ingest", engine_factory is None)
 
     async def main() -> None:
         async with DossierBot(settings, engine, **bot_options) as bot:

@@ -24,11 +24,11 @@ from bot.naming import (
 from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of, terms
 from bot.summary import Overview, Summaries
 from bot.types import Answer, Answerer, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
-from ingest.errors import NoIndexError, QuestionError
-from ingest.manifest import Manifest
+from ingest.errors import NoIndexError, QuestionError, StoreError
+from ingest.manifest import Manifest, open_for_reading
 from ingest.pipeline import IngestReport, ingest_paths, manifest_path
 from ingest.settings import Settings
-from ingest.store import VectorStore, describe_store
+from ingest.store import VectorStore, count_vectors, describe_store, missing_vectors
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Engine:
             raise NoIndexError()
         with self._lock:
             if self._retriever is None:
-                self._manifest = Manifest(path)
+                self._manifest = open_for_reading(path)
                 if self._manifest.chunk_count() == 0:
                     self._manifest.close()
                     self._manifest = None
@@ -98,8 +98,11 @@ class Engine:
                 store = VectorStore(
                     self.settings, model=embedder.name, dimension=embedder.dimension, create=False
                 )
-                if not store.exists:
-                    raise NoIndexError()
+                if not store.exists or store.count() == 0:
+                    documents = len(self._manifest.files())
+                    self._manifest.close()
+                    self._manifest = None
+                    raise missing_vectors(self.settings, documents)
                 retriever = HybridRetriever(
                     self._manifest,
                     store,
@@ -357,11 +360,18 @@ class Engine:
         path = manifest_path(self.settings)
         stats: dict[str, Any] = {"documents": 0, "chunks": 0, "last_ingest": None, "model": None}
         if path.exists():
-            manifest = Manifest(path)
+            manifest = open_for_reading(path)
             try:
                 stats = manifest.stats()
             finally:
                 manifest.close()
+        vectors: int | None = None
+        try:
+            vectors = count_vectors(self.settings, stats["model"] or self.settings.embedding_model)
+            lost = stats["chunks"] and not vectors
+            problem = str(missing_vectors(self.settings, stats["documents"])) if lost else ""
+        except StoreError as err:  # e.g. a read-only DOSSIER_HOME: the rest of the status holds
+            problem = str(err)
         return IndexStatus(
             home=str(self.settings.home.resolve()),
             store=describe_store(self.settings),
@@ -371,13 +381,15 @@ class Engine:
             documents=stats["documents"],
             chunks=stats["chunks"],
             last_ingest=stats["last_ingest"],
+            vectors=vectors,
+            problem=problem,
         )
 
     def documents(self) -> list[DocumentInfo]:
         path = manifest_path(self.settings)
         if not path.exists():
             return []
-        manifest = Manifest(path)
+        manifest = open_for_reading(path)
         try:
             rows = manifest.documents()
         finally:

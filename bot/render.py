@@ -42,10 +42,12 @@ def format_status(info: IndexStatus) -> str:
         [
             f"documents:  {info.documents}",
             f"chunks:     {info.chunks}",
+            *([f"vectors:    {info.vectors}"] if info.vectors is not None else []),
             f"last ingest: {last}",
             f"model:      {info.model}",
             f"answerer:   {info.answerer}",
             f"store:      {info.store} (collection {info.collection})",
             f"home:       {info.home}",
+            *([f"problem:    {info.problem}"] if info.problem else []),
         ]
     )

@@ -562,6 +562,9 @@ def _save_index(index: KeywordIndex, folder: Path) -> None:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         index.save(folder)
+    except PermissionError as err:
+        # A read-only DOSSIER_HOME: the index is rebuilt in memory by each reader instead.
+        log.info("not saving the keyword index to %s: %s", folder, err)
     except OSError:
         log.warning("could not save the keyword index to %s", folder, exc_info=True)
 

@@ -103,6 +103,8 @@ class IndexStatus:
     documents: int
     chunks: int
     last_ingest: float | None
+    vectors: int | None = None  # in the vector store; differs from chunks when it was lost
+    problem: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

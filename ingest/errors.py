@@ -50,3 +50,7 @@ class StoreError(DossierError):
     """The vector store could not be reached or used."""
 
     exit_code = 2
+
+
+class CorruptIndexError(StoreError):
+    """The manifest (index.sqlite) is damaged; `ingest --full` rebuilds it from the documents."""

@@ -173,14 +173,19 @@ def fetch_url(
 
 
 def fetch_to_documents(url: str, settings: Settings) -> Path:
-    """`fetch_url` into DOSSIER_DOCS_DIR/web with the configured limits and allowed hosts."""
-    return fetch_url(
+    """`fetch_url` into DOSSIER_DOCS_DIR/web with the configured limits and allowed hosts; the
+    sidecar is signed, so that ingest believes it (ingest.sidecar)."""
+    from ingest.sidecar import sign_sidecar
+
+    path = fetch_url(
         url,
         settings.documents_dir / "web",
         max_bytes=int(settings.fetch_max_mb * 1024 * 1024),
         timeout=settings.fetch_timeout,
         allow_hosts=settings.fetch_allow_hosts,
     )
+    sign_sidecar(path, settings)
+    return path
 
 
 def _save(

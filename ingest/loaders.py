@@ -59,6 +59,24 @@ class LoadedDocument:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """What one file may expand into, checked before parsing where the format says (PDF page
+    count, DOCX unpacked size) and while text is extracted. A small crafted file can
+    otherwise unpack to gigabytes or list one page a million times. None: no limit."""
+
+    pdf_pages: int | None = None
+    unzipped_bytes: int | None = None
+    text_chars: int | None = None
+
+    def check_chars(self, n: int) -> None:
+        if self.text_chars is not None and n > self.text_chars:
+            raise LoadError(f"more than {self.text_chars:,} characters of text (DOSSIER_MAX_TEXT_CHARS)")
+
+
+UNLIMITED = Budget()
+
+
+@dataclass(frozen=True)
 class Skipped:
     path: Path
     reason: str
@@ -174,6 +192,23 @@ def _skip_reason(path: Path) -> str | None:
     return None
 
 
+def _outside(file: Path, root: Path) -> str | None:
+    """Why a walked file that is a link leading outside the folder is not followed."""
+    if not file.is_symlink():
+        return None
+    target = file.resolve()
+    if target.is_relative_to(root.resolve()):
+        return None
+    # e.g. notes.txt -> /etc/passwd or ../app/.env dropped into a watched folder.
+    return "symbolic link to a file outside the folder not followed"
+
+
+def _os_skip_reason(err: OSError) -> str:
+    if isinstance(err, PermissionError):
+        return "permission denied"
+    return f"unreadable ({err.strerror or err})"
+
+
 def _walk(root: Path, found: list[tuple[Path, Path]], skipped: list[Skipped]) -> None:
     def on_error(err: OSError) -> None:
         reason = "permission denied" if isinstance(err, PermissionError) else f"unreadable ({err.strerror})"
@@ -184,9 +219,14 @@ def _walk(root: Path, found: list[tuple[Path, Path]], skipped: list[Skipped]) ->
         kept = []
         for name in sorted(dirnames):
             sub = here / name
+            try:
+                linked = sub.is_symlink()
+            except OSError as err:  # e.g. a path longer than the system allows
+                skipped.append(Skipped(sub, _os_skip_reason(err)))
+                continue
             if name.startswith("."):
                 skipped.append(Skipped(sub, "hidden directory"))
-            elif sub.is_symlink():
+            elif linked:
                 # Following links could loop forever or pull in files from far outside the root.
                 skipped.append(Skipped(sub, "symlinked directory not followed"))
             else:
@@ -196,7 +236,10 @@ def _walk(root: Path, found: list[tuple[Path, Path]], skipped: list[Skipped]) ->
             file = here / name
             if name.endswith(".url") and name[: -len(".url")] in filenames:
                 continue  # the sidecar recording where a fetched page came from (ingest.fetch)
-            reason = _skip_reason(file)
+            try:
+                reason = _skip_reason(file) or _outside(file, root)
+            except OSError as err:
+                reason = _os_skip_reason(err)
             if reason is None:
                 found.append((file, root))
             else:
@@ -213,23 +256,30 @@ def discover(paths: Sequence[Path]) -> tuple[list[tuple[Path, Path]], list[Skipp
     skipped: list[Skipped] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            _walk(path, found, skipped)
-        elif path.exists() or path.is_symlink():
-            # Named files get the same checks as walked ones: a watcher passes single paths,
-            # and editor lock files such as ".#notes.md" must still be ignored.
-            reason = _skip_reason(path)
-            if reason is None:
-                found.append((path, path.parent))
+        try:
+            if path.is_dir():
+                _walk(path, found, skipped)
+            elif path.exists() or path.is_symlink():
+                # Named files get the same checks as walked ones: a watcher passes single paths,
+                # and editor lock files such as ".#notes.md" must still be ignored.
+                reason = _skip_reason(path)
+                if reason is None:
+                    found.append((path, path.parent))
+                else:
+                    skipped.append(Skipped(path, reason))
             else:
-                skipped.append(Skipped(path, reason))
-        else:
-            skipped.append(Skipped(path, "does not exist"))
+                skipped.append(Skipped(path, "does not exist"))
+        except OSError as err:
+            skipped.append(Skipped(path, _os_skip_reason(err)))
 
     unique: list[tuple[Path, Path]] = []
     seen: set[Path] = set()
     for file, root in found:
-        key = file.resolve()
+        try:
+            key = file.resolve()
+        except OSError as err:
+            skipped.append(Skipped(file, _os_skip_reason(err)))
+            continue
         if key not in seen:
             seen.add(key)
             unique.append((file, root))
@@ -311,6 +361,7 @@ def _line_spans(text: str) -> list[tuple[int, str]]:
 # Each takes the raw bytes and returns (title, text, sections); `load_file` adds the rest.
 
 _Parsed = tuple[str, str, tuple[Section, ...]]
+_Loader = Callable[[bytes, Budget], _Parsed]
 
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -346,7 +397,7 @@ def _is_txt_heading(line: str) -> bool:
     return stripped.rstrip(_CLOSERS)[-1:] not in _SENTENCE_END
 
 
-def _load_txt(data: bytes) -> _Parsed:
+def _load_txt(data: bytes, budget: Budget) -> _Parsed:
     text = normalize_text(_decode_text(data))
     lines = _line_spans(text)
     breaks: list[_Break] = []
@@ -363,7 +414,7 @@ _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-{2,})[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
-def _load_markdown(data: bytes) -> _Parsed:
+def _load_markdown(data: bytes, budget: Budget) -> _Parsed:
     text = normalize_text(_decode_text(data))
     lines = _line_spans(text)
     breaks: list[_Break] = []
@@ -487,7 +538,7 @@ def _strip_lines(text: str) -> str:
     return "\n".join(line.strip() for line in text.split("\n"))
 
 
-def _load_html(data: bytes) -> _Parsed:
+def _load_html(data: bytes, budget: Budget) -> _Parsed:
     if b"\x00" in data[:BINARY_SNIFF_BYTES] and not data.startswith(_UTF16_BOMS):
         raise LoadError("binary file, not text")
     from bs4 import BeautifulSoup
@@ -512,16 +563,40 @@ def _load_html(data: bytes) -> _Parsed:
 _DOCX_HEADING_STYLE = re.compile(r"^(Heading \d|Title)$", re.IGNORECASE)
 
 
-def _load_docx(data: bytes) -> _Parsed:
+def _check_unzipped(data: bytes, limit: int | None) -> None:
+    """Refuse a zip whose parts unpack to more than `limit` bytes, before anything inflates.
+
+    The declared sizes can be trusted for this: zipfile never returns more than an entry
+    declares, so a part that lies only comes out truncated (and fails its CRC check)."""
+    import zipfile
+
+    if limit is None:
+        return
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            total = sum(item.file_size for item in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise LoadError(f"corrupt DOCX: {_short(err)}") from None
+    if total > limit:
+        raise LoadError(
+            f"unpacks to {total / BYTES_PER_MB:,.0f} MB, over the {limit / BYTES_PER_MB:.4g} MB limit "
+            "(DOSSIER_MAX_UNZIPPED_MB)"
+        )
+
+
+def _load_docx(data: bytes, budget: Budget) -> _Parsed:
     import docx
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    _check_unzipped(data, budget.unzipped_bytes)
     try:
         document = docx.Document(io.BytesIO(data))
         blocks: list[_Block] = []
         first_heading = ""
+        chars = 0
         for item in document.iter_inner_content():
+            before = len(blocks)
             if isinstance(item, Paragraph):
                 style = item.style.name if item.style is not None else ""
                 is_heading = bool(style and _DOCX_HEADING_STYLE.match(style))
@@ -530,7 +605,11 @@ def _load_docx(data: bytes) -> _Parsed:
                 blocks.append(_Block(item.text, is_heading=is_heading))
             elif isinstance(item, Table):
                 blocks.extend(_Block(row) for row in _docx_table_rows(item))
+            chars += sum(len(block.text) for block in blocks[before:])
+            budget.check_chars(chars)
         core_title = _one_line(document.core_properties.title or "")
+    except (LoadError, MemoryError):
+        raise
     except Exception as err:
         raise LoadError(f"corrupt DOCX: {_short(err)}") from err
     text, sections = _assemble(blocks)
@@ -562,7 +641,7 @@ def _dehyphenate(text: str) -> str:
     return _PDF_HYPHENATED.sub(join, text)
 
 
-def _load_pdf(data: bytes) -> _Parsed:
+def _load_pdf(data: bytes, budget: Budget) -> _Parsed:
     """Text of each page with PDFium (pypdfium2): a C library, some 50 times faster than a
     pure-Python parser on real filings (0.2 s instead of 12 s for a 46-page 10-Q here)."""
     import pypdfium2 as pdfium
@@ -576,9 +655,15 @@ def _load_pdf(data: bytes) -> _Parsed:
             raise LoadError("PDF is encrypted") from None
         raise LoadError(f"corrupt PDF: {_short(err)}") from err
     try:
+        pages = len(document)
+        if budget.pdf_pages is not None and pages > budget.pdf_pages:
+            raise LoadError(
+                f"{pages:,} pages, over the {budget.pdf_pages:,} page limit (DOSSIER_MAX_PDF_PAGES)"
+            )
         blocks: list[_Block] = []
         failure: Exception | None = None
-        for number in range(1, len(document) + 1):
+        chars = 0
+        for number in range(1, pages + 1):
             try:
                 page = document[number - 1]
                 raw = page.get_textpage().get_text_bounded()
@@ -588,6 +673,8 @@ def _load_pdf(data: bytes) -> _Parsed:
                 failure = err
                 continue
             blocks.append(_Block(_dehyphenate(normalize_text(raw)), page=number))
+            chars += len(blocks[-1].text)
+            budget.check_chars(chars)
         text, sections = _assemble(blocks)
         if not text and failure is not None:
             raise LoadError(f"corrupt PDF: {_short(failure)}")
@@ -612,7 +699,7 @@ def _short(err: BaseException) -> str:
     return message[:120] if message else type(err).__name__
 
 
-_LOADERS: dict[str, Callable[[bytes], _Parsed]] = {
+_LOADERS: dict[str, _Loader] = {
     ".txt": _load_txt,
     ".md": _load_markdown,
     ".markdown": _load_markdown,
@@ -657,7 +744,9 @@ def _source_name(path: Path, root: Path) -> str:
             return path.name
 
 
-def load_file(path: Path, root: Path, *, max_bytes: int | None = None) -> LoadedDocument:
+def load_file(
+    path: Path, root: Path, *, max_bytes: int | None = None, budget: Budget = UNLIMITED
+) -> LoadedDocument:
     """Read one file into a `LoadedDocument`; raises `LoadError` with a user-facing reason."""
     path = Path(path)
     suffix = path.suffix.lower()
@@ -668,10 +757,14 @@ def load_file(path: Path, root: Path, *, max_bytes: int | None = None) -> Loaded
     if not data or data.isspace():
         raise LoadError("empty file", path)
     try:
-        title, text, sections = loader(data)
+        title, text, sections = loader(data, budget)
+        budget.check_chars(len(text))
     except LoadError as err:
         err.path = path
         raise
+    except MemoryError:
+        # Only under a memory limit (ingest.isolated); the budgets should have caught it first.
+        raise LoadError("needs more memory than this ingest may use", path) from None
     if not text:
         reason = "no extractable text (scanned PDF?)" if suffix == ".pdf" else "empty file"
         raise LoadError(reason, path)

@@ -5,11 +5,17 @@ same transaction that records the file, so a reader sees every file whole or not
 The `pending` table lists vector ids that may exist in Chroma without being committed here
 (written before each upsert, cleared after the commit or the delete); the next run
 removes whatever is left in it, so a kill at any moment converges to a clean state.
+
+Files are identified by their resolved `path` (unique); `source` is the short name shown in
+citations (unique too, see ingest/naming.py). The meta key `schema_version` records which
+migrations have run; a migration never drops tables it does not know, so tables added by
+other features (created with IF NOT EXISTS) survive it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -20,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from ingest.chunking import Chunk
+from ingest.errors import CorruptIndexError, StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,6 +58,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, ord);
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY);
+-- Chunks of a large file already in Chroma (with their sentence rows) but not committed yet.
+CREATE TABLE IF NOT EXISTS staged (id TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS sentences (
     chunk_id TEXT NOT NULL,
     start INTEGER NOT NULL,  -- relative to the chunk's text
@@ -75,21 +88,107 @@ class FileRecord:
     ingested_at: float
 
 
+def corrupt(path: Path, err: BaseException) -> CorruptIndexError:
+    detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
+    return CorruptIndexError(
+        f"The index manifest {path} is damaged ({detail}). Run `dossier ingest PATH --full` to rebuild "
+        "it from the documents (the damaged file is kept beside it)."
+    )
+
+
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to an SQLite file, even in a folder we may not write to."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
+    try:
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError:
+        # Reading a WAL database needs its -shm file, which a read-only folder cannot get;
+        # nobody can write there either, so the file cannot change under us.
+        db.close()
+        log.info("opening %s as immutable (read-only folder)", path)
+        uri = f"{path.resolve().as_uri()}?immutable=1"
+        db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+    return db
+
+
+def open_for_reading(path: Path) -> Manifest:
+    """The manifest as readers open it: read-write when they may (so the schema is current),
+    read-only when DOSSIER_HOME is not writable for them."""
+    try:
+        return Manifest(path)
+    except (sqlite3.OperationalError, PermissionError) as err:
+        log.info("opening %s read-only: %s", path, err)
+        return Manifest(path, readonly=True)
+
+
+def set_aside(path: Path) -> Path:
+    """Move a damaged manifest (and its WAL files) out of the way; returns its new name."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+    for suffix in ("", "-wal", "-shm"):
+        part = path.with_name(path.name + suffix)
+        if part.exists():
+            os.replace(part, target.with_name(target.name + suffix))
+    return target
+
+
 class Manifest:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         if readonly and not path.exists():
             raise FileNotFoundError(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
         if not readonly:
-            self.db.executescript(_SCHEMA)
+            path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = self._connect(path, readonly)
+        try:
+            if not readonly:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            # A damaged file otherwise shows up later, in whichever query reads the bad page,
+            # or not at all (an ingest would report "unchanged").
+            problems = [r[0] for r in self.db.execute("PRAGMA quick_check(3)")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems))
+            if not readonly:
+                self.db.executescript(_SCHEMA)
+                self._migrate()
+        except sqlite3.OperationalError:
+            self.db.close()  # locked, or no write access: not damage
+            raise
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise corrupt(path, err) from None
+
+    @staticmethod
+    def _connect(path: Path, readonly: bool) -> sqlite3.Connection:
+        if readonly:
+            db = connect_read_only(path)
+        else:
+            db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        db.row_factory = sqlite3.Row
+        return db
 
     def close(self) -> None:
         self.db.close()
+
+    def schema_version(self) -> int:
+        # Manifests written before versioning hold the version 1 tables and no key.
+        return int(self.get_meta("schema_version") or 1)
+
+    def _migrate(self) -> None:
+        if self.schema_version() == SCHEMA_VERSION:
+            return
+        with self.transaction() as db:
+            version = self.schema_version()  # again: another process may have just migrated
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"The index in {self.path.parent} was written by a newer Dossier "
+                    f"(manifest schema {version}, this one knows up to {SCHEMA_VERSION}); upgrade Dossier."
+                )
+            for step in range(version, SCHEMA_VERSION):
+                log.info("migrating the manifest from schema %d to %d", step, step + 1)
+                _MIGRATIONS[step](db)
+            self.set_meta(db, "schema_version", SCHEMA_VERSION)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -198,6 +297,24 @@ class Manifest:
             else:
                 db.executemany("DELETE FROM pending WHERE id = ?", ((i,) for i in ids))
 
+    def stage(self, ids: Sequence[str], sentences: dict[str, SentenceRows]) -> None:
+        """Record chunks whose vectors Chroma now holds, so a kill does not lose them."""
+        with self.transaction() as db:
+            _put_sentences(db, sentences)
+            db.executemany("INSERT OR IGNORE INTO staged(id) VALUES (?)", ((i,) for i in ids))
+            db.executemany("DELETE FROM pending WHERE id = ?", ((i,) for i in ids))
+
+    def staged(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM staged")}
+
+    def unstage(self, ids: Iterable[str]) -> None:
+        """Give up staged chunks: their vectors become pending (to delete), their sentences go."""
+        ids = list(ids)
+        with self.transaction() as db:
+            db.executemany("DELETE FROM staged WHERE id = ?", ((i,) for i in ids))
+            db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in ids))
+            db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in ids))
+
     def sentence_vectors(self, chunk_ids: Sequence[str]) -> dict[str, SentenceRows]:
         out: dict[str, SentenceRows] = {}
         for i in range(0, len(chunk_ids), 500):
@@ -222,15 +339,20 @@ class Manifest:
         sentences = sentences or {}
         briefs = briefs or {}
         with self.transaction() as db:
-            db.executemany(
-                'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
-                [(cid, a, b, k, v) for cid, rows in sentences.items() for a, b, k, v in rows],
-            )
+            _put_sentences(db, sentences)
             for record, text, chunks in entries:
                 old = {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (record.source,))}
                 new = {c.id for c in chunks}
                 stale |= old - new
                 db.execute("DELETE FROM chunks WHERE source = ?", (record.source,))
+                # The same file under another name (its URL sidecar changed): that record goes.
+                for (other,) in db.execute(
+                    "SELECT source FROM files WHERE path = ? AND source != ?", (record.path, record.source)
+                ).fetchall():
+                    stale |= {r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (other,))}
+                    db.execute("DELETE FROM chunks WHERE source = ?", (other,))
+                    db.execute("DELETE FROM files WHERE source = ?", (other,))
+                    db.execute("DELETE FROM briefs WHERE source = ?", (other,))
                 db.executemany(
                     'INSERT OR REPLACE INTO chunks(id, source, ord, text, start, "end", title, section, page, tokens)'
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -259,6 +381,7 @@ class Manifest:
                 )
                 # The new vectors are now accounted for; the stale ones still need deleting.
                 db.executemany("DELETE FROM pending WHERE id = ?", ((c.id,) for c in chunks))
+                db.executemany("DELETE FROM staged WHERE id = ?", ((c.id,) for c in chunks))
             db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in stale))
             db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in stale))
             self._bump(db)
@@ -285,6 +408,7 @@ class Manifest:
             db.execute("DELETE FROM files")
             db.execute("DELETE FROM briefs")
             db.execute("DELETE FROM pending")
+            db.execute("DELETE FROM staged")
             db.execute("DELETE FROM meta WHERE key IN ('embedding_model', 'dimension')")
             self._bump(db)
 
@@ -300,3 +424,34 @@ class Manifest:
             "last_ingest": float(self.get_meta("last_ingest") or 0) or None,
             "model": self.get_meta("embedding_model"),
         }
+
+
+def _put_sentences(db: sqlite3.Connection, sentences: dict[str, SentenceRows]) -> None:
+    # A chunk embedded again (`ingest --full` in place) replaces its rows rather than doubling them.
+    db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((cid,) for cid in sentences))
+    db.executemany(
+        'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
+        [(cid, a, b, k, v) for cid, rows in sentences.items() for a, b, k, v in rows],
+    )
+
+
+def _v1_to_v2(db: sqlite3.Connection) -> None:
+    """Files are identified by their real path. Version 1 keyed them by display name only, so
+    one file ingested through a folder and through its parent could be recorded twice: keep
+    the most recent record and let the next ingest delete the others' vectors (via pending)."""
+    dupes = db.execute(
+        "SELECT source FROM files f WHERE EXISTS (SELECT 1 FROM files g WHERE g.path = f.path AND "
+        "(g.ingested_at > f.ingested_at OR (g.ingested_at = f.ingested_at AND g.source > f.source)))"
+    ).fetchall()
+    for (source,) in dupes:
+        ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))]
+        db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in ids))
+        db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in ids))
+        db.execute("DELETE FROM chunks WHERE source = ?", (source,))
+        db.execute("DELETE FROM files WHERE source = ?", (source,))
+        db.execute("DELETE FROM briefs WHERE source = ?", (source,))
+    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS files_by_path ON files(path)")
+
+
+# _MIGRATIONS[n] brings a manifest from schema n to n + 1, inside one transaction.
+_MIGRATIONS = {1: _v1_to_v2}

@@ -7,8 +7,10 @@ leaves exactly what a clean run leaves; one writer at a time.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -21,11 +23,13 @@ from filelock import FileLock, Timeout
 
 from ingest.briefs import BriefSentence, brief_of
 from ingest.chunking import Chunk, chunk_document, sentence_spans
-from ingest.errors import DossierError, LockedError
-from ingest.fetch import source_url
-from ingest.loaders import LoadedDocument, LoadError, discover, file_hash, load_file
-from ingest.manifest import FileRecord, Manifest
+from ingest.errors import CorruptIndexError, DossierError, LockedError, ModelMismatchError, StoreError
+from ingest.fetch import is_url
+from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
+from ingest.manifest import FileRecord, Manifest, SentenceRows, set_aside
+from ingest.naming import unique_name
 from ingest.settings import Settings
+from ingest.sidecar import trusted_url
 from ingest.store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,12 @@ class IngestReport:
         out["seconds"] = round(self.seconds, 3)
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IngestReport:
+        """The inverse of `to_dict` (a report sent by another process)."""
+        problems = {key: tuple(Failure(**f) for f in data.get(key, ())) for key in ("failed", "skipped")}
+        return cls(**{**data, **problems})
+
     @property
     def ok(self) -> bool:
         """False when files were given but none could be ingested."""
@@ -82,6 +92,14 @@ class IngestReport:
         )
 
 
+def budget_of(settings: Settings) -> Budget:
+    return Budget(
+        pdf_pages=settings.max_pdf_pages,
+        unzipped_bytes=int(settings.max_unzipped_mb * 1024 * 1024),
+        text_chars=settings.max_text_chars,
+    )
+
+
 def manifest_path(settings: Settings) -> Path:
     return settings.home / "index.sqlite"
 
@@ -90,10 +108,10 @@ def manifest_path(settings: Settings) -> Path:
 def writer_lock(settings: Settings, wait: float = 0) -> Iterator[None]:
     """One writer per index. The lock lives in DOSSIER_HOME next to the manifest; `wait` is
     how long to wait for another writer (e.g. the bot's watcher thread) before giving up."""
-    settings.home.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(settings.home / "writer.lock"), timeout=wait, thread_local=False)
     owner = settings.home / "writer.pid"
     try:
+        settings.home.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     except Timeout:
         pid = owner.read_text().strip() if owner.exists() else "?"
@@ -104,6 +122,11 @@ def writer_lock(settings: Settings, wait: float = 0) -> Iterator[None]:
         )
         raise LockedError(
             f"{who} is writing to the index in {settings.home}; wait for it to finish and try again."
+        ) from None
+    except OSError as err:
+        raise DossierError(
+            f"Cannot write to DOSSIER_HOME ({settings.home}): {err.strerror or err}. "
+            "Ingest needs write access there."
         ) from None
     try:
         owner.write_text(str(os.getpid()))
@@ -133,17 +156,63 @@ def ingest_paths(
 ) -> IngestReport:
     """Bring the index in line with the files under `paths` (incrementally unless `full`)."""
     started = time.perf_counter()
-    with writer_lock(settings, lock_wait):
-        manifest = Manifest(manifest_path(settings))
+    with writer_lock(settings, lock_wait), _disk_full_explained(settings):
+        manifest = _open_manifest(settings, full)
         try:
-            store = _open_store(settings, manifest, embedder, full)
+            store, rebuild = _open_for_full(settings, manifest, embedder) if full else (None, False)
+            if store is None:
+                store = _open_store(settings, manifest, embedder, full)
             _recover(manifest, store)
-            report = _run(paths, settings, embedder, manifest, store, progress, on_group)
+            report = _run(paths, settings, embedder, manifest, store, progress, on_group, rebuild=rebuild)
             return IngestReport(
                 **{**report, "chunks": manifest.chunk_count(), "seconds": time.perf_counter() - started}
             )
         finally:
             manifest.close()
+
+
+@contextmanager
+def _disk_full_explained(settings: Settings) -> Iterator[None]:
+    """A full disk is the user's to fix: one line instead of a traceback. What was committed
+    stays, and the next run finishes the job."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as err:
+        full = getattr(err, "errno", None) == errno.ENOSPC or "disk is full" in str(err)
+        if not full:
+            raise
+        raise DossierError(
+            f"The disk holding {settings.home} is full; free some space and run the ingest again "
+            "(files committed so far are kept)."
+        ) from None
+
+
+def _open_manifest(settings: Settings, full: bool) -> Manifest:
+    path = manifest_path(settings)
+    try:
+        return Manifest(path)
+    except CorruptIndexError:
+        if not full:
+            raise
+    # --full rebuilds everything from the documents, so a damaged record is only set aside.
+    log.warning("the manifest %s is damaged; moved to %s and rebuilt", path, set_aside(path))
+    return Manifest(path)
+
+
+def _open_for_full(
+    settings: Settings, manifest: Manifest, embedder: DocumentEmbedder
+) -> tuple[VectorStore | None, bool]:
+    """For `--full` with the model that built the index: the store as it is, and True. The
+    rebuild then re-embeds every file and replaces its chunks file by file, so readers keep
+    answering from the old chunks until each file's new ones commit. (None, False) when the
+    index must be emptied first: another model, or nothing usable to keep."""
+    if manifest.get_meta("embedding_model") != embedder.name or manifest.chunk_count() == 0:
+        return None, False
+    try:
+        return _open_store(settings, manifest, embedder, full=False), True
+    except (ModelMismatchError, StoreError) as err:
+        log.warning("rebuilding from an empty index: %s", err)
+        return None, False
 
 
 def _open_store(
@@ -160,8 +229,6 @@ def _open_store(
     else:
         recorded = manifest.get_meta("embedding_model")
         if recorded and recorded != embedder.name:
-            from ingest.errors import ModelMismatchError
-
             raise ModelMismatchError(
                 f"The index was built with the embedding model {recorded!r}, but DOSSIER_EMBEDDING_MODEL "
                 f"is {embedder.name!r}. Re-ingest with `dossier ingest PATH --full` or set the model back."
@@ -175,16 +242,22 @@ def _open_store(
 
 
 def _recover(manifest: Manifest, store: VectorStore) -> None:
-    """Remove vectors left by an interrupted run, so Chroma holds exactly the committed chunks."""
-    pending = manifest.pending() - manifest.all_chunk_ids()
+    """Remove vectors left by an interrupted run, so Chroma holds exactly the committed chunks
+    (plus the staged parts of a large file, which this run will commit)."""
+    staged = manifest.staged()
+    pending = manifest.pending() - manifest.all_chunk_ids() - staged
     if pending:
         log.info("removing %d vectors left by an interrupted run", len(pending))
         store.delete(pending)
     manifest.clear_pending()
-    if store.count() != manifest.chunk_count():
+    if store.count() != manifest.chunk_count() + len(staged):
         committed = manifest.all_chunk_ids()
         present = store.all_ids()
-        extra = present - committed
+        lost = staged - present
+        if lost:
+            manifest.unstage(lost)
+            manifest.clear_pending()
+        extra = present - committed - staged
         if extra:
             log.info("removing %d vectors the manifest does not know", len(extra))
             store.delete(extra)
@@ -205,7 +278,11 @@ def _run(
     store: VectorStore,
     progress: bool | None,
     on_group: Callable[[int], None] | None,
+    *,
+    rebuild: bool = False,
 ) -> dict[str, Any]:
+    """One pass over the files. `rebuild`: re-embed every file in place (`--full`), then drop
+    the records of files this run did not ingest."""
     counts = {"added": 0, "updated": 0, "deleted": 0, "unchanged": 0, "embedded": 0}
     failed: list[Failure] = []
     found, skipped_files = discover([Path(p) for p in paths])
@@ -227,6 +304,9 @@ def _run(
         store.delete(manifest.remove_files(sorted(set(doomed))))
         manifest.clear_pending()
         counts["deleted"] = len(set(doomed))
+        known = manifest.files()
+    # A file is identified by where it really is; its source name is only for display.
+    by_path = {record.path: record for record in known.values()}
     missing_args = [s for s in skipped_files if s.reason == "does not exist"]
     for s in missing_args:
         if not any(Path(r.path) == s.path.resolve() for r in known.values()):
@@ -234,45 +314,69 @@ def _run(
 
     max_tokens = 0  # read from the model when the first file needs chunking
     max_bytes = int(settings.max_file_mb * 1024 * 1024)
+    budget = budget_of(settings)
+    part_size = _GROUP_BATCHES * settings.embed_batch_size
+    staged = manifest.staged()  # embedded by an interrupted run: not embedded again
+    rebuilt: set[str] = set()
     group: list[_Pending] = []
     group_size = 0
     bar = _Progress(len(found), enabled=progress)
     try:
         for path, root in found:
             bar.advance(path.name)
-            # A fetched page is known by its URL (ingest.fetch records it in a NAME.url sidecar).
-            source = source_url(path) or path.relative_to(root).as_posix()
-            if source in seen_sources:
-                failed.append(Failure(str(path), f"another file already provides the source name {source!r}"))
-                continue
-            seen_sources.add(source)
-            previous = known.get(source)
+            real = str(path.resolve())
+            previous = by_path.get(real)
             try:
                 digest = file_hash(path)
             except OSError as err:
                 failed.append(Failure(str(path), _os_reason(err)))
                 continue
+            # A fetched page is known by its URL (ingest.fetch records it in a signed NAME.url sidecar).
+            url = trusted_url(path, settings, digest, previous.source if previous else None)
+            if previous is not None and (
+                url == previous.source or (url is None and not is_url(previous.source))
+            ):
+                source = previous.source  # stable, so unchanged chunks keep their ids
+            elif url is not None:
+                if url in seen_sources or any(r.source == url and r.path != real for r in known.values()):
+                    failed.append(Failure(str(path), f"another file already provides the source {url!r}"))
+                    continue
+                source = url
+            else:
+                taken = _NamesTaken(known, real, seen_sources)
+                source = unique_name(path.relative_to(root).as_posix(), path, taken)
+            seen_sources.add(source)
             if (
-                previous is not None
+                not rebuild
+                and previous is not None
                 and previous.content_hash == digest
-                and previous.path == str(path.resolve())
+                and previous.source == source
             ):
                 counts["unchanged"] += 1
                 continue
             try:
-                doc = load_file(path, root, max_bytes=max_bytes)
+                doc = load_file(path, root, max_bytes=max_bytes, budget=budget)
                 if doc.source != source:
                     doc = replace(doc, source=source)
                 max_tokens = max_tokens or min(settings.chunk_tokens, embedder.max_tokens)
                 chunks = chunk_document(
                     doc, embedder.count_tokens, max_tokens=max_tokens, overlap=settings.chunk_overlap
                 )
+                if len(chunks) > settings.max_chunks_per_file:
+                    raise LoadError(
+                        f"{len(chunks):,} chunks, over the {settings.max_chunks_per_file:,} limit "
+                        "(DOSSIER_MAX_CHUNKS_PER_FILE)"
+                    )
             except LoadError as err:
                 failed.append(Failure(str(path), err.reason))
                 continue
-            old_ids = manifest.chunk_ids(source) if previous else set()
-            item = _Pending(doc, root, chunks, new=previous is None)
-            item.to_embed = [c for c in chunks if c.id not in old_ids]
+            keep = previous is not None and previous.source == source and not rebuild
+            old_ids = manifest.chunk_ids(source) if keep else set()
+            item = _Pending(doc, root, chunks, new=previous is None or rebuild)
+            rebuilt.add(real)
+            item.to_embed = [c for c in chunks if c.id not in old_ids and c.id not in staged]
+            if len(item.to_embed) > part_size:
+                counts["embedded"] += _stage_in_parts(item, part_size, embedder, manifest, store, on_group)
             group.append(item)
             group_size += len(item.to_embed)
             if group_size >= _GROUP_BATCHES * settings.embed_batch_size:
@@ -284,6 +388,18 @@ def _run(
             counts["embedded"] += _flush(group, embedder, manifest, store, counts)
             if on_group:
                 on_group(counts["embedded"])
+        if rebuild:
+            # What a rebuild from nothing would not have: files elsewhere, or failing now.
+            dropped = [r.source for r in manifest.files().values() if r.path not in rebuilt]
+            if dropped:
+                store.delete(manifest.remove_files(dropped))
+                manifest.clear_pending()
+        # Parts staged by an interrupted run whose file changed or went away meanwhile.
+        leftover = manifest.staged()
+        if leftover:
+            manifest.unstage(leftover)
+            store.delete(leftover)
+            manifest.clear_pending(leftover)
     finally:
         bar.close()
     return {**counts, "failed": tuple(failed), "skipped": tuple(skipped)}
@@ -293,30 +409,7 @@ def _flush(
     group: list[_Pending], embedder: DocumentEmbedder, manifest: Manifest, store: VectorStore, counts: dict
 ) -> int:
     fresh = [c for item in group for c in item.to_embed]
-    sentences: dict[str, list[tuple[int, int, int, bytes]]] = {}
-    if fresh:
-        manifest.add_pending(c.id for c in fresh)  # before Chroma sees them: a kill leaves a trace
-        texts = [c.embed_text for c in fresh]
-        embed_with_spans = getattr(embedder, "embed_with_spans", None)
-        if embed_with_spans is None:
-            vectors = embedder.embed_documents(texts)
-        else:
-            # Sentence vectors come from the same forward pass, so answering needs no model call
-            # beyond the question's.
-            spans = [sentence_spans(c.text) for c in fresh]
-            shifted = [
-                [(a + c.text_offset, b + c.text_offset) for a, b, _ in s]
-                for c, s in zip(fresh, spans, strict=True)
-            ]
-            vectors, span_vectors = embed_with_spans(texts, shifted)
-            for c, s, rows in zip(fresh, spans, span_vectors, strict=True):
-                sentences[c.id] = [(a, b, k, row.tobytes()) for (a, b, k), row in zip(s, rows, strict=True)]
-        store.upsert(
-            [c.id for c in fresh],
-            vectors,
-            [c.text for c in fresh],
-            [_metadata(c) for c in fresh],
-        )
+    sentences = _embed(fresh, embedder, manifest, store)
     now = time.time()
     entries = [
         (
@@ -352,6 +445,72 @@ def _brief(
     kept = [c.id for c in item.chunks if c.id not in fresh]
     stored = {**manifest.sentence_vectors(kept), **fresh} if kept else fresh
     return brief_of(item.doc.text, [(c.id, c.start) for c in item.chunks], stored)
+
+
+class _NamesTaken:
+    """Source names used by other files: recorded ones (except the file at `real`) and
+    those given out earlier in this run."""
+
+    def __init__(self, known: dict[str, FileRecord], real: str, this_run: set[str]) -> None:
+        self._known = known
+        self._real = real
+        self._this_run = this_run
+
+    def __contains__(self, name: object) -> bool:
+        if name in self._this_run:
+            return True
+        record = self._known.get(name) if isinstance(name, str) else None
+        return record is not None and record.path != self._real
+
+
+def _embed(
+    fresh: list[Chunk], embedder: DocumentEmbedder, manifest: Manifest, store: VectorStore
+) -> dict[str, SentenceRows]:
+    """Embed `fresh` into Chroma (recorded as pending first); returns their sentence rows."""
+    sentences: dict[str, SentenceRows] = {}
+    if not fresh:
+        return sentences
+    manifest.add_pending(c.id for c in fresh)  # before Chroma sees them: a kill leaves a trace
+    texts = [c.embed_text for c in fresh]
+    embed_with_spans = getattr(embedder, "embed_with_spans", None)
+    if embed_with_spans is None:
+        vectors = embedder.embed_documents(texts)
+    else:
+        # Sentence vectors come from the same forward pass, so answering needs no model call
+        # beyond the question's.
+        spans = [sentence_spans(c.text) for c in fresh]
+        shifted = [
+            [(a + c.text_offset, b + c.text_offset) for a, b, _ in s]
+            for c, s in zip(fresh, spans, strict=True)
+        ]
+        vectors, span_vectors = embed_with_spans(texts, shifted)
+        for c, s, rows in zip(fresh, spans, span_vectors, strict=True):
+            sentences[c.id] = [(a, b, k, row.tobytes()) for (a, b, k), row in zip(s, rows, strict=True)]
+    store.upsert([c.id for c in fresh], vectors, [c.text for c in fresh], [_metadata(c) for c in fresh])
+    return sentences
+
+
+def _stage_in_parts(
+    item: _Pending,
+    part_size: int,
+    embedder: DocumentEmbedder,
+    manifest: Manifest,
+    store: VectorStore,
+    on_part: Callable[[int], None] | None,
+) -> int:
+    """Embed a large file's new chunks part by part, each part staged as soon as it is in
+    Chroma: a kill keeps the parts done, and the next run embeds only the rest. The file
+    still becomes visible to readers whole, when `_flush` commits it. `on_part` is called
+    after each part (the watcher may stop there: the parts are kept)."""
+    done = 0
+    for i in range(0, len(item.to_embed), part_size):
+        part = item.to_embed[i : i + part_size]
+        manifest.stage([c.id for c in part], _embed(part, embedder, manifest, store))
+        done += len(part)
+        if on_part:
+            on_part(done)
+    item.to_embed = []
+    return done
 
 
 def _metadata(chunk: Chunk) -> dict[str, Any]:

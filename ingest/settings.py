@@ -68,6 +68,32 @@ class Settings(BaseSettings):
         32, ge=0, description="Word pieces repeated between neighbouring chunks of one section."
     )
     max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped and reported.")
+    max_pdf_pages: int = Field(
+        5000, ge=1, description="PDFs with more pages are refused before their text is read."
+    )
+    max_unzipped_mb: float = Field(
+        250.0,
+        gt=0,
+        description="DOCX files whose parts unpack to more than this are refused before parsing (zip bombs).",
+    )
+    max_text_chars: int = Field(
+        50_000_000,
+        ge=1,
+        description="A file whose extracted text grows past this many characters is refused while it is read.",
+    )
+    max_chunks_per_file: int = Field(
+        100_000, ge=1, description="A file that would make more chunks than this is refused before embedding."
+    )
+    ingest_memory_mb: int = Field(
+        4096,
+        ge=0,
+        description="Memory limit of the process that ingests Discord uploads (the bot itself is unaffected when it is exceeded); 0: no limit.",
+    )
+    ingest_timeout: float = Field(
+        900.0,
+        gt=0,
+        description="Seconds a Discord /ingest or /reingest may run before its process is stopped (what was committed stays).",
+    )
     fetch_max_mb: float = Field(
         20.0,
         gt=0,

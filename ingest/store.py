@@ -7,10 +7,15 @@ does not are leftovers of an interrupted run and are cleaned up by the next one.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
+import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,12 +23,35 @@ import numpy as np
 
 from ingest.errors import ModelMismatchError, StoreError
 from ingest.fetch import display_url
+from ingest.manifest import connect_read_only
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
 
 _CLIENTS: dict[str, Any] = {}
 _CLIENTS_LOCK = threading.Lock()
+# Chroma folder -> the private copy read instead, for folders this account may not write to.
+_COPIES: dict[str, Path] = {}
+
+
+def _read_only_copy(folder: Path) -> Path:
+    """A private copy of a Chroma folder this account may not write to.
+
+    Embedded Chroma writes to its folder even to read (its own bookkeeping), so a read-only
+    DOSSIER_HOME (say, a bot account sharing a folder) is read through a copy in the temp
+    folder, made again whenever the index changes (`_drop_embedded_client`)."""
+    copy = Path(tempfile.mkdtemp(prefix="dossier-chroma-"))
+    atexit.register(shutil.rmtree, copy, ignore_errors=True)
+    shutil.copytree(folder, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns("chroma.sqlite3*"))
+    source = connect_read_only(folder / "chroma.sqlite3")
+    target = sqlite3.connect(copy / "chroma.sqlite3")
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    log.info("reading the read-only Chroma folder %s through a copy in %s", folder, copy)
+    return copy
 
 
 def _client(settings: Settings) -> Any:
@@ -54,6 +82,22 @@ def _client(settings: Settings) -> Any:
                 _CLIENTS[key] = factory()
             except Exception as err:
                 where = display_url(settings.chroma_url) if settings.chroma_url else key
+                read_only = "readonly database" in str(err) or isinstance(err, PermissionError)
+                if read_only and not settings.chroma_url:
+                    try:
+                        copy = _read_only_copy(Path(key))
+                        _CLIENTS[key] = chromadb.PersistentClient(path=str(copy), settings=chroma_settings)
+                        _COPIES[key] = copy
+                        return _CLIENTS[key]
+                    except Exception:
+                        log.warning("could not read a copy of %s", key, exc_info=True)
+                if read_only:
+                    # Embedded Chroma writes to its folder even to read (its own bookkeeping).
+                    raise StoreError(
+                        f"Cannot open the Chroma index at {where}: embedded Chroma needs write access to "
+                        "that folder. Give this account write access to DOSSIER_HOME, or serve the index "
+                        "with `chroma run` and set DOSSIER_CHROMA_URL."
+                    ) from err
                 raise StoreError(f"Cannot open the Chroma index at {where}: {err}") from err
         return _CLIENTS[key]
 
@@ -71,13 +115,32 @@ def _drop_embedded_client(settings: Settings) -> None:
     key = str((settings.home / "chroma").resolve())
     with _CLIENTS_LOCK:
         _CLIENTS.pop(key, None)
-        old = SharedSystemClient._identifier_to_system.pop(key, None)
-        SharedSystemClient._identifier_to_refcount.pop(key, None)
+        copy = _COPIES.pop(key, None)
+        ident = str(copy) if copy is not None else key
+        old = SharedSystemClient._identifier_to_system.pop(ident, None)
+        SharedSystemClient._identifier_to_refcount.pop(ident, None)
     if old is not None:
         try:
             old.stop()
         except Exception:
             log.debug("stopping the old Chroma system failed", exc_info=True)
+    if copy is not None:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+def missing_vectors(settings: Settings, documents: int) -> StoreError:
+    """The error for a manifest that lists documents whose vector store has gone."""
+    return StoreError(
+        f"The vector store ({describe_store(settings)}) is missing or empty, but the index lists "
+        f"{documents} documents: run `dossier ingest PATH` to rebuild it."
+    )
+
+
+def count_vectors(settings: Settings, model: str) -> int:
+    """Vectors in the collection; 0 when it (or the embedded store's folder) does not exist."""
+    if not settings.chroma_url and not (settings.home / "chroma" / "chroma.sqlite3").exists():
+        return 0  # without creating an empty store as a side effect
+    return VectorStore(settings, model=model, create=False, check_model=False).count()
 
 
 def describe_store(settings: Settings) -> str:
