@@ -253,12 +253,16 @@ def load_questions(path: Path = ESSAY_QA) -> list[dict[str, Any]]:
 
 
 def link_corpus(files: Sequence[Path], dest: Path) -> Path:
-    """A folder holding exactly `files` (symlinks; copies when `copy`), for ingesting a subset."""
+    """A folder holding exactly `files`, for ingesting a subset: hard links where the file
+    system allows (ingest does not follow symbolic links out of the folder), copies elsewhere."""
     dest.mkdir(parents=True, exist_ok=True)
     for f in files:
         target = dest / f.name
         if not target.exists():
-            target.symlink_to(f)
+            try:
+                os.link(f, target)
+            except OSError:
+                shutil.copy2(f, target)
     return dest
 
 
