@@ -192,6 +192,12 @@ class ExtractiveAnswerer:
             if kind in ("why", "how", "compare"):
                 # The explanation usually follows the sentence that states the matter; a
                 # comparison's sides are described after they are named.
+                if kind in ("why", "how"):
+                    # A question the text asks itself among the best three is the best anchor:
+                    # its answer follows it.
+                    asks = [i for i, s in enumerate(whole[:3]) if _ASKS_ITSELF.search(s.text)]
+                    if asks:
+                        whole.insert(0, whole.pop(asks[0]))
                 whole[:2] = [_read_on(s, passages[s.passage].text, 2) for s in whole[:2]]
                 sides = [_read_on(s, passages[s.passage].text, 2) for s in sides]
             chosen = self._select_covering(whole, asked, kind, bar, sides)
@@ -471,6 +477,7 @@ def _fits_type(question: str, sentence: str) -> bool:
 _REFERS_BACK = re.compile(r"^(He|She|It|They|This|These|That|Those|His|Her|Its|Their|Such|The latter)\b")
 _OPENS = re.compile(r"^[A-Z0-9“\"‘'(\[]")
 _WHOLE_CHARS = 480
+_ASKS_ITSELF = re.compile(r"\?[\"”’')]*$|\?[\"”’')]*\s")
 # A period followed by a comma or a lowercase word: two broken pieces of text run together
 # (". , held a", "April 2021. has been used to"), common in machine translation.
 _SEAM = re.compile(r"\.\s+(,|[a-z])")
