@@ -187,7 +187,13 @@ class ExtractiveAnswerer:
             chosen = self._select_factoid(whole, bar)
         else:
             # Each side of a comparison, each half of a two-part question: its own best sentence.
-            ranked_sides = (self._ranked(p, passages, stored, kind, question) for p in parts(question, kind))
+            # A side the best sentence already answers ("..., and in how many countries?") is
+            # left alone.
+            best_terms = _terms_of(whole[0].text) if whole else frozenset()
+            pending = [
+                p for p in parts(question, kind) if not set(terms(focus(p))) - _ASKING_TERMS <= best_terms
+            ]
+            ranked_sides = (self._ranked(p, passages, stored, kind, question) for p in pending)
             sides = [side[0] for side in (_wholes(r, passages) for r in ranked_sides) if side]
             if kind in ("why", "how", "compare"):
                 # The explanation usually follows the sentence that states the matter; a
@@ -291,7 +297,7 @@ class ExtractiveAnswerer:
         of a comparison, the second half of a two-part question) or, for a list, scores close
         to the best (another item). Repeats are dropped."""
         limit, margin = _KIND_LIMITS[kind]
-        weights = {t: self.idf(t) for t in set(terms(question))}
+        weights = {t: self.idf(t) for t in set(terms(question)) - _ASKING_TERMS}
         total = sum(weights.values()) or 1.0
         best = scored[0].score
         floor = max(bar, best - margin)
@@ -390,6 +396,8 @@ _KIND_LIMITS = {
 }
 _KIND_CHARS = {"list": 2000}  # the most an answer quotes (1,400 characters for other kinds)
 _MIN_GAIN = 0.1
+# Words of the question that ask rather than say what about: covering them adds nothing.
+_ASKING_TERMS = frozenset(terms("many much long often kind kinds type types way ways"))
 # At most this many sentences in all (issue 11: an explanation, a comparison or a two-part
 # answer quotes up to four).
 _KIND_SENTENCES = {
