@@ -1,29 +1,55 @@
 """The offline answerer: quote the retrieved sentences that answer the question, or abstain.
 
 Each sentence of the retrieved passages is scored by its embedding similarity to the
-question plus the share of the question's (IDF-weighted) terms it contains. The best one to
-three sentences are returned in reading order with [n] markers. When the best score is below
-the threshold (`DOSSIER_ABSTAIN_THRESHOLD`, calibrated on the report dev set, see README),
-it answers that the documents don't say and cites nothing.
+question plus the share of the question's (IDF-weighted) terms it contains. What is quoted
+depends on the kind of question (bot.kinds): a factoid gets its best one to three sentences,
+a list every sentence that names an item, an explanation, comparison or two-part question a
+set of sentences that together cover its parts (at most four). Quotes are whole sentences
+(bot.quotes) of the type the question asks for (bot.answer_types), in reading order with [n]
+markers. When the best score is below the threshold (`DOSSIER_ABSTAIN_THRESHOLD`, calibrated
+on the report dev set, see README), or the passages lack what the question asks for, it
+answers that the documents don't say and cites nothing.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from bot.kinds import DOCUMENT_NOUNS, core, focus, head_noun, head_phrase, parts
-from bot.naming import CUE_TERMS
+from bot.answer_types import (
+    ASKS_AUTHOR,
+    AUTHORSHIP,
+    REASON,
+    REASON_BONUS,
+    fits_type,
+    item_bonus,
+    names_its_items,
+)
+from bot.kinds import core, focus, head_noun, parts
 from bot.prompts import CANNOT_ANSWER
+from bot.quotes import (
+    ASKS_ITSELF,
+    MAX_CHARS,
+    MIN_WORDS,
+    ScoredSentence,
+    first_sentences,
+    read_on,
+    render,
+    same_sentence,
+    sentence_count,
+    sentence_terms,
+    shorten,
+    wholes,
+)
 from bot.retrieval import SpanVector, terms
-from bot.types import Citation, Draft, Passage, TokenCallback, Turn
+from bot.types import Draft, Passage, TokenCallback, Turn
 from ingest.chunking import sentence_spans
-from ingest.sentences import glued_heading_length, split_sentences
+from ingest.sentences import glued_heading_length
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
 _HAS_NUMBER = re.compile(r"\d")
@@ -31,30 +57,13 @@ _HAS_NUMBER = re.compile(r"\d")
 # sentence that quotes one; a "how many" question by a sentence with a number.
 _NAME_Q = re.compile(r"\b(title|titled|called|named|name of|entitled)\b", re.I)
 _HAS_QUOTED = re.compile(r"[“\"][^”\"]{3,120}[”\"]")
-# The source's own footnote markers ("banned. [4]The second reason"): in an answer they would
-# read as citations of ours, so the answer text drops them (the quote keeps them, verbatim).
-_FOOTNOTE = re.compile(r"\s*\[\d{1,3}\]\s*")
 _PREFIXES = ("en", "re", "un", "co", "sub", "pre", "inter", "dis")
 _MAX_SENTENCES = 3
-_MAX_CHARS = 360
 # A second sentence joins the answer when it scores within this of the best one (it often
 # holds the other half of the answer, or a second reading of the question); a third only when
 # nearly as good as the best.
 _SECOND_MARGIN = 0.12
 _THIRD_MARGIN = 0.05
-
-
-@dataclass(frozen=True)
-class ScoredSentence:
-    passage: int  # index into passages
-    start: int
-    end: int
-    text: str
-    score: float
-    clause: tuple[int, int] | None = None  # the best-matching clause of a long sentence
-    matched: frozenset[str] = frozenset()  # the question terms it holds
-    previous: tuple[int, int] | None = None  # the sentence before it in the passage
-    cut: bool = False  # an overlong sentence quoted only up to its best clause
 
 
 class ExtractiveAnswerer:
@@ -112,10 +121,10 @@ class ExtractiveAnswerer:
                 cos = max([float(vector.astype(np.float32) @ q_vec)] + [c for _, _, c in pieces])
                 best_part = max(pieces, key=lambda piece: piece[2]) if pieces else None
                 clause = (max(best_part[0], quoted), best_part[1]) if best_part else None
-                own = _matches(q_terms, _terms_of(text))
+                own = _matches(q_terms, sentence_terms(text))
                 # What the previous sentence names ("Safeguard Defenders published a report.
                 # The paper, entitled ...") half counts: a cheap stand-in for coreference.
-                context = _matches(q_terms, _terms_of(previous)) if previous else {}
+                context = _matches(q_terms, sentence_terms(previous)) if previous else {}
                 before = previous_span
                 previous, previous_span = text, (quoted, b)
                 overlap = (
@@ -168,19 +177,19 @@ class ExtractiveAnswerer:
         # Below `bar` no sentence is quoted: the threshold, unless the whole question cleared it
         # and the narrowed one picks the sentences (their scores are then only compared).
         bar = self.threshold
-        if _ASKS_AUTHOR.search(core(question)):
+        if ASKS_AUTHOR.search(core(question)):
             # Who wrote the document is said by its byline, whatever the words of the question.
-            bylines = [s for s in scored if _AUTHORSHIP.search(s.text)]
+            bylines = [s for s in scored if AUTHORSHIP.search(s.text)]
             scored, bar = (bylines, 0.0) if bylines else (scored, bar)
         elif scored and scored[0].score >= self.threshold and narrowed:
             asked = focus(narrowed) or narrowed
             scored = self._ranked(asked, passages, stored, kind, question)
             bar = self.threshold * _NARROWED_SHARE
-        if not scored or scored[0].score < bar or not _names_its_items(question, kind, passages, self.idf):
+        if not scored or scored[0].score < bar or not names_its_items(question, kind, passages, self.idf):
             if on_token:
                 on_token(CANNOT_ANSWER)
             return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
-        whole = _wholes(scored, passages)
+        whole = wholes(scored, passages)
         if not whole:  # nothing that clears the bar can be quoted as a sentence
             chosen = []
         elif kind == "factoid":
@@ -189,23 +198,23 @@ class ExtractiveAnswerer:
             # Each side of a comparison, each half of a two-part question: its own best sentence.
             # A side the best sentence already answers ("..., and in how many countries?") is
             # left alone.
-            best_terms = _terms_of(whole[0].text) if whole else frozenset()
+            best_terms = sentence_terms(whole[0].text) if whole else frozenset()
             pending = [
                 p for p in parts(question, kind) if not set(terms(focus(p))) - _ASKING_TERMS <= best_terms
             ]
             ranked_sides = (self._ranked(p, passages, stored, kind, question) for p in pending)
-            sides = [side[0] for side in (_wholes(r, passages) for r in ranked_sides) if side]
+            sides = [side[0] for side in (wholes(r, passages) for r in ranked_sides) if side]
             if kind in ("why", "how", "compare"):
                 # The explanation usually follows the sentence that states the matter; a
                 # comparison's sides are described after they are named.
                 if kind in ("why", "how"):
                     # A question the text asks itself among the best three is the best anchor:
                     # its answer follows it.
-                    asks = [i for i, s in enumerate(whole[:3]) if _ASKS_ITSELF.search(s.text)]
+                    asks = [i for i, s in enumerate(whole[:3]) if ASKS_ITSELF.search(s.text)]
                     if asks:
                         whole.insert(0, whole.pop(asks[0]))
-                whole[:2] = [_read_on(s, passages[s.passage].text, 2) for s in whole[:2]]
-                sides = [_read_on(s, passages[s.passage].text, 2) for s in sides]
+                whole[:2] = [read_on(s, passages[s.passage].text, 2) for s in whole[:2]]
+                sides = [read_on(s, passages[s.passage].text, 2) for s in sides]
             chosen = self._select_covering(whole, asked, kind, bar, sides)
         if not chosen:
             if on_token:
@@ -218,7 +227,7 @@ class ExtractiveAnswerer:
         chosen.sort(key=lambda s: (rank[passages[s.passage].source], passages[s.passage].start + s.start))
         # A sentence too long to be an answer (a flattened table, an e-mail thread) is quoted
         # by its clause that matches the question best.
-        chosen = [_shorten(s, passages[s.passage].text) for s in chosen]
+        chosen = [shorten(s, passages[s.passage].text) for s in chosen]
         draft = render(chosen, passages, bullets=kind in BULLET_KINDS and len(chosen) > 1)
         if on_token:
             on_token(draft.text)
@@ -228,12 +237,12 @@ class ExtractiveAnswerer:
         """The n whole sentences of the passages that match the question best (no threshold)."""
         stored = self.sentence_vectors(passages) if self.sentence_vectors is not None else None
         found: list[ScoredSentence] = []
-        for s in _wholes(
+        for s in wholes(
             self._ranked(focus(question) or question, passages, stored, "factoid", question), passages
         ):
             if len(found) >= n:
                 break
-            if not any(_same(s, c) for c in found):
+            if not any(same_sentence(s, c) for c in found):
                 found.append(s)
         return found
 
@@ -248,8 +257,8 @@ class ExtractiveAnswerer:
                 continue
             if (
                 len(s.text.split()) < 6
-                or length + len(s.text) > _MAX_CHARS
-                or any(_same(s, c) for c in chosen)
+                or length + len(s.text) > MAX_CHARS
+                or any(same_sentence(s, c) for c in chosen)
             ):
                 continue
             chosen.append(s)
@@ -270,17 +279,17 @@ class ExtractiveAnswerer:
         scored = [
             s
             for s in self.score(asked, passages, stored)
-            if _fits_type(question, s.text) and len(s.text.split()) >= _MIN_WORDS
+            if fits_type(question, s.text) and len(s.text.split()) >= MIN_WORDS
         ]
         if kind == "why":
             scored = [
-                replace(s, score=s.score + _REASON_BONUS) if _REASON.search(s.text) else s for s in scored
+                replace(s, score=s.score + REASON_BONUS) if REASON.search(s.text) else s for s in scored
             ]
         elif kind == "list":
             # A list's items are instances of what it enumerates ("A third method ... is
             # kidnapping") and usually names ("Operation Fox Hunt", "Darwin").
             head = set(terms(head_noun(question) or ""))
-            scored = [replace(s, score=s.score + _item_bonus(s.text, head)) for s in scored]
+            scored = [replace(s, score=s.score + item_bonus(s.text, head)) for s in scored]
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
 
@@ -304,32 +313,32 @@ class ExtractiveAnswerer:
         chosen = [scored[0]]
         covered = set(scored[0].matched)
         length = len(scored[0].text)
-        budget = _KIND_SENTENCES.get(kind, 99) - _sentences(scored[0])
+        budget = _KIND_SENTENCES.get(kind, 99) - sentence_count(scored[0])
         for s in sides:
             if (
                 s.score >= bar * _SIDE_SHARE
-                and not any(_same(s, c) for c in chosen)
-                and _sentences(s) <= budget
+                and not any(same_sentence(s, c) for c in chosen)
+                and sentence_count(s) <= budget
             ):
                 chosen.append(s)
                 covered |= s.matched
                 length += len(s.text)
-                budget -= _sentences(s)
+                budget -= sentence_count(s)
         # A list's items may score well below the sentence that announces them ("three causes
         # of damage"): any sentence naming an instance of what it enumerates qualifies.
         head = set(terms(head_noun(question) or "")) if kind == "list" else set()
         for s in scored[1:]:
             if len(chosen) >= limit or s.score < bar:
                 break
-            if budget >= 1 and _sentences(s) > budget:  # a read-on unit keeps what fits
-                s = _first_sentences(s, budget)
+            if budget >= 1 and sentence_count(s) > budget:  # a read-on unit keeps what fits
+                s = first_sentences(s, budget)
             if s.score < floor and not (head and head & set(terms(s.text))):
                 continue
             if (
                 len(s.text.split()) < 6
-                or any(_same(s, c) for c in chosen)
+                or any(same_sentence(s, c) for c in chosen)
                 or length + len(s.text) > _KIND_CHARS.get(kind, 1400)
-                or _sentences(s) > budget
+                or sentence_count(s) > budget
             ):
                 continue
             gain = sum(weights.get(t, 0.0) for t in s.matched - covered) / total
@@ -341,44 +350,11 @@ class ExtractiveAnswerer:
                 chosen.append(s)
                 covered |= s.matched
                 length += len(s.text)
-                budget -= _sentences(s)
+                budget -= sentence_count(s)
         return chosen
 
 
 BULLET_KINDS = frozenset({"list", "overview"})
-# A sentence that gives a reason answers a why-question better than one that only shares its words.
-_REASON = re.compile(
-    r"\b(because|since|reason|why|so that|due to|as a result|therefore|thus|that's why|that’s why|in order to|"
-    r"caused?|leads? to|means)\b",
-    re.I,
-)
-_REASON_BONUS = 0.05
-_HEAD_BONUS = 0.08
-_NAME_BONUS = 0.02  # per name, up to three
-_NAMED_ITEM = re.compile(r"(?<=[\w,;:] )[A-Z][\w’'-]+|[“\"][^”\"]{2,60}[”\"]")
-
-
-def _names_its_items(
-    question: str, kind: str, passages: Sequence[Passage], idf: Callable[[str], float]
-) -> bool:
-    """Whether the passages speak at all of what the question asks for: every word of what a
-    list enumerates ("Which anti-bullying programs ...": no passage says "anti": the documents
-    don't say), the most specific word of the topic of an overview ("Summarize the scientific
-    studies he cites": nothing "scientific")."""
-    if kind == "list":
-        wanted = set(terms(head_phrase(question)))
-    elif kind == "overview":
-        topic = set(terms(focus(question))) - CUE_TERMS
-        wanted = {max(topic, key=idf)} if topic else set()
-    else:
-        return True
-    present = set().union(*(terms(p.text) for p in passages)) if passages else set()
-    return wanted <= present
-
-
-def _item_bonus(sentence: str, head: set[str]) -> float:
-    bonus = _HEAD_BONUS if head and head & set(terms(sentence)) else 0.0
-    return bonus + _NAME_BONUS * min(3, len(_NAMED_ITEM.findall(sentence)))
 
 
 # A side of a comparison is quoted when its best sentence scores at least this share of the
@@ -409,180 +385,9 @@ _KIND_SENTENCES = {
 }  # share of the question's (IDF-weighted) terms a further sentence must add
 
 
-def render(chosen: Sequence[ScoredSentence], passages: Sequence[Passage], *, bullets: bool) -> Draft:
-    """Quoted sentences with [n] markers (one per passage, numbered in order of first use);
-    a passage quoted twice gets one citation whose quote spans both."""
-    numbers: dict[int, int] = {}
-    citations: list[Citation] = []
-    lines: list[str] = []
-    for s in chosen:
-        p = passages[s.passage]
-        if s.passage not in numbers:
-            numbers[s.passage] = len(numbers) + 1
-            citations.append(Citation(numbers[s.passage], p.source, p.location, s.text, p.id))
-        else:  # a second quote from the same passage: widen the quote to cover both
-            n = numbers[s.passage]
-            old = citations[n - 1]
-            lo = min(p.text.find(old.quote), s.start)
-            hi = max(p.text.find(old.quote) + len(old.quote), s.end)
-            citations[n - 1] = Citation(n, old.source, old.location, p.text[lo:hi], old.passage_id)
-        shown = f"{_clean(s.text)} …" if s.cut else _clean(s.text)  # "…": the sentence goes on
-        lines.append(f"{shown} [{numbers[s.passage]}]")
-    text = "\n".join(f"- {line}" for line in lines) if bullets else " ".join(lines)
-    return Draft(text=text, citations=tuple(citations), abstained=False)
-
-
-# What a question asks for decides what an answer must hold: "how many" a number, "what
-# percentage" a percentage, "when" a date. A sentence without one does not answer it.
-_ASKS_COUNT = re.compile(r"\bhow\s+(many|much)\b", re.I)
-_ASKS_PERCENT = re.compile(r"\b(what|which)\s+(percentage|percent|share|proportion|fraction)\b", re.I)
-_ASKS_YEAR = re.compile(r"^(when|(in\s+)?(what|which)\s+(year|month|decade|century))\b", re.I)
-_COUNT = re.compile(
-    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|"
-    r"millions?|billions?|half|twice|several|few|many|most|all|none|no)\b",
-    re.I,
-)
-_PERCENT = re.compile(r"%|\bper\s?cent\b|\bpercentage\b|\bhalf\b|\bquarter\b|\bthird\b", re.I)
-_DATE = re.compile(
-    r"\b(1[5-9]|20)\d\d\b|\b(january|february|march|april|may|june|july|august|september|october|november|"
-    r"december|today|yesterday|ago|century|decade)\b",
-    re.I,
-)
-
-
-_ASKS_ADDRESS = re.compile(r"\b(street\s+)?address\b|\bwhat\s+street\b", re.I)
-_ADDRESS = re.compile(
-    r"\b\d+[A-Za-z]?\s+(\w+\s+){0,3}(street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|lane|ln|way|court|"
-    r"ct|place|pl|square|sq|highway|hwy|parkway|crescent|cres)\b\.?|\b(suite|unit|floor)\s+\d+",
-    re.I,
-)
-# "Who wrote the article?" asks for a byline: the sentence that says who reported or wrote it.
-_ASKS_AUTHOR = re.compile(
-    rf"^who\s+(wrote|authored|reported|is\s+the\s+(author|writer|reporter)\s+of)\s+(the|this|that)\s+"
-    rf"(\w+\s+)?(?:{DOCUMENT_NOUNS})\s*\??$",
-    re.I,
-)
-_AUTHORSHIP = re.compile(
-    r"\b(reporter|writer|author|correspondent|journalist|columnist|editor)\b|\b(written|reported)\s+by\b",
-    re.I,
-)
-
-
-def _fits_type(question: str, sentence: str) -> bool:
-    if _ASKS_ADDRESS.search(question):
-        return bool(_ADDRESS.search(sentence))
-    if _ASKS_PERCENT.search(question):
-        return bool(_PERCENT.search(sentence))
-    if _ASKS_COUNT.search(question):
-        return bool(_COUNT.search(sentence))
-    if _ASKS_YEAR.search(core(question)):
-        return bool(_DATE.search(sentence))
-    return True
-
-
-# A sentence that leans on the one before: its subject is there ("He pointed out that his
-# organization identified 22 ..."), or it continues it.
-_REFERS_BACK = re.compile(r"^(He|She|It|They|This|These|That|Those|His|Her|Its|Their|Such|The latter)\b")
-_OPENS = re.compile(r"^[A-Z0-9“\"‘'(\[]")
-_WHOLE_CHARS = 480
-_ASKS_ITSELF = re.compile(r"\?[\"”’')]*$|\?[\"”’')]*\s")
-# A period followed by a comma or a lowercase word: two broken pieces of text run together
-# (". , held a", "April 2021. has been used to"), common in machine translation.
-_SEAM = re.compile(r"\.\s+(,|[a-z])")
-_MIN_WORDS = 5
 # Within a document the question names by its title, what is left of the question must still
 # match a sentence this well (a share of the threshold: the title's words no longer count).
-_NARROWED_SHARE = 0.5  # shorter is a heading, a byline or a caption, not an answer
-_READ_ON_CHARS = 600
-
-
-def _sentences(s: ScoredSentence) -> int:
-    return max(1, len(split_sentences(s.text)))
-
-
-def _first_sentences(s: ScoredSentence, n: int) -> ScoredSentence:
-    spans = split_sentences(s.text)
-    if len(spans) <= n:
-        return s
-    end = spans[n - 1][1]
-    return ScoredSentence(
-        s.passage, s.start, s.start + end, s.text[:end], s.score, None, s.matched, s.previous
-    )
-
-
-def _wholes(scored: Sequence[ScoredSentence], passages: Sequence[Passage]) -> list[ScoredSentence]:
-    out = []
-    for s in scored:
-        whole = _whole(s, passages[s.passage].text)
-        if whole is not None:
-            # A question in the text ("What's wrong with having one founder?") is answered by
-            # what follows it: quote that too.
-            asks = whole.text.rstrip("”\"’')").endswith("?")
-            out.append(_read_on(whole, passages[s.passage].text, 2) if asks else whole)
-    return out
-
-
-def _read_on(s: ScoredSentence, text: str, sentences: int) -> ScoredSentence:
-    """The sentence and up to `sentences` that follow it in the same paragraph (an
-    explanation follows what it explains), within _READ_ON_CHARS."""
-    end = s.end
-    for a, b in split_sentences(text, s.end, min(len(text), s.end + _READ_ON_CHARS))[:sentences]:
-        if "\n\n" in text[end:a] or b - s.start > _READ_ON_CHARS or not _OPENS.match(text[a:b]):
-            break
-        end = b
-    if end == s.end:
-        return s
-    return ScoredSentence(s.passage, s.start, end, text[s.start : end], s.score, None, s.matched, s.previous)
-
-
-def _whole(s: ScoredSentence, text: str) -> ScoredSentence | None:
-    """The sentence as a quote can stand: a fragment (starting in lower case or with
-    punctuation: the tail of a broken sentence) is joined to the sentence before it, or
-    dropped when there is none; a sentence whose subject is in the one before takes it along."""
-    seam = _SEAM.search(s.text)
-    if seam is not None:
-        # "... April 2021. has been used to ...": quote what comes before the seam, unless what
-        # the question asks about is only after it (then the whole run, which opens properly).
-        head, tail = s.text[: seam.start() + 1], s.text[seam.start() + 1 :]
-        if len(set(terms(head)) & s.matched) >= len(set(terms(tail)) & s.matched):
-            if len(head.split()) < _MIN_WORDS:
-                return None
-            s = ScoredSentence(
-                s.passage, s.start, s.start + len(head), head, s.score, None, s.matched, s.previous
-            )
-    fragment = not _OPENS.match(s.text)
-    if not fragment and not _REFERS_BACK.match(s.text):
-        return s
-    if s.previous is None or s.end - s.previous[0] > _WHOLE_CHARS:
-        return None if fragment else s
-    start = s.previous[0]
-    if not _OPENS.match(text[start : s.end]):
-        return None if fragment else s
-    return ScoredSentence(s.passage, start, s.end, text[start : s.end], s.score, None, s.matched, None)
-
-
-def _shorten(s: ScoredSentence, text: str) -> ScoredSentence:
-    """An overlong sentence cut to its best clause; a clause that does not open like a
-    sentence keeps the sentence's own start (the quote then ends with that clause)."""
-    if len(s.text) <= _MAX_CHARS or s.clause is None:
-        return s
-    a, b = s.clause
-    if not _OPENS.match(text[a:b]):
-        a = s.start
-    quote = text[a:b].rstrip(" ,;:")
-    return ScoredSentence(s.passage, a, a + len(quote), quote, s.score, cut=b < s.end)
-
-
-def _clean(sentence: str) -> str:
-    """A quoted sentence as the answer shows it: one line, without the source's footnote marks."""
-    return " ".join(_FOOTNOTE.sub(" ", sentence).split())
-
-
-@lru_cache(maxsize=8192)
-def _terms_of(sentence: str) -> frozenset[str]:
-    """A sentence's terms, kept: one question scores the same sentences several times (to
-    order passages, to answer, for each side of a comparison)."""
-    return frozenset(terms(sentence))
+_NARROWED_SHARE = 0.5
 
 
 @lru_cache(maxsize=65536)
@@ -598,11 +403,3 @@ def _matches(question_terms: frozenset[str], sentence_terms: frozenset[str]) -> 
         elif len(q) >= 4 and any(q in t or t in q for t in long_terms):
             found[q] = 0.6
     return found
-
-
-def _same(a: ScoredSentence, b: ScoredSentence) -> bool:
-    """The same sentence seen twice (overlapping passages) or a near copy."""
-    if a.text == b.text:
-        return True
-    ta, tb = set(a.text.lower().split()), set(b.text.lower().split())
-    return len(ta & tb) / max(1, min(len(ta), len(tb))) > 0.8

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from bot.extractive import ScoredSentence, render
+from bot.quotes import ScoredSentence, render
 from bot.retrieval import passage_of
 from bot.types import Draft, Passage
 from ingest.briefs import BriefSentence, brief_of

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ingest.sentences import glued_heading_length, split_sentences
+from ingest.sentences import SEAM, glued_heading_length, split_sentences
 
 BriefSentence = tuple[int, int, float]  # start, end (offsets into the document text), score
 
@@ -30,7 +30,7 @@ _OPENS_SENTENCE = re.compile(r"[A-Z0-9“\"‘'(\[]")
 _ENDS_SENTENCE = re.compile(r"[.!][\"”’')\]]*$")
 # A period followed by a comma or a lowercase word: two broken pieces of text run together
 # (". , held a", "April 2021. has been used"), common in machine translation.
-_SEAM = re.compile(r"\.\s+(,|[a-z])")
+SEAM = re.compile(r"\.\s+(,|[a-z])")
 # Where a document's own text ends and its apparatus (notes, references) begins.
 _BACK_MATTER = re.compile(
     r"(?:^|\n|[.!?”\"] ?)(Notes|References|Bibliography|Footnotes|Endnotes)(?=\s*\n|\s*\[1\])"
@@ -67,7 +67,7 @@ def quotable(sentence: str) -> bool:
         6 <= len(words) <= 70
         and bool(_OPENS_SENTENCE.match(sentence))
         and bool(_ENDS_SENTENCE.search(sentence))
-        and not _SEAM.search(sentence)
+        and not SEAM.search(sentence)
         and sum(ch.isalpha() for ch in sentence) > len(sentence) / 2
     )
 

@@ -81,6 +81,11 @@ _GLUED_HEADING = re.compile(
 )
 
 
+# A period followed by a comma or a lowercase word: two broken pieces of text run together
+# (". , held a", "April 2021. has been used to"), common in machine translation.
+SEAM = re.compile(r"\.\s+(,|[a-z])")
+
+
 def glued_heading_length(sentence: str) -> int:
     """Length of a heading glued to the front of `sentence` (0 when there is none)."""
     match = _GLUED_HEADING.match(sentence)

@@ -1,0 +1,124 @@
+"""What a question asks for, checked on the sentences that could answer it.
+
+"How many" needs a number, "what percentage" a percentage, "when" a date, a street address an
+address; "who wrote the article" is answered by a byline; a list's items name what it
+enumerates; a reason answers a why-question. These rules do not depend on the size of the
+collection, which is why abstention built on them carries over from one article to hundreds
+of documents (README, "When to say ...").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from bot.kinds import DOCUMENT_NOUNS, core, focus, head_phrase
+from bot.naming import CUE_TERMS
+from bot.retrieval import terms
+from bot.types import Passage
+
+# A sentence that gives a reason answers a why-question better than one that only shares its words.
+REASON = re.compile(
+    r"\b(because|since|reason|why|so that|due to|as a result|therefore|thus|that's why|that’s why|in order to|"
+    r"caused?|leads? to|means)\b",
+    re.I,
+)
+
+
+REASON_BONUS = 0.05
+
+
+_HEAD_BONUS = 0.08
+
+
+_NAME_BONUS = 0.02  # per name, up to three
+
+
+_NAMED_ITEM = re.compile(r"(?<=[\w,;:] )[A-Z][\w’'-]+|[“\"][^”\"]{2,60}[”\"]")
+
+
+def names_its_items(
+    question: str, kind: str, passages: Sequence[Passage], idf: Callable[[str], float]
+) -> bool:
+    """Whether the passages speak at all of what the question asks for: every word of what a
+    list enumerates ("Which anti-bullying programs ...": no passage says "anti": the documents
+    don't say), the most specific word of the topic of an overview ("Summarize the scientific
+    studies he cites": nothing "scientific")."""
+    if kind == "list":
+        wanted = set(terms(head_phrase(question)))
+    elif kind == "overview":
+        topic = set(terms(focus(question))) - CUE_TERMS
+        wanted = {max(topic, key=idf)} if topic else set()
+    else:
+        return True
+    present = set().union(*(terms(p.text) for p in passages)) if passages else set()
+    return wanted <= present
+
+
+def item_bonus(sentence: str, head: set[str]) -> float:
+    bonus = _HEAD_BONUS if head and head & set(terms(sentence)) else 0.0
+    return bonus + _NAME_BONUS * min(3, len(_NAMED_ITEM.findall(sentence)))
+
+
+# What a question asks for decides what an answer must hold: "how many" a number, "what
+# percentage" a percentage, "when" a date. A sentence without one does not answer it.
+_ASKS_COUNT = re.compile(r"\bhow\s+(many|much)\b", re.I)
+
+
+_ASKS_PERCENT = re.compile(r"\b(what|which)\s+(percentage|percent|share|proportion|fraction)\b", re.I)
+
+
+_ASKS_YEAR = re.compile(r"^(when|(in\s+)?(what|which)\s+(year|month|decade|century))\b", re.I)
+
+
+_COUNT = re.compile(
+    r"\d|\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|dozens?|hundreds?|thousands?|"
+    r"millions?|billions?|half|twice|several|few|many|most|all|none|no)\b",
+    re.I,
+)
+
+
+_PERCENT = re.compile(r"%|\bper\s?cent\b|\bpercentage\b|\bhalf\b|\bquarter\b|\bthird\b", re.I)
+
+
+_DATE = re.compile(
+    r"\b(1[5-9]|20)\d\d\b|\b(january|february|march|april|may|june|july|august|september|october|november|"
+    r"december|today|yesterday|ago|century|decade)\b",
+    re.I,
+)
+
+
+_ASKS_ADDRESS = re.compile(r"\b(street\s+)?address\b|\bwhat\s+street\b", re.I)
+
+
+_ADDRESS = re.compile(
+    r"\b\d+[A-Za-z]?\s+(\w+\s+){0,3}(street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|lane|ln|way|court|"
+    r"ct|place|pl|square|sq|highway|hwy|parkway|crescent|cres)\b\.?|\b(suite|unit|floor)\s+\d+",
+    re.I,
+)
+
+
+# "Who wrote the article?" asks for a byline: the sentence that says who reported or wrote it.
+ASKS_AUTHOR = re.compile(
+    rf"^who\s+(wrote|authored|reported|is\s+the\s+(author|writer|reporter)\s+of)\s+(the|this|that)\s+"
+    rf"(\w+\s+)?(?:{DOCUMENT_NOUNS})\s*\??$",
+    re.I,
+)
+
+
+AUTHORSHIP = re.compile(
+    r"\b(reporter|writer|author|correspondent|journalist|columnist|editor)\b|\b(written|reported)\s+by\b",
+    re.I,
+)
+
+
+def fits_type(question: str, sentence: str) -> bool:
+    if _ASKS_ADDRESS.search(question):
+        return bool(_ADDRESS.search(sentence))
+    if _ASKS_PERCENT.search(question):
+        return bool(_PERCENT.search(sentence))
+    if _ASKS_COUNT.search(question):
+        return bool(_COUNT.search(sentence))
+    if _ASKS_YEAR.search(core(question)):
+        return bool(_DATE.search(sentence))
+    return True
