@@ -76,8 +76,6 @@ _WHOLE_CHARS = 480
 ASKS_ITSELF = re.compile(r"\?[\"”’')]*$|\?[\"”’')]*\s")
 
 
-
-
 MIN_WORDS = 5  # shorter is a heading, a byline or a caption, not an answer
 
 

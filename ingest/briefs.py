@@ -28,9 +28,6 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _NAME = re.compile(r"(?<=[a-z,;:] )[A-Z][a-z]+")  # a capitalised word inside a sentence
 _OPENS_SENTENCE = re.compile(r"[A-Z0-9“\"‘'(\[]")
 _ENDS_SENTENCE = re.compile(r"[.!][\"”’')\]]*$")
-# A period followed by a comma or a lowercase word: two broken pieces of text run together
-# (". , held a", "April 2021. has been used"), common in machine translation.
-SEAM = re.compile(r"\.\s+(,|[a-z])")
 # Where a document's own text ends and its apparatus (notes, references) begins.
 _BACK_MATTER = re.compile(
     r"(?:^|\n|[.!?”\"] ?)(Notes|References|Bibliography|Footnotes|Endnotes)(?=\s*\n|\s*\[1\])"
