@@ -1,4 +1,4 @@
-"""What kind of question this is, and which document it names, by offline rules.
+"""What kind of question this is, by offline rules (which document it names: bot.naming).
 
 The kind decides how much the answerer reads and how many sentences it quotes: a factoid
 wants the one sentence that holds the fact, a list wants a set of sentences that together
