@@ -411,7 +411,7 @@ def render_ingest_report(report: Any, *, title: str = "Ingest finished") -> str:
     ]
     for key in ("failed", "skipped"):
         problems = data.get(key)
-        if not _count(problems):
+        if problems is None or not _count(problems):
             continue
         lines.append(f"**{_count(problems)} {key}:**")
         items: Iterable[Any] = problems.items() if isinstance(problems, Mapping) else problems

@@ -14,7 +14,7 @@ answers that the documents don't say and cites nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -156,7 +156,9 @@ class ExtractiveAnswerer:
         """Sentence and clause vectors computed now, for indexes without stored ones."""
         spans = [sentence_spans(p.text) for p in passages]
         flat = [p.text[a:b] for p, s in zip(passages, spans, strict=True) for a, b, _ in s]
-        vectors = iter(np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else [])
+        vectors: Iterator[np.ndarray] = iter(
+            np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else []
+        )
         return [[(a, b, k, next(vectors)) for a, b, k in s] for s in spans]
 
     def answer(

@@ -41,8 +41,11 @@ _GROUP_BATCHES = 4
 
 class DocumentEmbedder(Protocol):
     name: str
-    dimension: int
-    max_tokens: int
+
+    @property
+    def dimension(self) -> int: ...
+    @property
+    def max_tokens(self) -> int: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
     def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
