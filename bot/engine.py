@@ -103,22 +103,26 @@ class Engine:
                     self._manifest.close()
                     self._manifest = None
                     raise missing_vectors(self.settings, documents)
+                # Each needs the other: the retriever orders passages by the evidence the
+                # answerer finds in them (docs/evaluation.md), and the answerer reads the
+                # retriever's term weights and stored sentence vectors. The answerer is built
+                # first and reaches the retriever through closures, called only after both exist.
+                extractive = ExtractiveAnswerer(
+                    embedder,
+                    threshold=self.settings.abstain_threshold,
+                    idf=lambda t: retriever.keyword.idf(t),
+                    sentence_vectors=lambda passages: retriever.sentence_vectors(passages),
+                )
                 retriever = HybridRetriever(
                     self._manifest,
                     store,
                     embedder,
                     document_weight=self.settings.document_weight,
                     cache_dir=self.settings.home / "keyword",
+                    evidence=extractive.passage_scores,
                     context_chunks=self.settings.context_chunks,
                 )
-                self._extractive = ExtractiveAnswerer(
-                    embedder,
-                    threshold=self.settings.abstain_threshold,
-                    idf=lambda t: retriever.keyword.idf(t),
-                    sentence_vectors=retriever.sentence_vectors,
-                )
-                # Retrieved passages are ordered by the evidence they hold (docs/evaluation.md).
-                retriever.evidence = self._extractive.passage_scores
+                self._extractive = extractive
                 self._summaries = Summaries(self._manifest, retriever.locate)
                 self._retriever = retriever
         return self._retriever
