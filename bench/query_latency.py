@@ -49,7 +49,7 @@ def measure(home: Path, embedder: Any, questions: list[str], passes: int) -> dic
     engine = Engine(settings_for(home), embedder=embedder)
     try:
         with Timer() as open_t:
-            retriever = engine._open()
+            retriever = engine._build_parts()
         with Timer() as keyword_t:
             retriever.refresh()
         chunks = len(retriever.keyword.ids)

@@ -81,7 +81,9 @@ class Engine:
                     self._embedder = Embedder.from_settings(self.settings)
         return self._embedder
 
-    def _open(self) -> HybridRetriever:
+    def _build_parts(self) -> HybridRetriever:
+        """Open the index and build, once, what reads it: the retriever, the extractive
+        answerer and the document summaries. Returns the retriever."""
         if self._retriever is not None:
             return self._retriever
         path = manifest_path(self.settings)
@@ -129,7 +131,7 @@ class Engine:
 
     @property
     def answerer(self) -> Answerer:
-        self._open()
+        self._build_parts()
         assert self._extractive is not None
         if self._answerer is None:
             if self.settings.llm == "extractive":
@@ -182,12 +184,12 @@ class Engine:
         timings: RetrievalTimings | None = None,
         sources: Sequence[str] | None = None,
     ) -> list[Passage]:
-        return self._open().retrieve(query, k or self.settings.top_k, timings, sources)
+        return self._build_parts().retrieve(query, k or self.settings.top_k, timings, sources)
 
     def document_names(self) -> list[DocumentName]:
         """How each indexed document is known (file name, title, opening headings); read again
         after each re-ingest."""
-        retriever = self._open()
+        retriever = self._build_parts()
         generation = retriever.manifest.generation()
         if self._names[0] != generation:
             names = [document_name(*opening) for opening in retriever.manifest.openings()]
@@ -199,7 +201,7 @@ class Engine:
         overview of that document (or of the collection) as a whole."""
         kind = classify(question)
         names = self.document_names()
-        named = named_document(question, names, self._open().keyword.idf)
+        named = named_document(question, names, self._build_parts().keyword.idf)
         if named is None and len(names) == 1 and mentions_document(question):
             named = names[0].source  # "the report", and there is one
         narrowed = ""
@@ -233,7 +235,7 @@ class Engine:
         """
         started = time.perf_counter()
         question = self.check_question(question)
-        self._open()
+        self._build_parts()
         timings = RetrievalTimings()
         t0 = time.perf_counter()
         query = self.standalone(question, history)
@@ -255,7 +257,7 @@ class Engine:
             if kind not in ("factoid", "yesno"):
                 # Lists, comparisons and explanations read twice as much; the best k passages
                 # stay first, as a factoid would see them.
-                more = self._open().retrieve(
+                more = self._build_parts().retrieve(
                     query, 2 * (k or self.settings.top_k), timings, sources, by_evidence=False
                 )
                 passages += [p for p in more if not any(_overlap(p, q) for q in passages)]
@@ -288,7 +290,7 @@ class Engine:
     def overview(self, source: str | None, question: str = "") -> Overview:
         """A document's brief as cited bullets, or (source None) one cited line per document,
         those that match the question best first."""
-        retriever = self._open()
+        retriever = self._build_parts()
         assert self._summaries is not None
         names = self.document_names()
         if source is None and len(names) == 1:
@@ -308,7 +310,7 @@ class Engine:
             source = names[0].source
         if source is None:
             return list(self.overview(None).passages)
-        retriever = self._open()
+        retriever = self._build_parts()
         return [retriever.locate(passage_of(row)) for row in retriever.manifest.chunks_of(source)]
 
     def _matching(self, question: str, source: str, n: int = 3) -> list[tuple[int, int]]:
@@ -354,7 +356,9 @@ class Engine:
             found = [n.source for n in names if match(n)]
             if len(found) == 1:
                 return found[0]
-        found_by_words = named_document(f"the document called {wanted}", names, self._open().keyword.idf)
+        found_by_words = named_document(
+            f"the document called {wanted}", names, self._build_parts().keyword.idf
+        )
         if found_by_words is None:
             raise QuestionError(f"No indexed document matches {wanted!r}; `dossier summary` lists them all.")
         return found_by_words
@@ -404,7 +408,7 @@ class Engine:
 
     def context(self, passage: Passage, chars: int = 600) -> str:
         """The passage's text with up to `chars` characters of its source before and after."""
-        self._open()
+        self._build_parts()
         assert self._manifest is not None
         text = self._manifest.file_text(passage.source)
         if text is None:
@@ -435,7 +439,7 @@ class Engine:
         side. The Discord bot calls it before connecting, so its first questions neither wait
         for it nor hold up the event loop while torch is imported in a worker thread."""
         try:
-            retriever = self._open()
+            retriever = self._build_parts()
         except NoIndexError:
             self.embedder.embed_query("warm up")  # nothing indexed yet: the model at least
             return

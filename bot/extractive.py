@@ -50,6 +50,7 @@ from bot.retrieval import SpanVector, terms
 from bot.types import Draft, Passage, TokenCallback, Turn
 from ingest.chunking import sentence_spans
 from ingest.sentences import glued_heading_length
+from ingest.settings import DEFAULT_ABSTAIN_THRESHOLD
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
 _HAS_NUMBER = re.compile(r"\d")
@@ -73,7 +74,7 @@ class ExtractiveAnswerer:
         self,
         embedder: Any,
         *,
-        threshold: float = 0.45,
+        threshold: float = DEFAULT_ABSTAIN_THRESHOLD,
         idf: Callable[[str], float] | None = None,
         semantic_weight: float = 0.55,
         sentence_vectors: Callable[[Sequence[Passage]], list[list[SpanVector]] | None] | None = None,
