@@ -130,6 +130,11 @@ class Engine:
         return self._retriever
 
     @property
+    def retriever(self) -> HybridRetriever:
+        """The retriever over the index, built (with the answerer and summaries) on first use."""
+        return self._build_parts()
+
+    @property
     def answerer(self) -> Answerer:
         self._build_parts()
         assert self._extractive is not None
