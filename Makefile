@@ -42,6 +42,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy bot ingest
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -1,8 +1,9 @@
 """What answering by question kind costs: briefs at ingest, and warm latency per kind.
 
 Ingests PG essays (the ones the dev questions cite first) into a temp DOSSIER_HOME with the
-real model, timing the brief of every file inside the same run (`ingest.pipeline._brief`
-wrapped by a timer), so the share of ingest time spent on briefs is measured on one machine
+real model, timing the brief of every file inside the same run (`ingest.briefs.brief_of`,
+as `ingest.pipeline` calls it, wrapped by a timer; a fresh ingest reuses no stored vectors, so
+that is all of a brief), so the share of ingest time spent on briefs is measured on one machine
 state. Then, warm: the 51 factoid questions of qa.jsonl, the 24 open questions of
 open-dev.jsonl (grouped by the kind the engine gives them), and `Engine.summary` of every
 essay, each `--passes` times. Ratios are taken within the run (shared machines are noisy).
@@ -31,12 +32,13 @@ from common import (
     log,
     make_embedder,
     median,
-    percentile,
     settings_for,
     table,
     temp_home,
     verdict,
 )
+
+from bot.evaluate import percentile
 
 OPEN_DEV = DATASETS / "pg-essays" / "open-dev.jsonl"
 
@@ -45,7 +47,7 @@ def ingest_with_brief_timer(files: list[Path], home: Path, embedder: Any) -> dic
     import ingest.pipeline as pipeline
 
     spent = [0.0]
-    original = pipeline._brief
+    original = pipeline.brief_of
 
     def timed(*args: Any, **kwargs: Any) -> Any:
         started = time.perf_counter()
@@ -54,13 +56,13 @@ def ingest_with_brief_timer(files: list[Path], home: Path, embedder: Any) -> dic
         finally:
             spent[0] += time.perf_counter() - started
 
-    pipeline._brief = timed
+    pipeline.brief_of = timed
     try:
         corpus = copy_corpus(files, home.parent / "docs")
         with Timer() as t:
             report = pipeline.ingest_paths([corpus], settings_for(home), embedder)
     finally:
-        pipeline._brief = original
+        pipeline.brief_of = original
     return {
         "files": report.added,
         "chunks": report.chunks,

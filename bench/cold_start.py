@@ -55,7 +55,7 @@ def child_breakdown(question: str) -> None:
 
     t1 = time.perf_counter()
     engine = Engine(Settings())
-    retriever = engine._open()  # loads the model (dimension check) and opens Chroma
+    retriever = engine.retriever  # loads the model (dimension check) and opens Chroma
     t2 = time.perf_counter()
     retriever.refresh()
     t3 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmarks: paths, temp homes, tables, percentiles, the JSON line.
+"""Shared helpers for the benchmarks: paths, temp homes, tables, the JSON line.
 
 Every benchmark prints a readable table and ends with exactly one JSON line of its figures
 (`emit`), so `bench/run_all.py` can collect them. State lives in a temporary DOSSIER_HOME
@@ -155,17 +155,6 @@ def last_json(stdout: str) -> dict[str, Any]:
 
 
 # -- figures ------------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Linear-interpolated percentile (numpy's default), p in [0, 100]."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * p / 100
-    lo = int(rank)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo)
 
 
 def median(values: Sequence[float]) -> float:

@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Timer, emit, export_into, load_questions, log, percentile, settings_for, table, verdict
+from common import Timer, emit, export_into, load_questions, log, settings_for, table, verdict
+
+from bot.evaluate import percentile
 
 TICK = 0.05
 TARGET_GAP = 1.0

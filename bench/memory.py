@@ -88,7 +88,7 @@ def child(kind: str, arg: str, home: str | None) -> dict[str, Any]:
 
         assert home
         engine = Engine(settings_for(Path(home)))
-        retriever = engine._open()
+        retriever = engine.retriever
         points["engine_open_model_loaded"] = rss()
         retriever.refresh()
         points["keyword_index_built"] = rss()

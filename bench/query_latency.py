@@ -28,12 +28,13 @@ from common import (
     log,
     make_embedder,
     median,
-    percentile,
     settings_for,
     table,
     verdict,
 )
 from synth import copy_home, synthetic_home
+
+from bot.evaluate import percentile
 
 STAGES = ("embed", "dense", "keyword", "fusion", "answer")
 WARMUP = (
@@ -49,7 +50,7 @@ def measure(home: Path, embedder: Any, questions: list[str], passes: int) -> dic
     engine = Engine(settings_for(home), embedder=embedder)
     try:
         with Timer() as open_t:
-            retriever = engine._open()
+            retriever = engine.retriever
         with Timer() as keyword_t:
             retriever.refresh()
         chunks = len(retriever.keyword.ids)
@@ -61,7 +62,7 @@ def measure(home: Path, embedder: Any, questions: list[str], passes: int) -> dic
         samples: list[dict[str, float]] = []
         for _ in range(passes):
             for q in questions:
-                embedder._cache.clear()  # every question pays for its own embedding
+                embedder.clear_cache()  # every question pays for its own embedding
                 samples.append(engine.ask(q).timings_ms)
     finally:
         engine.close()

@@ -97,7 +97,7 @@ def main() -> None:
             with Timer() as t:
                 r = ingest_paths([corpus], settings, fresh, progress=False)
             assert r.embedded == 0 and r.unchanged == len(files), r.summary()
-            assert fresh._model is None, "an unchanged re-ingest loaded the model"
+            assert not fresh.model_loaded, "an unchanged re-ingest loaded the model"
             unchanged.append(t.wall)
         cli: list[float] = []
         for _ in range(3):

@@ -20,7 +20,7 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
 from bot import retrieval
 from bot.engine import Engine
-from bot.evaluate import _relevant, load_questions, ndcg_at_10
+from bot.evaluate import is_relevant, load_questions, ndcg_at_10
 from bot.retrieval import passages_by_source
 from ingest.settings import Settings
 
@@ -51,8 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     engine = Engine(Settings())
     engine.retrieve("warm up", 1)
-    retriever = engine._retriever
-    assert retriever is not None
+    retriever = engine.retriever
     questions = load_questions(args.questions)
     figures = {}
     only = os.environ.get("ABLATION_ONLY")  # run only the configurations whose name has this
@@ -68,13 +67,13 @@ def main() -> None:
                 setattr(retrieval, key, value)
             else:
                 setattr(retriever, key, value)
-        engine.embedder._cache.clear()  # each configuration pays for its query embeddings
+        engine.embedder.clear_cache()  # each configuration pays for its query embeddings
         hits, ranks, ndcgs = 0, [], []
         started = time.perf_counter()
         for q in questions:
             # As `dossier eval` does: hit and MRR on the k passages an answer gets, nDCG deeper.
             top = retriever.retrieve(q.question, args.k)
-            rank = next((i + 1 for i, p in enumerate(top) if _relevant(p, q)), None)
+            rank = next((i + 1 for i, p in enumerate(top) if is_relevant(p, q)), None)
             hits += rank is not None
             ranks.append(1 / rank if rank else 0.0)
             if q.relevant_sources:

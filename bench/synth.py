@@ -176,9 +176,7 @@ class _Base:
         ids = [r["id"] for r in rows]
         vectors: dict[str, np.ndarray] = {}
         for i in range(0, len(ids), 2000):
-            got = store._collection.get(ids=ids[i : i + 2000], include=["embeddings"])
-            for cid, vec in zip(got["ids"], got["embeddings"], strict=True):
-                vectors[cid] = np.asarray(vec, dtype=np.float32)
+            vectors.update(store.vectors(ids[i : i + 2000]))
         self.vectors = vectors
         self.sentences = sentences
         _release_chroma(home)
@@ -233,7 +231,7 @@ def build_synthetic(base_path: Path, dest: Path, n_chunks: int, seed: int = 7) -
     """Write an index of about `n_chunks` chunks into the DOSSIER_HOME `dest`; returns its size."""
     from ingest.chunking import Chunk
     from ingest.manifest import FileRecord, Manifest
-    from ingest.pipeline import _metadata
+    from ingest.pipeline import chunk_metadata
     from ingest.settings import DEFAULT_MODEL
     from ingest.store import VectorStore
 
@@ -261,10 +259,10 @@ def build_synthetic(base_path: Path, dest: Path, n_chunks: int, seed: int = 7) -
                     batch.append((f, f"synthetic-{copy:03d}/{f['source']}", title, text))
                 written += base.n_chunks(f["source"])
                 if len(batch) >= 100:
-                    _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, _metadata)
+                    _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, chunk_metadata)
                     batch = []
             if batch:
-                _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, _metadata)
+                _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, chunk_metadata)
             copy += 1
         return manifest.chunk_count()
     finally:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from bot.render import format_answer, trim
+from bot.render import excerpt_line, format_answer
 from bot.types import Answer, Citation, DocumentInfo, Passage, TokenCallback, Turn
 from ingest.errors import DossierError, NoIndexError
 from ingest.printable import one_line, printable
@@ -220,7 +220,7 @@ class Chat:
             self.view.error(str(err))
         except Exception as err:
             log.exception("chat: unexpected error")
-            self.view.error(trim(f"something went wrong ({type(err).__name__}: {err})", 300))
+            self.view.error(excerpt_line(f"something went wrong ({type(err).__name__}: {err})", 300))
         return True
 
     def _ask(self, question: str) -> None:
@@ -406,7 +406,7 @@ class PlainView:
         self.write(f"[{n}] {passage.source} ({passage.location}), in context:\n\n{context.strip()}")
 
     def documents(self, docs: Sequence[DocumentInfo]) -> None:
-        lines = [f"{_count(docs)}:"]
+        lines = [f"{_documents_and_chunks(docs)}:"]
         for d in docs:
             title = f" — {d.title}" if d.title and d.title != d.source else ""
             lines.append(f"  {d.source}{title} ({d.chunks} chunks)")
@@ -425,7 +425,7 @@ class PlainView:
         self.write(f"error: {text}")
 
 
-def _count(docs: Sequence[DocumentInfo]) -> str:
+def _documents_and_chunks(docs: Sequence[DocumentInfo]) -> str:
     chunks = sum(d.chunks for d in docs)
     return f"{len(docs)} document{'s' * (len(docs) != 1)}, {chunks} chunk{'s' * (chunks != 1)}"
 
@@ -443,7 +443,7 @@ def _run_piped(settings: Settings, engine: Engine | None, stdin: TextIO, stdout:
         line = line.strip()
         if not line:
             continue
-        stdout.write(f"> {trim(one_line(line), 300)}\n")
+        stdout.write(f"> {excerpt_line(one_line(line), 300)}\n")
         if not chat.handle(line):
             stdout.flush()
             return 0
@@ -517,7 +517,7 @@ class RichView:
 
         line = Text.assemble((f"[{n}] ", "bold cyan"), (source, "bold"), (f" · {location}", "dim"))
         self._print(line)
-        self._print(Text(f"    “{trim(quote, QUOTE_CHARS)}”", style="italic dim"))
+        self._print(Text(f"    “{excerpt_line(quote, QUOTE_CHARS)}”", style="italic dim"))
 
     def passages(self, items: Sequence[tuple[int, Passage]], *, cited: bool) -> None:
         from rich.padding import Padding
@@ -551,7 +551,7 @@ class RichView:
     def documents(self, docs: Sequence[DocumentInfo]) -> None:
         from rich.table import Table
 
-        table = Table(title=_count(docs), title_justify="left")
+        table = Table(title=_documents_and_chunks(docs), title_justify="left")
         table.add_column("Source", overflow="fold")
         table.add_column("Title", overflow="fold")
         table.add_column("Chunks", justify="right")

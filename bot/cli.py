@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, overload
 
 import typer
 
@@ -55,6 +55,10 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record))
 
 
+@overload
+def _check_k(k: int) -> int: ...
+@overload
+def _check_k(k: None) -> None: ...
 def _check_k(k: int | None) -> int | None:
     if k is not None and not 1 <= k <= MAX_TOP_K:
         raise ConfigError(f"-k must be between 1 and {MAX_TOP_K} (got {k}).")

@@ -208,7 +208,7 @@ class FeedbackButton(
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Button, match: re.Match[str], /
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> FeedbackButton:
         return cls(match["answer_id"], 1 if match["vote"] == "up" else -1)
 
@@ -264,7 +264,7 @@ class DossierBot(commands.Bot):
     async def setup_hook(self) -> None:
         await self.add_cog(DossierCommands(self))
         self.add_dynamic_items(FeedbackButton)
-        self.tree.on_error = self._on_app_command_error
+        self.tree.error(self._on_app_command_error)
         if self.settings.watch_paths:
             await self._start_watcher()  # a ConfigError (no such folder) stops the bot with its message
         try:

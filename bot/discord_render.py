@@ -97,7 +97,7 @@ def escape_answer_text(text: str) -> str:
     return "".join(out)
 
 
-def trim(text: str, limit: int) -> str:
+def clip_text(text: str, limit: int) -> str:
     """`text` on one line-normalised run, cut at a word boundary to at most `limit` characters."""
     text = re.sub(r"[ \t]+", " ", text).strip()
     if len(text) <= limit:
@@ -113,7 +113,7 @@ def _trim_escaped(raw: str, limit: int) -> str:
     """Escape `raw` and fit the result into `limit` characters (escaping adds characters)."""
     budget = limit
     while True:
-        out = escape(trim(raw, budget))
+        out = escape(clip_text(raw, budget))
         if len(out) <= limit or budget <= 1:
             return out[:limit]
         budget -= max(len(out) - limit, 1)
@@ -129,7 +129,7 @@ def source_name(source: str) -> str:
 
 def thread_name(question: str) -> str:
     """A thread title from the question (thread names never ping, but stay tidy)."""
-    name = trim(" ".join(question.split()), MAX_THREAD_NAME - 1).replace("@", "@" + ZWSP)
+    name = clip_text(" ".join(question.split()), MAX_THREAD_NAME - 1).replace("@", "@" + ZWSP)
     return name[:MAX_THREAD_NAME] or "Question"
 
 
@@ -302,7 +302,7 @@ def render_answer(
     text = answer.text.strip()
     blocks.append(escape_answer_text(text) if text else NOT_COVERED)
     if answer.note:
-        blocks.append("-# " + escape(trim(answer.note, 500)))
+        blocks.append("-# " + escape(clip_text(answer.note, 500)))
 
     if compact:
         if answer.abstained:
@@ -350,7 +350,7 @@ def document_choices(
         if not all(word in haystack for word in words):
             continue
         rank = 0 if name.lower().startswith(prefix) else 1 if title.lower().startswith(prefix) else 2
-        shown = trim(f"{name} — {title}" if title else name, MAX_CHOICE)
+        shown = clip_text(f"{name} — {title}" if title else name, MAX_CHOICE)
         value = doc.source if len(doc.source) <= MAX_CHOICE else name[:MAX_CHOICE]
         ranked.append((rank, name.lower(), shown, value))
     return [(shown, value) for _, _, shown, value in sorted(ranked)[:limit]]
@@ -384,13 +384,13 @@ def render_status(status: IndexStatus) -> Part:
     embed.add_field(name="Documents", value=str(status.documents))
     embed.add_field(name="Passages", value=str(status.chunks))
     embed.add_field(name="Last ingest", value=_when(status.last_ingest), inline=False)
-    embed.add_field(name="Embedding model", value=escape(trim(status.model, 200)) or "?", inline=False)
-    embed.add_field(name="Answerer", value=escape(trim(status.answerer, 200)) or "?", inline=False)
-    embed.add_field(name="Collection", value=escape(trim(status.collection, 200)) or "?", inline=False)
+    embed.add_field(name="Embedding model", value=escape(clip_text(status.model, 200)) or "?", inline=False)
+    embed.add_field(name="Answerer", value=escape(clip_text(status.answerer, 200)) or "?", inline=False)
+    embed.add_field(name="Collection", value=escape(clip_text(status.collection, 200)) or "?", inline=False)
     return Part(embeds=[embed])
 
 
-def _count(value: Any) -> int:
+def _how_many(value: Any) -> int:
     if isinstance(value, int | float):
         return int(value)
     if isinstance(value, Sequence | Mapping) and not isinstance(value, str):
@@ -402,18 +402,18 @@ def render_ingest_report(report: Any, *, title: str = "Ingest finished") -> str:
     """One short summary of an IngestReport (or its `to_dict()`), within one message."""
     data: Mapping[str, Any] = report.to_dict() if hasattr(report, "to_dict") else dict(report)
     counts = ", ".join(
-        f"{_count(data.get(key))} {key}" for key in ("added", "updated", "deleted", "unchanged")
+        f"{_how_many(data.get(key))} {key}" for key in ("added", "updated", "deleted", "unchanged")
     )
     seconds = float(data.get("seconds") or 0.0)
     lines = [
         f"**{title}** in {seconds:.1f} s: {counts}.",
-        f"{_count(data.get('chunks'))} passages in the index, {_count(data.get('embedded'))} embedded by this run.",
+        f"{_how_many(data.get('chunks'))} passages in the index, {_how_many(data.get('embedded'))} embedded by this run.",
     ]
     for key in ("failed", "skipped"):
         problems = data.get(key)
-        if not _count(problems):
+        if problems is None or not _how_many(problems):
             continue
-        lines.append(f"**{_count(problems)} {key}:**")
+        lines.append(f"**{_how_many(problems)} {key}:**")
         items: Iterable[Any] = problems.items() if isinstance(problems, Mapping) else problems
         for item in list(items)[:10]:
             if isinstance(item, Mapping):

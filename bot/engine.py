@@ -81,7 +81,9 @@ class Engine:
                     self._embedder = Embedder.from_settings(self.settings)
         return self._embedder
 
-    def _open(self) -> HybridRetriever:
+    def _build_parts(self) -> HybridRetriever:
+        """Open the index and build, once, what reads it: the retriever, the extractive
+        answerer and the document summaries. Returns the retriever."""
         if self._retriever is not None:
             return self._retriever
         path = manifest_path(self.settings)
@@ -103,29 +105,38 @@ class Engine:
                     self._manifest.close()
                     self._manifest = None
                     raise missing_vectors(self.settings, documents)
+                # Each needs the other: the retriever orders passages by the evidence the
+                # answerer finds in them (docs/evaluation.md), and the answerer reads the
+                # retriever's term weights and stored sentence vectors. The answerer is built
+                # first and reaches the retriever through closures, called only after both exist.
+                extractive = ExtractiveAnswerer(
+                    embedder,
+                    threshold=self.settings.abstain_threshold,
+                    idf=lambda t: retriever.keyword.idf(t),
+                    sentence_vectors=lambda passages: retriever.sentence_vectors(passages),
+                )
                 retriever = HybridRetriever(
                     self._manifest,
                     store,
                     embedder,
                     document_weight=self.settings.document_weight,
                     cache_dir=self.settings.home / "keyword",
+                    evidence=extractive.passage_scores,
                     context_chunks=self.settings.context_chunks,
                 )
-                self._extractive = ExtractiveAnswerer(
-                    embedder,
-                    threshold=self.settings.abstain_threshold,
-                    idf=lambda t: retriever.keyword.idf(t),
-                    sentence_vectors=retriever.sentence_vectors,
-                )
-                # Retrieved passages are ordered by the evidence they hold (docs/evaluation.md).
-                retriever.evidence = self._extractive.passage_scores
+                self._extractive = extractive
                 self._summaries = Summaries(self._manifest, retriever.locate)
                 self._retriever = retriever
         return self._retriever
 
     @property
+    def retriever(self) -> HybridRetriever:
+        """The retriever over the index, built (with the answerer and summaries) on first use."""
+        return self._build_parts()
+
+    @property
     def answerer(self) -> Answerer:
-        self._open()
+        self._build_parts()
         assert self._extractive is not None
         if self._answerer is None:
             if self.settings.llm == "extractive":
@@ -178,12 +189,12 @@ class Engine:
         timings: RetrievalTimings | None = None,
         sources: Sequence[str] | None = None,
     ) -> list[Passage]:
-        return self._open().retrieve(query, k or self.settings.top_k, timings, sources)
+        return self._build_parts().retrieve(query, k or self.settings.top_k, timings, sources)
 
     def document_names(self) -> list[DocumentName]:
         """How each indexed document is known (file name, title, opening headings); read again
         after each re-ingest."""
-        retriever = self._open()
+        retriever = self._build_parts()
         generation = retriever.manifest.generation()
         if self._names[0] != generation:
             names = [document_name(*opening) for opening in retriever.manifest.openings()]
@@ -195,7 +206,7 @@ class Engine:
         overview of that document (or of the collection) as a whole."""
         kind = classify(question)
         names = self.document_names()
-        named = named_document(question, names, self._open().keyword.idf)
+        named = named_document(question, names, self._build_parts().keyword.idf)
         if named is None and len(names) == 1 and mentions_document(question):
             named = names[0].source  # "the report", and there is one
         narrowed = ""
@@ -229,7 +240,7 @@ class Engine:
         """
         started = time.perf_counter()
         question = self.check_question(question)
-        self._open()
+        self._build_parts()
         timings = RetrievalTimings()
         t0 = time.perf_counter()
         query = self.standalone(question, history)
@@ -251,7 +262,7 @@ class Engine:
             if kind not in ("factoid", "yesno"):
                 # Lists, comparisons and explanations read twice as much; the best k passages
                 # stay first, as a factoid would see them.
-                more = self._open().retrieve(
+                more = self._build_parts().retrieve(
                     query, 2 * (k or self.settings.top_k), timings, sources, by_evidence=False
                 )
                 passages += [p for p in more if not any(_overlap(p, q) for q in passages)]
@@ -284,7 +295,7 @@ class Engine:
     def overview(self, source: str | None, question: str = "") -> Overview:
         """A document's brief as cited bullets, or (source None) one cited line per document,
         those that match the question best first."""
-        retriever = self._open()
+        retriever = self._build_parts()
         assert self._summaries is not None
         names = self.document_names()
         if source is None and len(names) == 1:
@@ -304,7 +315,7 @@ class Engine:
             source = names[0].source
         if source is None:
             return list(self.overview(None).passages)
-        retriever = self._open()
+        retriever = self._build_parts()
         return [retriever.locate(passage_of(row)) for row in retriever.manifest.chunks_of(source)]
 
     def _matching(self, question: str, source: str, n: int = 3) -> list[tuple[int, int]]:
@@ -350,7 +361,9 @@ class Engine:
             found = [n.source for n in names if match(n)]
             if len(found) == 1:
                 return found[0]
-        found_by_words = named_document(f"the document called {wanted}", names, self._open().keyword.idf)
+        found_by_words = named_document(
+            f"the document called {wanted}", names, self._build_parts().keyword.idf
+        )
         if found_by_words is None:
             raise QuestionError(f"No indexed document matches {wanted!r}; `dossier summary` lists them all.")
         return found_by_words
@@ -400,7 +413,7 @@ class Engine:
 
     def context(self, passage: Passage, chars: int = 600) -> str:
         """The passage's text with up to `chars` characters of its source before and after."""
-        self._open()
+        self._build_parts()
         assert self._manifest is not None
         text = self._manifest.file_text(passage.source)
         if text is None:
@@ -431,7 +444,7 @@ class Engine:
         side. The Discord bot calls it before connecting, so its first questions neither wait
         for it nor hold up the event loop while torch is imported in a worker thread."""
         try:
-            retriever = self._open()
+            retriever = self._build_parts()
         except NoIndexError:
             self.embedder.embed_query("warm up")  # nothing indexed yet: the model at least
             return

@@ -67,7 +67,8 @@ def is_correct(answer: str, groups: Sequence[Sequence[str]]) -> bool:
     return all(any(fold_for_match(option) in folded for option in group) for group in groups)
 
 
-def _relevant(passage: Passage, q: EvalQuestion) -> bool:
+def is_relevant(passage: Passage, q: EvalQuestion) -> bool:
+    """Whether the passage holds the question's evidence, or comes from one of its relevant sources."""
     if q.evidence and holds(passage.text, q.evidence):
         return True
     return bool(q.relevant_sources) and Path(passage.source).name in q.relevant_sources
@@ -82,7 +83,7 @@ def ndcg_at_10(ranked_sources: Sequence[str], relevant: Sequence[str]) -> float:
 
 def score_one(q: EvalQuestion, answer: Answer, ms: float, k: int) -> dict[str, Any]:
     retrieved = answer.retrieved[:k]
-    hit_rank = next((i + 1 for i, p in enumerate(retrieved) if _relevant(p, q)), None)
+    hit_rank = next((i + 1 for i, p in enumerate(retrieved) if is_relevant(p, q)), None)
     correct = None
     if q.answers:
         correct = (not answer.abstained) and is_correct(answer.text, q.answers)
@@ -90,7 +91,7 @@ def score_one(q: EvalQuestion, answer: Answer, ms: float, k: int) -> dict[str, A
     if q.answerable and (q.evidence or q.relevant_sources):
         by_id = {p.id: p for p in answer.retrieved}
         cited = [by_id[c.passage_id] for c in answer.citations if c.passage_id in by_id]
-        citations_ok = any(_relevant(p, q) for p in cited)
+        citations_ok = any(is_relevant(p, q) for p in cited)
     return {
         "id": q.id,
         "kind": q.kind,
@@ -110,11 +111,19 @@ def _mean(values: Sequence[float]) -> float | None:
     return round(sum(values) / len(values), 4) if values else None
 
 
-def _percentile(values: Sequence[float], q: float) -> float | None:
+def percentile(values: Sequence[float], p: float) -> float:
+    """The nearest-rank percentile, p in [0, 100]: the smallest value with at least p% of the
+    values at or below it (always one of the values; no interpolation). NaN when empty.
+
+    The one definition for `dossier eval` and the benchmarks, so their figures compare."""
     if not values:
-        return None
+        return math.nan
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)], 1)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(p * len(ordered) / 100) - 1))]
+
+
+def _rounded_percentile(values: Sequence[float], p: float) -> float | None:
+    return round(percentile(values, p), 1) if values else None
 
 
 def summarise(
@@ -138,8 +147,8 @@ def summarise(
         "abstention_accuracy": _mean([1.0 if r["abstained"] else 0.0 for r in unanswerable]),
         "false_abstention_rate": _mean([1.0 if r["abstained"] else 0.0 for r in answerable]),
         "median_answer_chars": statistics.median(lengths) if lengths else None,
-        "p50_ms": _percentile(times, 0.5),
-        "p95_ms": _percentile(times, 0.95),
+        "p50_ms": _rounded_percentile(times, 50),
+        "p95_ms": _rounded_percentile(times, 95),
     }
     if ndcgs:
         summary["ndcg_at_10"] = _mean([n for n, _ in ndcgs])

@@ -14,7 +14,7 @@ answers that the documents don't say and cites nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -50,6 +50,7 @@ from bot.retrieval import SpanVector, terms
 from bot.types import Draft, Passage, TokenCallback, Turn
 from ingest.chunking import sentence_spans
 from ingest.sentences import glued_heading_length
+from ingest.settings import DEFAULT_ABSTAIN_THRESHOLD
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
 _HAS_NUMBER = re.compile(r"\d")
@@ -73,7 +74,7 @@ class ExtractiveAnswerer:
         self,
         embedder: Any,
         *,
-        threshold: float = 0.45,
+        threshold: float = DEFAULT_ABSTAIN_THRESHOLD,
         idf: Callable[[str], float] | None = None,
         semantic_weight: float = 0.55,
         sentence_vectors: Callable[[Sequence[Passage]], list[list[SpanVector]] | None] | None = None,
@@ -156,7 +157,9 @@ class ExtractiveAnswerer:
         """Sentence and clause vectors computed now, for indexes without stored ones."""
         spans = [sentence_spans(p.text) for p in passages]
         flat = [p.text[a:b] for p, s in zip(passages, spans, strict=True) for a, b, _ in s]
-        vectors = iter(np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else [])
+        vectors: Iterator[np.ndarray] = iter(
+            np.asarray(self.embedder.encode(flat), dtype=np.float32) if flat else []
+        )
         return [[(a, b, k, next(vectors)) for a, b, k in s] for s in spans]
 
     def answer(

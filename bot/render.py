@@ -9,7 +9,8 @@ from bot.types import Answer, IndexStatus
 from ingest.printable import one_line
 
 
-def trim(text: str, limit: int) -> str:
+def excerpt_line(text: str, limit: int) -> str:
+    """`text` on one line (all whitespace runs made one space), cut at a word to at most `limit` characters."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
 
@@ -23,14 +24,14 @@ def format_answer(answer: Answer, *, quote_chars: int = 300) -> str:
             lines += ["", "Closest passages:"]
             for p in answer.retrieved[:3]:
                 lines.append(
-                    f"  - {one_line(p.source)} ({one_line(p.location)}): “{trim(p.text, quote_chars)}”"
+                    f"  - {one_line(p.source)} ({one_line(p.location)}): “{excerpt_line(p.text, quote_chars)}”"
                 )
     elif answer.citations:
         lines += ["", "Sources:"]
         for c in answer.citations:
             # A newline in a file name would otherwise forge a line of its own.
             lines.append(f"  [{c.n}] {one_line(c.source)} ({one_line(c.location)})")
-            lines.append(textwrap.indent(f"“{trim(c.quote, quote_chars)}”", "      "))
+            lines.append(textwrap.indent(f"“{excerpt_line(c.quote, quote_chars)}”", "      "))
     return "\n".join(lines)
 
 

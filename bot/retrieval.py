@@ -412,6 +412,7 @@ class HybridRetriever:
         rows = np.concatenate([self._rows_of[s] for s in sources])
         if len(rows) > _EXACT_WITHIN:
             return self._dense(vector, n, sources)
+        assert self._keyword is not None  # _rows_of is filled with it, by refresh()
         ids = [self._keyword.ids[i] for i in rows]
         found = self._ask_store(lambda: self.store.vectors(ids))
         if not found:

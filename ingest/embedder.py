@@ -75,6 +75,11 @@ class Embedder(Embeddings):
         return self._model
 
     @property
+    def model_loaded(self) -> bool:
+        """Whether the model has been loaded (an unchanged re-ingest never loads it)."""
+        return self._model is not None
+
+    @property
     def max_tokens(self) -> int:
         return int(self.model.max_seq_length) - 2  # [CLS] and [SEP] take two positions
 
@@ -165,6 +170,11 @@ class Embedder(Embeddings):
             if len(self._cache) > 512:
                 self._cache.popitem(last=False)
         return vector
+
+    def clear_cache(self) -> None:
+        """Forget the cached query vectors, so the next queries are embedded again."""
+        with self._lock:
+            self._cache.clear()
 
     def encode(self, texts: Sequence[str], **kwargs: Any) -> Any:
         """Raw numpy embeddings (normalised), for sentence scoring in the answerer."""

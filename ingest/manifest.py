@@ -19,7 +19,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,7 +331,7 @@ class Manifest:
         self,
         entries: Sequence[tuple[FileRecord, str, Sequence[Chunk]]],
         sentences: dict[str, SentenceRows] | None = None,
-        briefs: dict[str, Sequence[tuple[int, int, float]]] | None = None,
+        briefs: Mapping[str, Sequence[tuple[int, int, float]]] | None = None,
     ) -> set[str]:
         """Replace these files' chunks (and the sentence vectors of new chunks, and their
         briefs) in one transaction. Returns ids no longer used (to delete from Chroma)."""

@@ -41,8 +41,11 @@ _GROUP_BATCHES = 4
 
 class DocumentEmbedder(Protocol):
     name: str
-    dimension: int
-    max_tokens: int
+
+    @property
+    def dimension(self) -> int: ...
+    @property
+    def max_tokens(self) -> int: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
     def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
@@ -486,7 +489,7 @@ def _embed(
         vectors, span_vectors = embed_with_spans(texts, shifted)
         for c, s, rows in zip(fresh, spans, span_vectors, strict=True):
             sentences[c.id] = [(a, b, k, row.tobytes()) for (a, b, k), row in zip(s, rows, strict=True)]
-    store.upsert([c.id for c in fresh], vectors, [c.text for c in fresh], [_metadata(c) for c in fresh])
+    store.upsert([c.id for c in fresh], vectors, [c.text for c in fresh], [chunk_metadata(c) for c in fresh])
     return sentences
 
 
@@ -513,7 +516,8 @@ def _stage_in_parts(
     return done
 
 
-def _metadata(chunk: Chunk) -> dict[str, Any]:
+def chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+    """What the vector store keeps beside a chunk's vector and text."""
     meta: dict[str, Any] = {"source": chunk.source, "ord": chunk.ord, "title": chunk.title[:200]}
     if chunk.section:
         meta["section"] = chunk.section[:200]

@@ -935,9 +935,7 @@ def test_safe_filename_and_save_upload(tmp_path: Path) -> None:
     assert safe_filename("../../etc/passwd.md") == "passwd.md"
     assert safe_filename("..\\..\\win.TXT") == "win.txt"
     assert safe_filename(".hidden.pdf") == "hidden.pdf"
-    assert safe_filename("rapport été 2024 (v2).PDF") == "rapport_t_2024_v2_.pdf" or safe_filename(
-        "rapport été 2024 (v2).PDF"
-    ).endswith(".pdf")
+    assert safe_filename("rapport été 2024 (v2).PDF") == "rapport été 2024_v2.pdf"
     assert safe_filename("....") == "upload"
     folder = tmp_path / "docs"
     path = save_upload(folder, "../escape.md", b"# hi")
