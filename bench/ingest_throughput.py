@@ -154,7 +154,7 @@ class Ours:
         from ingest.pipeline import ingest_paths
 
         with timed_methods(self.targets) as spent, Timer() as t:
-            report = ingest_paths([folder], self.settings, self.embedder, progress=False)
+            report = ingest_paths([folder], self.settings, self.embedder)
         self.wall += t.wall
         self.cpu += t.cpu
         self.chunks = report.chunks

@@ -78,7 +78,7 @@ def child(kind: str, arg: str, home: str | None) -> dict[str, Any]:
         from ingest.pipeline import ingest_paths
 
         assert home
-        report = ingest_paths([Path(arg)], settings_for(Path(home)), make_embedder(), progress=False)
+        report = ingest_paths([Path(arg)], settings_for(Path(home)), make_embedder())
         points["after_ingest"] = rss()
         extra = {"chunks": report.chunks}
     else:

@@ -87,7 +87,7 @@ def main() -> None:
 
         log(f"first ingest of {len(files)} essays")
         with Timer() as first:
-            report = ingest_paths([corpus], settings, warm, progress=False)
+            report = ingest_paths([corpus], settings, warm)
         n_chunks = report.chunks
         log(f"first: {report.summary()}")
 
@@ -95,7 +95,7 @@ def main() -> None:
         for _ in range(max(repeats, 5)):
             fresh = make_embedder()
             with Timer() as t:
-                r = ingest_paths([corpus], settings, fresh, progress=False)
+                r = ingest_paths([corpus], settings, fresh)
             assert r.embedded == 0 and r.unchanged == len(files), r.summary()
             assert not fresh.model_loaded, "an unchanged re-ingest loaded the model"
             unchanged.append(t.wall)
@@ -114,14 +114,14 @@ def main() -> None:
         for i, path in enumerate(picks):
             edit_middle_sentence(path, f"{i}")
             with Timer() as t:
-                r = ingest_paths([corpus], settings, warm, progress=False)
+                r = ingest_paths([corpus], settings, warm)
             assert r.updated == 1 and r.unchanged == len(files) - 1, r.summary()
             alone_dir = tmp / f"alone-{i}" / "essays"
             alone_dir.mkdir(parents=True)
             shutil.copy2(path, alone_dir / path.name)
             alone_settings = settings_for(tmp / f"alone-{i}" / "home")
             with Timer() as a:
-                ra = ingest_paths([alone_dir], alone_settings, warm, progress=False)
+                ra = ingest_paths([alone_dir], alone_settings, warm)
             changed.append(
                 {
                     "file": path.name,
@@ -140,7 +140,7 @@ def main() -> None:
             victim = by_size[i]
             victim.unlink()
             with Timer() as t:
-                r = ingest_paths([corpus], settings, warm, progress=False)
+                r = ingest_paths([corpus], settings, warm)
             assert r.deleted == 1 and r.embedded == 0, r.summary()
             deleted.append(t.wall)
         manifest = Manifest(manifest_path(settings), readonly=True)

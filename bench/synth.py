@@ -98,7 +98,7 @@ def base_home(quick: bool) -> Path:
         paths.append(link_corpus(abstracts, corpus / "scifact"))
     log(f"building the base index ({len(files)} files; cached in {home.parent})")
     started = time.perf_counter()
-    report = ingest_paths(paths, settings_for(building / "home"), Embedder(), progress=False)
+    report = ingest_paths(paths, settings_for(building / "home"), Embedder())
     log(f"base index: {report.summary()} ({time.perf_counter() - started:.0f} s)")
     _release_chroma(building / "home")
     _publish(building, home.parent)

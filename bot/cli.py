@@ -105,7 +105,8 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Add, update and remove documents in the index (only what changed is embedded)."""
-    from ingest.fetch import display_url, fetch_to_documents, is_url
+    from ingest.fetch import fetch_to_documents
+    from ingest.urls import display_url, is_url
 
     settings = _settings()
     targets: list[Path] = []
@@ -118,7 +119,9 @@ def ingest(
             arg = str(settings.documents_dir)
         if Path(arg) not in targets:
             targets.append(Path(arg))
-    report = _engine(settings).ingest(targets, full=full, progress=None)
+    from bot.progress import ProgressBar
+
+    report = _engine(settings).ingest(targets, full=full, progress=ProgressBar())
     _remove_unreadable_downloads(fetched, report)
     if as_json:
         _echo_json(report.to_dict())
@@ -220,7 +223,7 @@ def evaluate(
 @app.command()
 def watch(paths: Annotated[list[Path], typer.Argument(help="Folders to watch.")]) -> None:
     """Keep the index in step with folders: new, changed, renamed and deleted files."""
-    from ingest.watch import run_watch
+    from bot.watch_command import run_watch
 
     raise typer.Exit(run_watch(paths, _settings()))
 

@@ -26,7 +26,7 @@ from bot.summary import Overview, Summaries
 from bot.types import Answer, Answerer, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
 from ingest.errors import NoIndexError, QuestionError, StoreError
 from ingest.manifest import Manifest, open_for_reading
-from ingest.pipeline import IngestReport, ingest_paths, manifest_path
+from ingest.pipeline import IngestReport, Progress, ingest_paths, manifest_path
 from ingest.settings import Settings
 from ingest.store import VectorStore, count_vectors, describe_store, missing_vectors
 
@@ -431,7 +431,7 @@ class Engine:
         paths: Sequence[Path],
         *,
         full: bool = False,
-        progress: bool | None = False,
+        progress: Progress | None = None,
         lock_wait: float = 0,
     ) -> IngestReport:
         """Incremental ingest under the writer lock; the next question sees the result."""

@@ -4,7 +4,7 @@ The download is saved under a name derived from the URL (host + path slug, so fe
 same URL again replaces the same file and an unchanged page is a no-op for the pipeline),
 next to a `NAME.url` sidecar that records where it came from, in the Windows
 `[InternetShortcut]` format. The sidecar's suffix is not a document type, so neither the
-loaders nor the watcher pick it up; `source_url(path)` reads it back.
+loaders nor the watcher pick it up; `ingest.sidecar.source_url(path)` reads it back.
 
 Size and type are checked while streaming: a server that lies about Content-Length, or
 sends none, still cannot make us write more than `max_bytes`.
@@ -30,13 +30,15 @@ import time
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import httpcore
 import httpx
 
 from ingest.errors import DossierError
 from ingest.settings import Settings
+from ingest.sidecar import SIDECAR_SUFFIX, sign_sidecar, source_url
+from ingest.urls import display_url, is_url
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,6 @@ _TEXT_CONTROLS = frozenset(b"\t\n\r\f\x1b")
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME_CHARS = 120
-SIDECAR_SUFFIX = ".url"
 
 
 class FetchError(DossierError):
@@ -71,10 +72,6 @@ class FetchError(DossierError):
 
 class AddressRefused(FetchError):
     """A host resolves to an address `dossier ingest URL` must not reach (SSRF)."""
-
-
-def is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
 
 
 def file_name_for(url: str, suffix: str) -> str:
@@ -98,20 +95,6 @@ def file_name_for(url: str, suffix: str) -> str:
         tag = "-" + hashlib.sha256(url.encode()).hexdigest()[:8]
         slug = slug[:_MAX_NAME_CHARS].rstrip("-_.")
     return f"{slug or host}{tag}{suffix}"
-
-
-def source_url(path: Path) -> str | None:
-    """The URL a fetched file came from (read from its sidecar), or None for ordinary files."""
-    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
-    try:
-        text = sidecar.read_text(encoding="utf-8")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip().upper() == "URL" and is_url(value.strip()):
-            return display_url(value.strip())  # sidecars written before credentials were stripped
-    return None
 
 
 def fetch_url(
@@ -175,8 +158,6 @@ def fetch_url(
 def fetch_to_documents(url: str, settings: Settings) -> Path:
     """`fetch_url` into DOSSIER_DOCS_DIR/web with the configured limits and allowed hosts; the
     sidecar is signed, so that ingest believes it (ingest.sidecar)."""
-    from ingest.sidecar import sign_sidecar
-
     path = fetch_url(
         url,
         settings.documents_dir / "web",
@@ -371,39 +352,6 @@ def _guarded_transport(backend: _GuardedBackend) -> httpx.HTTPTransport:
         raise RuntimeError("this httpx version cannot check fetch addresses; pin httpx<0.29")
     pool._network_backend = backend
     return transport
-
-
-# -- what may be stored and shown -------------------------------------------------------------
-
-# Query parameters that commonly carry a credential ("?token=", "&api_key=", "&X-Amz-Signature=").
-_SECRET_PARAM = re.compile(
-    r"(?i)token|key|sig|signature|secret|password|passwd|pwd|auth|credentials?|session|sid"
-)
-
-
-def display_url(url: str) -> str:
-    """`url` without credentials: no `user:pass@`, no query parameters that look like secrets.
-
-    This is the name a fetched page is stored, cited and logged under; the download itself
-    uses the URL as given.
-
-    >>> display_url("https://alice:pw@example.com/a?page=2&token=abc")
-    'https://example.com/a?page=2'
-    """
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        kept = [(k, v) for k, v in pairs if not _is_secret_param(k)]
-        if len(kept) != len(pairs):
-            query = urlencode(kept)
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _is_secret_param(name: str) -> bool:
-    # The last word decides: "access_token", "api-key", "X-Amz-Signature", but not "keyword".
-    return bool(_SECRET_PARAM.fullmatch(re.split(r"[-_.]", name)[-1]))
 
 
 def _remove_stale_parts(dest_dir: Path) -> None:

@@ -102,7 +102,6 @@ def _main(argv: Sequence[str]) -> int:
             settings,
             Embedder.from_settings(settings),
             full=mode == "--full",
-            progress=False,
             lock_wait=float(lock_wait),
         )
     except DossierError as err:

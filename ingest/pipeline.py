@@ -11,7 +11,6 @@ import errno
 import logging
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,13 +23,13 @@ from filelock import FileLock, Timeout
 from ingest.briefs import BriefSentence, brief_of
 from ingest.chunking import Chunk, chunk_document, sentence_spans
 from ingest.errors import CorruptIndexError, DossierError, LockedError, ModelMismatchError, StoreError
-from ingest.fetch import is_url
 from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
 from ingest.manifest import FileRecord, Manifest, SentenceRows, set_aside
 from ingest.naming import unique_name
 from ingest.settings import Settings
 from ingest.sidecar import trusted_url
 from ingest.store import VectorStore
+from ingest.urls import is_url
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +48,19 @@ class DocumentEmbedder(Protocol):
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
     def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+
+
+class Progress(Protocol):
+    """Told how far an ingest has got, for a front end to show (the CLI draws a bar)."""
+
+    def start(self, total: int) -> None:
+        """`total` files were found and are about to be looked at."""
+
+    def advance(self, name: str) -> None:
+        """The next file, `name`, is being looked at (unchanged files included)."""
+
+    def finish(self) -> None:
+        """The run is over, whether it completed or not."""
 
 
 @dataclass(frozen=True)
@@ -153,11 +165,14 @@ def ingest_paths(
     embedder: DocumentEmbedder,
     *,
     full: bool = False,
-    progress: bool | None = None,
+    progress: Progress | None = None,
     on_group: Callable[[int], None] | None = None,
     lock_wait: float = 0,
 ) -> IngestReport:
-    """Bring the index in line with the files under `paths` (incrementally unless `full`)."""
+    """Bring the index in line with the files under `paths` (incrementally unless `full`).
+
+    `progress` hears of each file as it is looked at; `on_group(embedded)` runs after each
+    commit (it may raise to end the run there: what was committed stays)."""
     started = time.perf_counter()
     with writer_lock(settings, lock_wait), _disk_full_explained(settings):
         manifest = _open_manifest(settings, full)
@@ -279,7 +294,7 @@ def _run(
     embedder: DocumentEmbedder,
     manifest: Manifest,
     store: VectorStore,
-    progress: bool | None,
+    progress: Progress | None,
     on_group: Callable[[int], None] | None,
     *,
     rebuild: bool = False,
@@ -323,10 +338,12 @@ def _run(
     rebuilt: set[str] = set()
     group: list[_Pending] = []
     group_size = 0
-    bar = _Progress(len(found), enabled=progress)
+    if progress is not None:
+        progress.start(len(found))
     try:
         for path, root in found:
-            bar.advance(path.name)
+            if progress is not None:
+                progress.advance(path.name)
             real = str(path.resolve())
             previous = by_path.get(real)
             try:
@@ -404,7 +421,8 @@ def _run(
             store.delete(leftover)
             manifest.clear_pending(leftover)
     finally:
-        bar.close()
+        if progress is not None:
+            progress.finish()
     return {**counts, "failed": tuple(failed), "skipped": tuple(skipped)}
 
 
@@ -534,35 +552,4 @@ def _os_reason(err: OSError) -> str:
     return f"cannot read: {err.strerror or err}"
 
 
-class _Progress:
-    """A rich progress bar on stderr, only when stderr is a terminal."""
-
-    def __init__(self, total: int, enabled: bool | None) -> None:
-        enabled = sys.stderr.isatty() if enabled is None else enabled
-        self._bar: Any = None
-        if enabled and total > 1:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._bar = Progress(
-                TextColumn("ingesting"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.description}"),
-                console=Console(stderr=True),
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("", total=total)
-
-    def advance(self, name: str) -> None:
-        if self._bar is not None:
-            self._bar.update(self._task, advance=1, description=name[:40])
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
-__all__ = ["DossierError", "Failure", "IngestReport", "ingest_paths", "writer_lock"]
+__all__ = ["DossierError", "Failure", "IngestReport", "Progress", "ingest_paths", "writer_lock"]

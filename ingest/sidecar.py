@@ -1,4 +1,4 @@
-"""Which `NAME.url` sidecars to believe.
+"""`NAME.url` sidecars: where a fetched file came from, and which sidecars to believe.
 
 A sidecar makes citations show a URL instead of the file's name. Anyone who can drop files
 into an ingested folder could write one, and make a local file pass for, say, an official
@@ -6,6 +6,8 @@ web page. So the fetcher signs the sidecars it writes: an HMAC, with a key kept 
 DOSSIER_HOME, over the file's name, its URL and its content. A sidecar without a valid
 signature is ignored (the file is cited by its name); so is one whose file was edited since
 it was fetched.
+
+Nothing here touches the network: the pipeline reads sidecars without importing the fetcher.
 """
 
 from __future__ import annotations
@@ -17,14 +19,30 @@ import os
 import secrets
 from pathlib import Path
 
-from ingest.fetch import SIDECAR_SUFFIX, source_url
 from ingest.loaders import file_hash
 from ingest.settings import Settings
+from ingest.urls import display_url, is_url
 
 log = logging.getLogger(__name__)
 
+SIDECAR_SUFFIX = ".url"
 _KEY_FILE = "fetch.key"
 _SIGNATURE = "X-Dossier-Signature"
+
+
+def source_url(path: Path) -> str | None:
+    """The URL a fetched file came from (read from its sidecar, signed or not), or None for
+    ordinary files. `trusted_url` decides whether to believe it."""
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    try:
+        text = sidecar.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().upper() == "URL" and is_url(value.strip()):
+            return display_url(value.strip())  # sidecars written before credentials were stripped
+    return None
 
 
 def _key(settings: Settings, *, create: bool) -> bytes | None:
@@ -88,3 +106,6 @@ def trusted_url(path: Path, settings: Settings, digest: str, recorded: str | Non
         log.info("ignoring the unsigned or outdated sidecar of %s", path)
         return None
     return url
+
+
+__all__ = ["SIDECAR_SUFFIX", "sign_sidecar", "source_url", "trusted_url"]

@@ -22,9 +22,9 @@ from urllib.parse import urlparse
 import numpy as np
 
 from ingest.errors import ModelMismatchError, StoreError
-from ingest.fetch import display_url
 from ingest.manifest import connect_read_only
 from ingest.settings import Settings
+from ingest.urls import display_url
 
 log = logging.getLogger(__name__)
 

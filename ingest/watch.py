@@ -7,28 +7,26 @@ decide *when* to run; the pipeline decides *what* to do, so a missed or duplicat
 never leave the index out of step for longer than the next batch.
 
 The file watcher starts before the first ingest, so files that land while that ingest runs
-are caught. Stopping (Ctrl-C, SIGTERM, `stop()`) takes effect after the group being committed:
-the pipeline commits a file's chunks atomically, so a stop, or even a kill, leaves whole
-files and the next run picks up the rest.
+are caught. Stopping (`stop()`; `dossier watch` calls it on Ctrl-C or SIGTERM) takes effect
+after the group being committed: the pipeline commits a file's chunks atomically, so a stop,
+or even a kill, leaves whole files and the next run picks up the rest.
+
+Nothing here prints or handles signals: events reach the caller through `on_batch`, the
+watcher's attributes and the log. The `dossier watch` command is `bot.watch_command`.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from ingest.errors import ConfigError, DossierError, LockedError, ModelMismatchError
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import DocumentEmbedder, Failure, IngestReport, ingest_paths
-from ingest.printable import one_line, printable
 from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -191,9 +189,7 @@ class Watcher:
         else:
             log.info("ingesting %s", ", ".join(map(str, self.paths)))
         try:
-            report = ingest_paths(
-                self.paths, self.settings, self.embedder, progress=False, on_group=self._check_stop
-            )
+            report = ingest_paths(self.paths, self.settings, self.embedder, on_group=self._check_stop)
         except _Stopped:
             log.info("stopping after a commit; files not yet ingested are picked up at the next start")
             self._dirty = True
@@ -248,7 +244,7 @@ class Watcher:
         return _ERROR_RETRY_SECONDS[min(self._errors, len(_ERROR_RETRY_SECONDS)) - 1]
 
 
-# -- the `dossier watch` command ------------------------------------------------------------
+# -- checks shared by `dossier watch` and the background watcher ---------------------------------
 
 
 def check_folders(paths: Sequence[Path]) -> str | None:
@@ -261,63 +257,6 @@ def check_folders(paths: Sequence[Path]) -> str | None:
         if not path.is_dir():
             return f"{path} is not a folder; `dossier watch` takes folders (use `dossier ingest FILE` for one file)"
     return None
-
-
-@contextmanager
-def _stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
-    """The first Ctrl-C or SIGTERM asks for a clean stop; a second Ctrl-C interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    asked = threading.Event()
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        if asked.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        asked.set()
-        print(
-            f"{signal.Signals(signum).name}: stopping after the commit in progress",
-            file=sys.stderr,
-            flush=True,
-        )
-        stop()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def run_watch(paths: Sequence[Path], settings: Settings) -> int:
-    """Watch `paths` until Ctrl-C or SIGTERM, printing one summary line per batch; the exit code."""
-    paths = [Path(p) for p in paths]
-    problem = check_folders(paths)
-    if problem:
-        print(printable(f"dossier: {problem}"), file=sys.stderr, flush=True)
-        return 2
-    from ingest.embedder import Embedder
-
-    watcher: Watcher
-
-    def show(report: IngestReport) -> None:
-        for failure in watcher.new_failures:
-            # File names come from whoever can write to the folder: no escape codes, one line.
-            print(
-                f"failed: {one_line(failure.path)}: {one_line(failure.reason)}", file=sys.stderr, flush=True
-            )
-        print(f"{time.strftime('%H:%M:%S')} {report.summary()}", flush=True)
-
-    watcher = Watcher(paths, settings, Embedder.from_settings(settings), on_batch=show)
-    print(printable(f"watching {', '.join(map(str, paths))} (Ctrl-C to stop)"), file=sys.stderr, flush=True)
-    with _stop_on_signals(watcher.stop):
-        try:
-            watcher.run()
-        except KeyboardInterrupt:
-            print("interrupted: the next run completes the unfinished batch", file=sys.stderr, flush=True)
-            return 130
-    return 0
 
 
 # -- in another process's background ----------------------------------------------------------
@@ -379,6 +318,5 @@ __all__ = [
     "Watcher",
     "WatcherHandle",
     "check_folders",
-    "run_watch",
     "start_background_watcher",
 ]

@@ -21,12 +21,13 @@ import pytest
 from watchfiles import Change
 
 from bot.engine import Engine
+from bot.watch_command import run_watch
 from ingest.chunking import chunk_document
 from ingest.loaders import load_file
 from ingest.pipeline import ingest_paths, writer_lock
 from ingest.settings import Settings
 from ingest.store import VectorStore
-from ingest.watch import WatchFilter, run_watch, start_background_watcher
+from ingest.watch import WatchFilter, start_background_watcher
 from tests.helpers_proc import Proc, dossier_args, dossier_env, generation, manifest_query, wait_until
 
 QUIET_MS = "300"
