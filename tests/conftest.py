@@ -1,4 +1,5 @@
-"""Shared fixtures: the real model loaded once, a temp DOSSIER_HOME per test, small corpora."""
+"""Shared fixtures: the real model loaded once, a deterministic fake where the model is not the
+point, a temp DOSSIER_HOME per test, small corpora."""
 
 from __future__ import annotations
 
@@ -46,6 +47,14 @@ def embedder():
 
 
 @pytest.fixture
+def fake_embedder():
+    """A deterministic hashed bag-of-words embedder: for tests where the model is not the point."""
+    from tests.fakes import HashEmbedder
+
+    return HashEmbedder()
+
+
+@pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "home", _env_file=None)
 
@@ -74,5 +83,28 @@ def report_engine(report_index: Settings, embedder):
     from bot.engine import Engine
 
     engine = Engine(report_index, embedder=embedder)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def fake_report_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The report corpus ingested once with the fake embedder (read-only use): for plumbing
+    tests that need a real index but not the model's sense of meaning."""
+    from ingest.pipeline import ingest_paths
+    from tests.fakes import HashEmbedder
+
+    home = tmp_path_factory.mktemp("fake-report-home")
+    settings = Settings(home=home, _env_file=None)
+    ingest_paths([need_shared(CORPUS)], settings, HashEmbedder())
+    yield settings
+
+
+@pytest.fixture
+def fake_report_engine(fake_report_index: Settings):
+    from bot.engine import Engine
+    from tests.fakes import HashEmbedder
+
+    engine = Engine(fake_report_index, embedder=HashEmbedder())
     yield engine
     engine.close()

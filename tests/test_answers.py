@@ -78,28 +78,28 @@ def test_standalone_question_only_when_referring_back():
         ("x" * 10_000, "That question is 10,000 characters long; the limit is 2,000. Please shorten it."),
     ],
 )
-def test_bad_questions_get_a_clear_message(report_engine, question, message):
+def test_bad_questions_get_a_clear_message(fake_report_engine, question, message):
     with pytest.raises(QuestionError) as err:
-        report_engine.ask(question)
+        fake_report_engine.ask(question)
     assert str(err.value) == message
 
 
-def test_no_index_yet(settings, embedder):
+def test_no_index_yet(settings, fake_embedder):
     with pytest.raises(NoIndexError, match=r"No documents indexed yet: run `dossier ingest PATH`"):
-        Engine(settings, embedder=embedder).ask("anything?")
+        Engine(settings, embedder=fake_embedder).ask("anything?")
 
 
-def test_keyword_index_follows_reingest(tmp_path, embedder, corpus_dir):
+def test_keyword_index_follows_reingest(tmp_path, fake_embedder, corpus_dir):
     settings = Settings(home=tmp_path / "home", _env_file=None)
-    ingest_paths([corpus_dir], settings, embedder)
-    engine = Engine(settings, embedder=embedder)
+    ingest_paths([corpus_dir], settings, fake_embedder)
+    engine = Engine(settings, embedder=fake_embedder)
     before = engine.ask("Where does the Zorblat festival take place?")
     assert before.abstained
     (corpus_dir / "festival.txt").write_text(
         "Local events\n\nThe Zorblat festival takes place in Quillport every March, with lantern boats.",
         encoding="utf-8",
     )
-    ingest_paths([corpus_dir], settings, embedder)  # as another process would
+    ingest_paths([corpus_dir], settings, fake_embedder)  # as another process would
     after = engine.ask("Where does the Zorblat festival take place?")
     assert not after.abstained and "Quillport" in after.text
     assert after.citations[0].source == "festival.txt"
@@ -108,9 +108,9 @@ def test_keyword_index_follows_reingest(tmp_path, embedder, corpus_dir):
     engine.close()
 
 
-def test_langchain_retriever_returns_documents(report_engine):
-    report_engine.ask("warm up")
-    retriever = DossierRetriever(hybrid=report_engine._retriever, k=3)
+def test_langchain_retriever_returns_documents(fake_report_engine):
+    fake_report_engine.ask("warm up")
+    retriever = DossierRetriever(hybrid=fake_report_engine._retriever, k=3)
     docs = retriever.invoke("Fox Hunt anti-corruption campaign")
     assert 1 <= len(docs) <= 3
     assert "Fox Hunt" in docs[0].page_content
@@ -212,11 +212,11 @@ def test_cli_ask_json_contract(report_index):
     assert scores == sorted(scores, reverse=True)
 
 
-def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, report_index):
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, fake_report_index):
     proc = _cli("ask", "Who founded it?", home=tmp_path / "empty-home")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "dossier: No documents indexed yet: run `dossier ingest PATH`"
-    proc = _cli("ask", "   ", home=report_index.home)
+    proc = _cli("ask", "   ", home=fake_report_index.home)
     assert proc.returncode == 2 and "empty" in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -267,11 +267,11 @@ def test_cli_summary_of_the_collection_and_of_one_document(tmp_path, embedder):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_llm_answerer_through_the_engine(report_index, embedder, openai_stub, monkeypatch):
+def test_llm_answerer_through_the_engine(fake_report_index, fake_embedder, openai_stub, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", openai_stub.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    settings = report_index.model_copy(update={"llm": "openai:gpt-test", "llm_timeout": 5})
-    engine = Engine(settings, embedder=embedder)
+    settings = fake_report_index.model_copy(update={"llm": "openai:gpt-test", "llm_timeout": 5})
+    engine = Engine(settings, embedder=fake_embedder)
     openai_stub.enqueue("Safeguard Defenders is based in Spain [1][9].")
     answer = engine.ask("In which country is Safeguard Defenders based?")
     assert answer.text == "Safeguard Defenders is based in Spain [1]."
@@ -321,14 +321,14 @@ def _filings(folder: Path) -> None:
             )
 
 
-def test_document_signal_finds_the_named_document(tmp_path, embedder):
+def test_document_signal_finds_the_named_document(tmp_path, fake_embedder):
     _filings(tmp_path / "filings")
     question = "What was the net revenue of Crux Cables in Q3 2023?"
     found = {}
     for weight in (0.0, 0.3):
         settings = Settings(home=tmp_path / "home", document_weight=weight, _env_file=None)
-        ingest_paths([tmp_path / "filings"], settings, embedder)
-        engine = Engine(settings, embedder=embedder)
+        ingest_paths([tmp_path / "filings"], settings, fake_embedder)
+        engine = Engine(settings, embedder=fake_embedder)
         found[weight] = engine.retrieve(question, 5)
         engine.close()
     # Nothing in the revenue line ties it to Crux Cables or 2023: only the document does.
@@ -360,13 +360,13 @@ def test_best_evidence_comes_first(report_engine):
     assert scored[0].passage == 0
 
 
-def test_keyword_index_is_cached_per_generation(tmp_path, embedder, corpus_dir, monkeypatch):
+def test_keyword_index_is_cached_per_generation(tmp_path, fake_embedder, corpus_dir, monkeypatch):
     import bot.retrieval as retrieval
 
     settings = Settings(home=tmp_path / "home", _env_file=None)
-    ingest_paths([corpus_dir], settings, embedder)
+    ingest_paths([corpus_dir], settings, fake_embedder)
     question = "Operation Fox Hunt was launched as part of which campaign?"
-    first = Engine(settings, embedder=embedder)
+    first = Engine(settings, embedder=fake_embedder)
     expected = first.ask(question)
     first.close()
     saved = list((settings.home / "keyword").glob("bm25-*"))
@@ -379,15 +379,15 @@ def test_keyword_index_is_cached_per_generation(tmp_path, embedder, corpus_dir, 
         "load",
         classmethod(lambda cls, folder: loaded.append(folder) or real_load(cls, folder)),
     )
-    second = Engine(settings, embedder=embedder)
+    second = Engine(settings, embedder=fake_embedder)
     again = second.ask(question)
     assert loaded == [saved[0], saved[0] / "documents"]  # a new process starts from the saved indexes
     assert [p.id for p in again.retrieved] == [p.id for p in expected.retrieved]
     second.close()
 
     (corpus_dir / "extra.txt").write_text("A note about lantern boats in Quillport.", encoding="utf-8")
-    ingest_paths([corpus_dir], settings, embedder)
-    third = Engine(settings, embedder=embedder)
+    ingest_paths([corpus_dir], settings, fake_embedder)
+    third = Engine(settings, embedder=fake_embedder)
     third.ask(question)
     third.close()
     now = list((settings.home / "keyword").glob("bm25-*"))
@@ -432,7 +432,7 @@ def test_quotes_drop_glued_headings_and_footnote_marks(embedder):
         assert citation.quote in text and not citation.quote.startswith("Two Types")
 
 
-def test_context_chunks_join_the_neighbours(tmp_path, embedder):
+def test_context_chunks_join_the_neighbours(tmp_path, fake_embedder):
     folder = tmp_path / "docs"
     folder.mkdir()
     paragraphs = [
@@ -445,8 +445,8 @@ def test_context_chunks_join_the_neighbours(tmp_path, embedder):
     found = {}
     for n in (0, 1):
         settings = Settings(home=tmp_path / "home", context_chunks=n, _env_file=None)
-        ingest_paths([folder], settings, embedder)
-        engine = Engine(settings, embedder=embedder)
+        ingest_paths([folder], settings, fake_embedder)
+        engine = Engine(settings, embedder=fake_embedder)
         found[n] = engine.retrieve(question, 1)[0]
         engine.close()
     plain, wide = found[0], found[1]

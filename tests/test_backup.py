@@ -136,17 +136,17 @@ def test_cli_backup_and_restore(tmp_path):
     assert answers(Settings(home=tmp_path / "restored", _env_file=None)) == answers(settings)
 
 
-def test_restored_report_index_scores_the_dev_set_identically(report_index, embedder, tmp_path):
+def test_restored_report_index_scores_the_dev_set_identically(fake_report_index, tmp_path):
     from bot.evaluate import load_questions, run_eval
     from tests.conftest import DEV_SET, need_shared
 
     questions = load_questions(need_shared(DEV_SET))
-    backup(report_index, tmp_path / "backup")
+    backup(fake_report_index, tmp_path / "backup")
     fresh = Settings(home=tmp_path / "fresh", _env_file=None)
     restore(fresh, tmp_path / "backup")
     figures = []
-    for settings in (report_index, fresh):
-        engine = Engine(settings, embedder=embedder)
+    for settings in (fake_report_index, fresh):
+        engine = Engine(settings, embedder=HashEmbedder())
         try:
             summary = run_eval(engine, questions)["summary"]
         finally:

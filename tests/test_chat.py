@@ -1,4 +1,5 @@
-"""`dossier chat` driven through stdin/stdout with the real engine over the report corpus."""
+"""`dossier chat` driven through stdin/stdout with the real engine over the report corpus (indexed
+with the fake embedder: the chat plumbing, not the model, is under test here)."""
 
 from __future__ import annotations
 
@@ -44,8 +45,8 @@ def transcript(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def test_follow_up_is_read_with_the_conversation(report_engine, report_index: Settings) -> None:
-    code, pairs = chat(report_engine, report_index, FOUNDER, FOLLOW_UP)
+def test_follow_up_is_read_with_the_conversation(fake_report_engine, fake_report_index: Settings) -> None:
+    code, pairs = chat(fake_report_engine, fake_report_index, FOUNDER, FOLLOW_UP)
     assert code == 0
     assert [line for line, _ in pairs] == [FOUNDER, FOLLOW_UP]
     first, second = pairs[0][1], pairs[1][1]
@@ -57,15 +58,17 @@ def test_follow_up_is_read_with_the_conversation(report_engine, report_index: Se
     assert "Spain" in answer_text
 
 
-def test_reset_forgets_the_conversation(report_engine, report_index: Settings) -> None:
-    _, pairs = chat(report_engine, report_index, FOUNDER, "/reset", FOLLOW_UP, "/sources")
+def test_reset_forgets_the_conversation(fake_report_engine, fake_report_index: Settings) -> None:
+    _, pairs = chat(fake_report_engine, fake_report_index, FOUNDER, "/reset", FOLLOW_UP, "/sources")
     assert pairs[1] == ("/reset", "Conversation forgotten: the next question starts afresh.")
     assert "read as" not in pairs[2][1]  # searched as asked: no earlier turn to lean on
     assert pairs[3][0] == "/sources" and "[1]" in pairs[3][1]
 
 
-def test_sources_and_open_show_the_passages(report_engine, report_index: Settings) -> None:
-    _, pairs = chat(report_engine, report_index, FOUNDER, "/sources", "/open 1", "/open 9", "/open x")
+def test_sources_and_open_show_the_passages(fake_report_engine, fake_report_index: Settings) -> None:
+    _, pairs = chat(
+        fake_report_engine, fake_report_index, FOUNDER, "/sources", "/open 1", "/open 9", "/open x"
+    )
     answer, sources, opened, missing, bad = (output for _, output in pairs)
     quote = re.search(r"^\s+“(.*)”$", answer, re.M)
     assert quote is not None, answer
@@ -87,8 +90,12 @@ def test_sources_and_open_show_the_passages(report_engine, report_index: Setting
     assert bad == "Usage: /open N, where N is a passage number of the last answer (1)."
 
 
-def test_abstention_lists_closest_passages_that_open_by_rank(report_engine, report_index: Settings) -> None:
-    _, pairs = chat(report_engine, report_index, "What is the capital of Peru?", "/sources", "/open 2")
+def test_abstention_lists_closest_passages_that_open_by_rank(
+    fake_report_engine, fake_report_index: Settings
+) -> None:
+    _, pairs = chat(
+        fake_report_engine, fake_report_index, "What is the capital of Peru?", "/sources", "/open 2"
+    )
     answer, sources, opened = (output for _, output in pairs)
     assert answer.startswith("The documents don't say.")
     assert "Closest passages:" in answer
@@ -100,16 +107,18 @@ def test_abstention_lists_closest_passages_that_open_by_rank(report_engine, repo
     assert ">>> " in opened and " <<<" in opened
 
 
-def test_docs_lists_what_is_indexed(report_engine, report_index: Settings) -> None:
-    _, pairs = chat(report_engine, report_index, "/docs")
+def test_docs_lists_what_is_indexed(fake_report_engine, fake_report_index: Settings) -> None:
+    _, pairs = chat(fake_report_engine, fake_report_index, "/docs")
     [(_, output)] = pairs
-    chunks = sum(d.chunks for d in report_engine.documents())
+    chunks = sum(d.chunks for d in fake_report_engine.documents())
     assert output.splitlines()[0] == f"1 document, {chunks} chunks:"
     assert "overseas-police-stations-canada.txt — There are likely three or more" in output
 
 
-def test_help_unknown_command_and_quit(report_engine, report_index: Settings) -> None:
-    code, pairs = chat(report_engine, report_index, "/help", "/frobnicate 3", "/quit", FOUNDER, "/docs")
+def test_help_unknown_command_and_quit(fake_report_engine, fake_report_index: Settings) -> None:
+    code, pairs = chat(
+        fake_report_engine, fake_report_index, "/help", "/frobnicate 3", "/quit", FOUNDER, "/docs"
+    )
     assert code == 0
     assert [line for line, _ in pairs] == ["/help", "/frobnicate 3", "/quit"]  # nothing after /quit
     help_text = pairs[0][1]
@@ -122,10 +131,15 @@ def test_help_unknown_command_and_quit(report_engine, report_index: Settings) ->
     assert pairs[2][1] == ""
 
 
-def test_summary_shows_the_brief_as_cited_bullets(report_engine, report_index: Settings) -> None:
-    source = report_engine.documents()[0].source
+def test_summary_shows_the_brief_as_cited_bullets(fake_report_engine, fake_report_index: Settings) -> None:
+    source = fake_report_engine.documents()[0].source
     _, pairs = chat(
-        report_engine, report_index, "/summary", "/sources", "/summary zebra crossing", f'/SUMMARY "{source}"'
+        fake_report_engine,
+        fake_report_index,
+        "/summary",
+        "/sources",
+        "/summary zebra crossing",
+        f'/SUMMARY "{source}"',
     )
     (_, brief), (_, sources), (_, missing), (_, named) = pairs
     text, _, cited = brief.partition("\n\nSources:\n")
@@ -156,21 +170,26 @@ def test_bullets_wrap_with_a_hanging_indent_in_a_terminal(monkeypatch: pytest.Mo
     assert lines[2] == "• It is 42 metres tall. [2]"
 
 
-def test_commands_before_any_answer(report_engine, report_index: Settings) -> None:
-    _, pairs = chat(report_engine, report_index, "/sources", "/open 1")
+def test_commands_before_any_answer(fake_report_engine, fake_report_index: Settings) -> None:
+    _, pairs = chat(fake_report_engine, fake_report_index, "/sources", "/open 1")
     assert [output for _, output in pairs] == ["No answer yet: ask a question first."] * 2
 
 
-def test_end_of_input_ends_the_session(report_engine, report_index: Settings) -> None:
+def test_end_of_input_ends_the_session(fake_report_engine, fake_report_index: Settings) -> None:
     out = io.StringIO()
-    code = run_chat(report_index, engine=report_engine, stdin=io.StringIO("\n  \n/help"), stdout=out)
+    code = run_chat(
+        fake_report_index, engine=fake_report_engine, stdin=io.StringIO("\n  \n/help"), stdout=out
+    )
     assert code == 0
     assert out.getvalue().startswith("> /help\nAsk a question")
-    assert run_chat(report_index, engine=report_engine, stdin=io.StringIO(""), stdout=io.StringIO()) == 0
+    assert (
+        run_chat(fake_report_index, engine=fake_report_engine, stdin=io.StringIO(""), stdout=io.StringIO())
+        == 0
+    )
 
 
-def test_error_mid_session_is_one_line(report_engine, report_index: Settings) -> None:
-    code, pairs = chat(report_engine, report_index, "x" * 10_000, FOUNDER)
+def test_error_mid_session_is_one_line(fake_report_engine, fake_report_index: Settings) -> None:
+    code, pairs = chat(fake_report_engine, fake_report_index, "x" * 10_000, FOUNDER)
     assert code == 0
     echoed, error = pairs[0]
     assert len(echoed) <= 300  # the echo of a huge line is trimmed
@@ -178,10 +197,10 @@ def test_error_mid_session_is_one_line(report_engine, report_index: Settings) ->
     assert "Dahlin" in pairs[1][1]
 
 
-def test_no_index_is_one_line_and_the_session_goes_on(settings: Settings, embedder) -> None:
+def test_no_index_is_one_line_and_the_session_goes_on(settings: Settings, fake_embedder) -> None:
     from bot.engine import Engine
 
-    engine = Engine(settings, embedder=embedder)
+    engine = Engine(settings, embedder=fake_embedder)
     try:
         code, pairs = chat(engine, settings, FOUNDER, "/docs", "/help")
     finally:
@@ -225,10 +244,10 @@ class StallingEngine:
         return self.engine.ask(question, history, **kwargs)
 
 
-def test_ctrl_c_cancels_the_answer_not_the_session(report_engine, report_index: Settings) -> None:
-    engine = StallingEngine(report_engine)
+def test_ctrl_c_cancels_the_answer_not_the_session(fake_report_engine, fake_report_index: Settings) -> None:
+    engine = StallingEngine(fake_report_engine)
     try:
-        code, pairs = chat(engine, report_index, "How many stations were found?", FOUNDER, "/sources")
+        code, pairs = chat(engine, fake_report_index, "How many stations were found?", FOUNDER, "/sources")
     finally:
         engine.release.set()
     assert code == 0
@@ -241,15 +260,17 @@ def test_ctrl_c_cancels_the_answer_not_the_session(report_engine, report_index: 
 
 
 @pytest.fixture
-def llm_engine(openai_stub: OpenAIStub, report_index: Settings, embedder, monkeypatch):  # noqa: F811
+def llm_engine(openai_stub: OpenAIStub, fake_report_index: Settings, fake_embedder, monkeypatch):  # noqa: F811
     from bot.engine import Engine
     from bot.llm import make_chat_model
 
     monkeypatch.setenv("OPENAI_BASE_URL", openai_stub.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "test")
     monkeypatch.delenv("OPENAI_API_BASE", raising=False)
-    settings = report_index.model_copy(update={"llm": "openai:gpt-test"})
-    engine = Engine(settings, embedder=embedder, chat_model=make_chat_model("openai:gpt-test", timeout=5))
+    settings = fake_report_index.model_copy(update={"llm": "openai:gpt-test"})
+    engine = Engine(
+        settings, embedder=fake_embedder, chat_model=make_chat_model("openai:gpt-test", timeout=5)
+    )
     yield engine
     engine.close()
 

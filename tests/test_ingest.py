@@ -244,8 +244,8 @@ def test_no_chunk_exceeds_the_model_window(settings, tmp_path, embedder):
     assert all(covered[i] or ch.isspace() for i, ch in enumerate(text))
 
 
-def test_corpus_chunks_keep_metadata(report_index):
-    manifest = Manifest(manifest_path(report_index))
+def test_corpus_chunks_keep_metadata(fake_report_index):
+    manifest = Manifest(manifest_path(fake_report_index))
     rows = manifest.chunks()
     text = manifest.file_text("overseas-police-stations-canada.txt")
     manifest.close()

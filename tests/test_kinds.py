@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -73,9 +74,7 @@ Tickets cost 4 pounds for adults and 2 pounds for children in every season.
 """
 
 
-@pytest.fixture(scope="module")
-def small_engine(tmp_path_factory: pytest.TempPathFactory, embedder):
-    root = tmp_path_factory.mktemp("kinds")
+def _small_engine(root: Path, embedder) -> Engine:
     docs = root / "docs"
     docs.mkdir()
     (docs / "harbour-safety-report.md").write_text(HARBOUR, encoding="utf-8")
@@ -84,7 +83,21 @@ def small_engine(tmp_path_factory: pytest.TempPathFactory, embedder):
     settings = Settings(home=root / "home", _env_file=None)
     report = ingest_paths([docs], settings, embedder)
     assert report.ok and report.added == 3
-    engine = Engine(settings, embedder=embedder)
+    return Engine(settings, embedder=embedder)
+
+
+@pytest.fixture(scope="module")
+def small_engine(tmp_path_factory: pytest.TempPathFactory, embedder):
+    """The three small documents with the real model: for what the answers quote."""
+    engine = _small_engine(tmp_path_factory.mktemp("kinds"), embedder)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def fake_small_engine(tmp_path_factory: pytest.TempPathFactory):
+    """The same documents with the fake embedder: for document lookup, kinds and brief plumbing."""
+    engine = _small_engine(tmp_path_factory.mktemp("kinds-fake"), HashEmbedder())
     yield engine
     engine.close()
 
@@ -106,8 +119,8 @@ def test_summary_of_a_named_document_comes_from_it_alone(small_engine):
     _quoted(answer)
 
 
-def test_summary_of_the_collection_has_one_line_per_document(small_engine):
-    answer = small_engine.summary()
+def test_summary_of_the_collection_has_one_line_per_document(fake_small_engine):
+    answer = fake_small_engine.summary()
     lines = answer.text.splitlines()
     assert len(lines) == 3
     assert sorted(line.split(":")[0] for line in lines) == [
@@ -120,7 +133,7 @@ def test_summary_of_the_collection_has_one_line_per_document(small_engine):
         "harbour-safety-report.md",
         "lighthouse-history.txt",
     }
-    assert small_engine.summary("ferry-timetable.txt").citations[0].source == "ferry-timetable.txt"
+    assert fake_small_engine.summary("ferry-timetable.txt").citations[0].source == "ferry-timetable.txt"
 
 
 def test_list_gathers_items_from_three_passages(small_engine):
@@ -251,22 +264,22 @@ def test_open_dev_set_meets_the_bars(report_engine):
     assert all(r["kind"] for r in report["results"])
 
 
-def test_ask_json_carries_the_kind(small_engine):
-    out = small_engine.ask("Which causes of pier damage did the inspectors identify?").to_dict()
+def test_ask_json_carries_the_kind(fake_small_engine):
+    out = fake_small_engine.ask("Which causes of pier damage did the inspectors identify?").to_dict()
     assert out["kind"] == "list"
     assert json.loads(json.dumps(out))["kind"] == "list"
 
 
-def test_document_named_by_its_file_name(small_engine):
-    assert small_engine.find_document("ferry-timetable.txt") == "ferry-timetable.txt"
-    assert small_engine.find_document("Island Ferry Timetable") == "ferry-timetable.txt"
+def test_document_named_by_its_file_name(fake_small_engine):
+    assert fake_small_engine.find_document("ferry-timetable.txt") == "ferry-timetable.txt"
+    assert fake_small_engine.find_document("Island Ferry Timetable") == "ferry-timetable.txt"
     with pytest.raises(Exception, match="No indexed document matches"):
-        small_engine.find_document("annual accounts of the bakery")
+        fake_small_engine.find_document("annual accounts of the bakery")
 
 
-def test_summary_never_abstains_for_an_indexed_document(small_engine):
-    for doc in small_engine.documents():
-        answer = small_engine.summary(doc.source)
+def test_summary_never_abstains_for_an_indexed_document(fake_small_engine):
+    for doc in fake_small_engine.documents():
+        answer = fake_small_engine.summary(doc.source)
         assert not answer.abstained and answer.citations, doc.source
 
 

@@ -174,7 +174,7 @@ def test_condense_gives_up_at_the_deadline(drip_model: ModelFactory) -> None:
     assert time.monotonic() - started < 3
 
 
-def test_engine_holds_llm_calls_to_the_timeout_setting(report_index, embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_engine_holds_llm_calls_to_the_timeout_setting(fake_report_index, fake_embedder, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """DOSSIER_LLM_TIMEOUT bounds the whole call through the engine, not just each read."""
     from bot.engine import Engine
 
@@ -184,8 +184,8 @@ def test_engine_holds_llm_calls_to_the_timeout_setting(report_index, embedder, m
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{httpd.server_address[1]}/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "test")
     monkeypatch.delenv("OPENAI_API_BASE", raising=False)
-    settings = report_index.model_copy(update={"llm": "openai:gpt-test", "llm_timeout": 1.0})
-    engine = Engine(settings, embedder=embedder)
+    settings = fake_report_index.model_copy(update={"llm": "openai:gpt-test", "llm_timeout": 1.0})
+    engine = Engine(settings, embedder=fake_embedder)
     try:
         engine.ask("Who founded Safeguard Defenders?")  # warm up retrieval outside the clock
         started = time.monotonic()

@@ -71,7 +71,7 @@ def test_same_file_name_in_two_folders_keeps_both(settings, tmp_path):
     assert (again.unchanged, again.embedded) == (2, 0)
 
 
-def test_the_2023_question_is_answered_from_the_2023_file(settings, tmp_path, embedder):
+def test_the_2023_question_is_answered_from_the_2023_file(settings, tmp_path, fake_embedder):
     from bot.engine import Engine
 
     for year, amount in (("2023", 4), ("2024", 9)):
@@ -79,8 +79,8 @@ def test_the_2023_question_is_answered_from_the_2023_file(settings, tmp_path, em
         (tmp_path / year / "summary.txt").write_text(
             f"The {year} summary says revenue was {amount} million dollars."
         )
-        ingest_paths([tmp_path / year / "summary.txt"], settings, embedder)
-    engine = Engine(settings, embedder=embedder)
+        ingest_paths([tmp_path / year / "summary.txt"], settings, fake_embedder)
+    engine = Engine(settings, embedder=fake_embedder)
     try:
         answer = engine.ask("What was revenue in 2023?")
         assert "4 million" in answer.text and answer.citations[0].source == "summary.txt"

@@ -57,17 +57,17 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(timeout=20)
 
 
-def test_ingest_and_answer_through_a_chroma_server(chroma_server, tmp_path, embedder, corpus_dir):
+def test_ingest_and_answer_through_a_chroma_server(chroma_server, tmp_path, fake_embedder, corpus_dir):
     settings = Settings(
         home=tmp_path / "home", chroma_url=chroma_server, collection="server-test", _env_file=None
     )
-    report = ingest_paths([corpus_dir], settings, embedder)
+    report = ingest_paths([corpus_dir], settings, fake_embedder)
     assert report.added == 1 and report.chunks > 5
 
-    store = VectorStore(settings, model=embedder.name, create=False)
+    store = VectorStore(settings, model=fake_embedder.name, create=False)
     assert store.count() == report.chunks  # the vectors live on the server
 
-    engine = Engine(settings, embedder=embedder)
+    engine = Engine(settings, embedder=fake_embedder)
     answer = engine.ask("Operation Fox Hunt was launched as part of which campaign?")
     assert "anti-corruption" in answer.text and answer.citations
     assert engine.status().store == chroma_server
@@ -75,7 +75,7 @@ def test_ingest_and_answer_through_a_chroma_server(chroma_server, tmp_path, embe
     # Incremental against the server too: delete the file, its vectors go.
     (corpus_dir / "overseas-police-stations-canada.txt").unlink()
     (corpus_dir / "note.txt").write_text("The garden committee meets every second Tuesday.", encoding="utf-8")
-    report = ingest_paths([corpus_dir], settings, embedder)
+    report = ingest_paths([corpus_dir], settings, fake_embedder)
     assert (report.added, report.deleted) == (1, 1)
     assert store.count() == report.chunks
     engine.close()

@@ -102,10 +102,10 @@ def _filler_folder(tmp_path: Path) -> tuple[Path, Settings]:
     return docs, Settings(home=tmp_path / "home", watch_debounce_ms=100, _env_file=None)
 
 
-def test_background_watcher_ingests_survives_a_bad_file_and_stops(tmp_path: Path, embedder) -> None:
+def test_background_watcher_ingests_survives_a_bad_file_and_stops(tmp_path: Path, fake_embedder) -> None:
     docs, settings = _filler_folder(tmp_path)
     reports: list = []
-    handle = start_background_watcher([docs], settings, embedder, on_batch=reports.append)
+    handle = start_background_watcher([docs], settings, fake_embedder, on_batch=reports.append)
     try:
         assert handle.ready.wait(60), "the first ingest did not finish"
         assert reports[0].added == 2
@@ -124,11 +124,11 @@ def test_background_watcher_ingests_survives_a_bad_file_and_stops(tmp_path: Path
 
 
 def test_a_vanished_folder_keeps_its_documents_and_is_watched_again(
-    tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, fake_embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     docs, settings = _filler_folder(tmp_path)
     caplog.set_level(logging.INFO, logger="ingest.watch")
-    handle = start_background_watcher([docs], settings, embedder)
+    handle = start_background_watcher([docs], settings, fake_embedder)
     try:
         assert handle.ready.wait(60)
         docs.rename(tmp_path / "away")  # e.g. a drive unmounted
@@ -144,12 +144,12 @@ def test_a_vanished_folder_keeps_its_documents_and_is_watched_again(
 
 
 def test_watcher_waits_for_the_writer_lock(
-    tmp_path: Path, embedder, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, fake_embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     docs, settings = _filler_folder(tmp_path)
     caplog.set_level(logging.INFO, logger="ingest.watch")
     with writer_lock(settings):  # another writer, e.g. a `dossier ingest` in progress
-        handle = start_background_watcher([docs], settings, embedder)
+        handle = start_background_watcher([docs], settings, fake_embedder)
         try:
             wait_until(lambda: "Waiting for it" in caplog.text, 30, "the watcher to notice the lock")
             assert handle.is_alive() and not handle.ready.is_set()
