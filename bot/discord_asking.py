@@ -2,7 +2,7 @@
 
 Every answer, whatever asked for it, goes through `AskingCog.answer_and_deliver`: computed
 in a bounded worker thread, stored for feedback before it is shown, remembered by its
-conversation, then posted where the question came from (`SlashReply`, `MentionReply`).
+conversation, then posted where the question came from (`bot.discord_replies`).
 """
 
 from __future__ import annotations
@@ -14,26 +14,18 @@ import math
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from bot.discord_feedback import feedback_view
-from bot.discord_parts import (
-    NO_MENTIONS,
-    REPLY_MENTIONS,
-    Conversation,
-    Conversations,
-    error_text,
-    message_kwargs,
-    queued_text,
-    respond,
-)
-from bot.discord_render import Part, document_choices, render_answer, render_documents, thread_name
+from bot.discord_parts import NO_MENTIONS, Conversation, error_text, message_kwargs, respond
+from bot.discord_render import document_choices, render_answer, render_documents
+from bot.discord_replies import MentionReply, Reply, SlashReply, safe_reply
 from bot.types import Answer, DocumentInfo, Turn
 
 if TYPE_CHECKING:
@@ -43,168 +35,7 @@ log = logging.getLogger(__name__)
 
 ACK_EMOJI = "👀"
 SLOW_DOWN_EMOJI = "⏳"
-TYPING_EVERY = 8.0  # seconds; Discord shows "typing" for about 10
 DOCUMENTS_FRESH_FOR = 5.0  # seconds autocomplete reuses the document list (not one read per keystroke)
-
-
-class Reply(Protocol):
-    """Where one answer goes: the follow-ups of a slash command, or the channel of a mention."""
-
-    where: str  # for the log: "answering /ask"
-    question_header: bool  # the answer repeats the question (a slash command's input is not shown)
-    guild_id: int | None
-    channel_id: int | None
-
-    def working(self) -> contextlib.AbstractAsyncContextManager[None]: ...
-
-    async def queued(self, position: int) -> None: ...
-
-    async def say(self, text: str) -> None: ...
-
-    async def deliver(
-        self,
-        question: str,
-        parts: Sequence[Part],
-        view: discord.ui.View,
-        conversation: Conversation,
-        *,
-        new: bool,
-    ) -> None: ...
-
-    async def could_not_deliver(self, exc: Exception) -> None: ...
-
-
-class SlashReply:
-    """The follow-ups of a deferred slash command; replies to them continue the conversation."""
-
-    question_header = True
-
-    def __init__(self, interaction: discord.Interaction, conversations: Conversations, where: str) -> None:
-        self.interaction = interaction
-        self.conversations = conversations
-        self.where = where
-        self.guild_id: int | None = interaction.guild_id
-        self.channel_id: int | None = interaction.channel_id
-
-    def working(self) -> contextlib.AbstractAsyncContextManager[None]:
-        return contextlib.nullcontext()  # the deferred response already says "thinking"
-
-    async def queued(self, position: int) -> None:
-        await self.interaction.followup.send(queued_text(position), allowed_mentions=NO_MENTIONS)
-
-    async def say(self, text: str) -> None:
-        await respond(self.interaction, text, ephemeral=False)
-
-    async def deliver(
-        self,
-        question: str,
-        parts: Sequence[Part],
-        view: discord.ui.View,
-        conversation: Conversation,
-        *,
-        new: bool,
-    ) -> None:
-        for index, part in enumerate(parts):
-            kwargs = message_kwargs(part, view if index == len(parts) - 1 else None)
-            sent = await self.interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
-            self.conversations.bind(conversation, messages=[sent.id])
-
-    async def could_not_deliver(self, exc: Exception) -> None:
-        raise exc  # the command tree's error handler tells the user
-
-
-class MentionReply:
-    """A reply to a message (in a new thread when threads are on); typing shows while it waits."""
-
-    where = "answering a mention"
-    question_header = False
-
-    def __init__(self, message: discord.Message, conversations: Conversations, threads: bool) -> None:
-        self.message = message
-        self.conversations = conversations
-        self.threads = threads
-        self.guild_id: int | None = message.guild.id if message.guild else None
-        self.channel_id: int | None = message.channel.id
-
-    @contextlib.asynccontextmanager
-    async def working(self) -> AsyncIterator[None]:
-        typing = asyncio.create_task(self._keep_typing())
-        try:
-            yield
-        finally:
-            typing.cancel()
-            await asyncio.wait([typing])  # so no typing request races the answer
-
-    async def _keep_typing(self) -> None:
-        while True:
-            try:
-                await self.message.channel.typing()
-            except (discord.HTTPException, OSError) as exc:
-                log.debug("typing indicator failed: %s", exc)
-            await asyncio.sleep(TYPING_EVERY)
-
-    async def queued(self, position: int) -> None:
-        await self.message.reply(
-            queued_text(position) + " I'll answer here.", mention_author=False, allowed_mentions=NO_MENTIONS
-        )
-
-    async def say(self, text: str) -> None:
-        await safe_reply(self.message, text)
-
-    async def deliver(
-        self,
-        question: str,
-        parts: Sequence[Part],
-        view: discord.ui.View,
-        conversation: Conversation,
-        *,
-        new: bool,
-    ) -> None:
-        channel = self.message.channel
-        if isinstance(channel, discord.Thread):
-            self.conversations.bind(conversation, thread=channel.id)
-        elif new and self.threads and isinstance(channel, discord.TextChannel):
-            try:
-                thread = await self.message.create_thread(
-                    name=thread_name(question), auto_archive_duration=1440
-                )
-            except (discord.HTTPException, ValueError) as exc:
-                log.warning("Could not open a thread (%s); answering in the channel", exc)
-            else:
-                self.conversations.bind(conversation, thread=thread.id)
-                await self._send_parts(thread, parts, view, conversation)
-                return
-        await self._send_parts(channel, parts, view, conversation, reply_to=self.message)
-
-    async def _send_parts(
-        self,
-        channel: discord.abc.Messageable,
-        parts: Sequence[Part],
-        view: discord.ui.View,
-        conversation: Conversation,
-        reply_to: discord.Message | None = None,
-    ) -> None:
-        """Post an answer's parts (buttons under the last) and tie each message to `conversation`."""
-        for index, part in enumerate(parts):
-            kwargs = message_kwargs(part, view if index == len(parts) - 1 else None)
-            if index == 0 and reply_to is not None:
-                kwargs.update(reference=reply_to, mention_author=True, allowed_mentions=REPLY_MENTIONS)
-            else:
-                kwargs["allowed_mentions"] = NO_MENTIONS
-            sent = await channel.send(**kwargs)
-            self.conversations.bind(conversation, messages=[sent.id])
-
-    async def could_not_deliver(self, exc: Exception) -> None:
-        # e.g. Discord unreachable after a reconnect: say so if we still can.
-        await self.say("I found an answer but could not post it. " + error_text(exc, "posting an answer"))
-
-
-async def safe_reply(message: discord.Message, text: str) -> discord.Message | None:
-    try:
-        return await message.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
-    except (discord.HTTPException, OSError) as exc:
-        log.warning("Could not reply in channel %s: %s", message.channel.id, exc)
-        return None
 
 
 class AskingCog(commands.Cog, name="Asking"):
