@@ -1,0 +1,201 @@
+"""Where an answer goes: the follow-ups of a slash command, or a reply to a mention.
+
+`bot.discord_asking.AskingCog.answer_and_deliver` computes and stores every answer the
+same way and hands it to one of these to be posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+import discord
+
+from bot.discord_parts import (
+    NO_MENTIONS,
+    REPLY_MENTIONS,
+    Conversation,
+    Conversations,
+    error_text,
+    message_kwargs,
+    queued_text,
+    respond,
+)
+from bot.discord_render import Part, thread_name
+
+log = logging.getLogger(__name__)
+
+TYPING_EVERY = 8.0  # seconds; Discord shows "typing" for about 10
+
+
+class Reply(Protocol):
+    """Where one answer goes: the follow-ups of a slash command, or the channel of a mention."""
+
+    where: str  # for the log: "answering /ask"
+    question_header: bool  # the answer repeats the question (a slash command's input is not shown)
+    guild_id: int | None
+    channel_id: int | None
+
+    def working(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """Entered while the answer is computed (a typing indicator, or nothing)."""
+        ...
+
+    async def queued(self, position: int) -> None:
+        """Tell the user their question waits behind `position` others."""
+        ...
+
+    async def say(self, text: str) -> None:
+        """One plain message instead of an answer (an error)."""
+        ...
+
+    async def deliver(
+        self,
+        question: str,
+        parts: Sequence[Part],
+        view: discord.ui.View,
+        conversation: Conversation,
+        *,
+        new: bool,
+    ) -> None:
+        """Post the parts (`view` under the last); tie each message to `conversation`."""
+        ...
+
+    async def could_not_deliver(self, exc: Exception) -> None:
+        """Posting failed after the answer was computed."""
+        ...
+
+
+class SlashReply:
+    """The follow-ups of a deferred slash command; replies to them continue the conversation."""
+
+    question_header = True
+
+    def __init__(self, interaction: discord.Interaction, conversations: Conversations, where: str) -> None:
+        self.interaction = interaction
+        self.conversations = conversations
+        self.where = where
+        self.guild_id: int | None = interaction.guild_id
+        self.channel_id: int | None = interaction.channel_id
+
+    def working(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()  # the deferred response already says "thinking"
+
+    async def queued(self, position: int) -> None:
+        await self.interaction.followup.send(queued_text(position), allowed_mentions=NO_MENTIONS)
+
+    async def say(self, text: str) -> None:
+        await respond(self.interaction, text, ephemeral=False)
+
+    async def deliver(
+        self,
+        question: str,
+        parts: Sequence[Part],
+        view: discord.ui.View,
+        conversation: Conversation,
+        *,
+        new: bool,
+    ) -> None:
+        for index, part in enumerate(parts):
+            kwargs = message_kwargs(part, view if index == len(parts) - 1 else None)
+            sent = await self.interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
+            self.conversations.bind(conversation, messages=[sent.id])
+
+    async def could_not_deliver(self, exc: Exception) -> None:
+        raise exc  # the command tree's error handler tells the user
+
+
+class MentionReply:
+    """A reply to a message (in a new thread when threads are on); typing shows while it waits."""
+
+    where = "answering a mention"
+    question_header = False
+
+    def __init__(self, message: discord.Message, conversations: Conversations, threads: bool) -> None:
+        self.message = message
+        self.conversations = conversations
+        self.threads = threads
+        self.guild_id: int | None = message.guild.id if message.guild else None
+        self.channel_id: int | None = message.channel.id
+
+    @contextlib.asynccontextmanager
+    async def working(self) -> AsyncIterator[None]:
+        typing = asyncio.create_task(self._keep_typing())
+        try:
+            yield
+        finally:
+            typing.cancel()
+            await asyncio.wait([typing])  # so no typing request races the answer
+
+    async def _keep_typing(self) -> None:
+        while True:
+            try:
+                await self.message.channel.typing()
+            except (discord.HTTPException, OSError) as exc:
+                log.debug("typing indicator failed: %s", exc)
+            await asyncio.sleep(TYPING_EVERY)
+
+    async def queued(self, position: int) -> None:
+        await self.message.reply(
+            queued_text(position) + " I'll answer here.", mention_author=False, allowed_mentions=NO_MENTIONS
+        )
+
+    async def say(self, text: str) -> None:
+        await safe_reply(self.message, text)
+
+    async def deliver(
+        self,
+        question: str,
+        parts: Sequence[Part],
+        view: discord.ui.View,
+        conversation: Conversation,
+        *,
+        new: bool,
+    ) -> None:
+        channel = self.message.channel
+        if isinstance(channel, discord.Thread):
+            self.conversations.bind(conversation, thread=channel.id)
+        elif new and self.threads and isinstance(channel, discord.TextChannel):
+            try:
+                thread = await self.message.create_thread(
+                    name=thread_name(question), auto_archive_duration=1440
+                )
+            except (discord.HTTPException, ValueError) as exc:
+                log.warning("Could not open a thread (%s); answering in the channel", exc)
+            else:
+                self.conversations.bind(conversation, thread=thread.id)
+                await self._send_parts(thread, parts, view, conversation)
+                return
+        await self._send_parts(channel, parts, view, conversation, reply_to=self.message)
+
+    async def _send_parts(
+        self,
+        channel: discord.abc.Messageable,
+        parts: Sequence[Part],
+        view: discord.ui.View,
+        conversation: Conversation,
+        reply_to: discord.Message | None = None,
+    ) -> None:
+        """Post an answer's parts (buttons under the last) and tie each message to `conversation`."""
+        for index, part in enumerate(parts):
+            kwargs = message_kwargs(part, view if index == len(parts) - 1 else None)
+            if index == 0 and reply_to is not None:
+                kwargs.update(reference=reply_to, mention_author=True, allowed_mentions=REPLY_MENTIONS)
+            else:
+                kwargs["allowed_mentions"] = NO_MENTIONS
+            sent = await channel.send(**kwargs)
+            self.conversations.bind(conversation, messages=[sent.id])
+
+    async def could_not_deliver(self, exc: Exception) -> None:
+        # e.g. Discord unreachable after a reconnect: say so if we still can.
+        await self.say("I found an answer but could not post it. " + error_text(exc, "posting an answer"))
+
+
+async def safe_reply(message: discord.Message, text: str) -> discord.Message | None:
+    try:
+        return await message.reply(text, mention_author=False, allowed_mentions=NO_MENTIONS)
+    except (discord.HTTPException, OSError) as exc:
+        log.warning("Could not reply in channel %s: %s", message.channel.id, exc)
+        return None
