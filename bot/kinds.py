@@ -8,7 +8,6 @@ cover it, a comparison wants both sides, an overview wants a document's key sent
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 KINDS = ("factoid", "overview", "list", "yesno", "why", "how", "compare", "multihop")
 
@@ -59,14 +58,6 @@ _LIST = re.compile(
 # A leading "In his essay on X, ..." or "According to the report, ..." frames the question;
 # the kind is read from what follows it.
 _FRAME = re.compile(r"^(in|according\s+to|from|per|based\s+on|within)\b[^,?]{3,120},\s*", re.I)
-
-
-@dataclass(frozen=True)
-class QuestionKind:
-    kind: str
-    # Whether the question asks about a document as a whole ("summarize the report") rather
-    # than a topic inside it ("summarize the government's response").
-    whole_document: bool = False
 
 
 def core(question: str) -> str:
