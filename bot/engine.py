@@ -207,24 +207,24 @@ class Engine:
         kind = classify(question)
         names = self.document_names()
         named = named_document(question, names, self._build_parts().keyword.idf)
-        if named is None and len(names) == 1 and mentions_document(question):
-            named = names[0].source  # "the report", and there is one
+        if named is None and mentions_document(question):
+            named = self._only_document()  # "the report", and there is one
+        by_source = {n.source: n for n in names}
         narrowed = ""
         if named is None:
-            if kind in ("factoid", "overview") and titled_document(question, names) is not None:
+            titled = titled_document(question, names) if kind in ("factoid", "overview") else None
+            if titled is not None:
                 # "What is the bus ticket theory of genius?": that essay, as a whole.
-                kind, named = "overview", titled_document(question, names)
+                kind, named = "overview", titled
             elif kind != "factoid":
                 # A list, comparison, explanation or topic within the essay whose title it
                 # spells out (factoids keep searching everywhere: a title's words also name a
-                # topic). The sides of a comparison may be the title's own words.
+                # topic). The sides of a comparison may be the title's own words: they stay.
                 named = titled_document(question, names, only=False)
-                name = next((n for n in names if n.source == named), None)
-                narrowed = without_title(question, name) if name is not None and kind != "compare" else ""
-        if kind != "overview":
-            return Understood(kind, named, False, narrowed)
-        name = next((n for n in names if n.source == named), None)
-        return Understood(kind, named, whole_document(question, name), narrowed)
+                if named is not None and kind != "compare":
+                    narrowed = without_title(question, by_source[named])
+        whole = kind == "overview" and whole_document(question, by_source.get(named or ""))
+        return Understood(kind, named, whole, narrowed)
 
     def ask(
         self,
@@ -256,7 +256,6 @@ class Engine:
                 on_token(overview.draft.text)
             passages, draft = list(overview.passages), overview.draft
         else:
-            # Lists, comparisons and explanations read more of the documents than a factoid.
             sources = [named] if named else None
             passages = self.retrieve(query, k, timings, sources)
             if kind not in ("factoid", "yesno"):
@@ -297,9 +296,7 @@ class Engine:
         those that match the question best first."""
         retriever = self._build_parts()
         assert self._summaries is not None
-        names = self.document_names()
-        if source is None and len(names) == 1:
-            source = names[0].source
+        source = source or self._only_document()
         if source is not None:
             return self._summaries.document(source, self._matching(question, source))
         rows = retriever.manifest.documents()
@@ -310,13 +307,17 @@ class Engine:
     def document_passages(self, source: str | None) -> list[Passage]:
         """Every chunk of the document, in order, as located passages (with None, or a
         collection of one document: the collection's one-line-per-document passages)."""
-        names = self.document_names()
-        if source is None and len(names) == 1:
-            source = names[0].source
+        source = source or self._only_document()
         if source is None:
             return list(self.overview(None).passages)
         retriever = self._build_parts()
-        return [retriever.locate(passage_of(row)) for row in retriever.manifest.chunks_of(source)]
+        text = retriever.manifest.file_text(source) or ""  # read once, not once per chunk
+        return [retriever.locate(passage_of(row), text) for row in retriever.manifest.chunks_of(source)]
+
+    def _only_document(self) -> str | None:
+        """The source when exactly one document is indexed ("the report" can only mean it)."""
+        names = self.document_names()
+        return names[0].source if len(names) == 1 else None
 
     def _matching(self, question: str, source: str, n: int = 3) -> list[tuple[int, int]]:
         """The document's sentences (offsets into its text) that best match what an overview

@@ -485,9 +485,10 @@ class HybridRetriever:
             out.append(sorted(spans, key=lambda s: (s[0], -s[1])))
         return out
 
-    def locate(self, passage: Passage) -> Passage:
-        """The passage with its human-readable location (page, section, lines)."""
-        text = self.manifest.file_text(passage.source) or ""
+    def locate(self, passage: Passage, text: str | None = None) -> Passage:
+        """The passage with its human-readable location (page, section, lines); `text` is its
+        source's text when the caller has already read it."""
+        text = (self.manifest.file_text(passage.source) or "") if text is None else text
         first = text.count("\n", 0, passage.start) + 1
         last = first + text.count("\n", passage.start, passage.end)
         parts = []
