@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -147,3 +147,15 @@ def manifest_query(home: Path, sql: str, params: Sequence[object] = ()) -> list[
 def generation(home: Path) -> int:
     rows = manifest_query(home, "SELECT value FROM meta WHERE key = 'generation'")
     return int(rows[0][0]) if rows else 0
+
+
+def drip(wfile: Any, count: int = 100, pause: float = 0.2) -> None:
+    """Write one byte every `pause` seconds (never slow enough to trip a per-read timeout),
+    until `count` bytes or the client hangs up."""
+    try:
+        for _ in range(count):
+            wfile.write(b" ")
+            wfile.flush()
+            time.sleep(pause)
+    except OSError:
+        pass  # the client gave up, as it should

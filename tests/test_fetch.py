@@ -27,6 +27,7 @@ from ingest.fetch import (
     source_url,
 )
 from ingest.loaders import load_file
+from tests.helpers_proc import drip
 from tests.test_loaders import make_pdf
 
 ARTICLE = (
@@ -93,13 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", "100")
         self.end_headers()
-        try:
-            for _ in range(100):
-                self.wfile.write(b" ")
-                self.wfile.flush()
-                time.sleep(0.2)
-        except OSError:
-            pass  # the client gave up, as it should
+        drip(self.wfile)
 
     def log_message(self, *args: object) -> None:  # keep test output quiet
         pass

@@ -25,6 +25,7 @@ from bot.llm import (
     note_uncited,
 )
 from bot.types import Answer, Turn
+from tests.helpers_proc import drip
 from tests.openai_stub import OpenAIStub, openai_stub  # noqa: F401  (fixture)
 from tests.test_llm import PASSAGES, QUESTION, FakeFallback, ModelFactory, fallback, make_model  # noqa: F401
 
@@ -124,13 +125,7 @@ class _Drip(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
-        try:
-            for _ in range(100):
-                self.wfile.write(b" ")
-                self.wfile.flush()
-                time.sleep(0.2)
-        except OSError:
-            pass  # the client hung up
+        drip(self.wfile)
 
     def log_message(self, *args: object) -> None:
         pass
