@@ -1,0 +1,37 @@
+"""Find documents on disk and turn each into normalised text split into structural sections.
+
+One loader per format (txt, md, html, pdf, docx), all returning a `LoadedDocument` whose
+`sections` cover its `text` in order with exact character offsets, so later stages can cite
+a page or heading and quote the source verbatim. Every failure a user can cause (a corrupt,
+encrypted, empty or vanished file) surfaces as a `LoadError` with a readable reason; parser
+exceptions never escape.
+
+This module is the package's public face; the rest of the project imports from here:
+
+- `document`: `LoadedDocument`, `Section`, `Budget`, `LoadError`, what every loader returns;
+- `discovery`: `discover` (files and folders into files to load), `file_hash`;
+- `text`: `normalize_text`, `fold_for_match`, and sections cut at headings and pages;
+- `reader`: `load_file`, which reads a file and hands it to the loader for its format:
+  `plain` (txt, md), `html`, `docx`, `pdf`.
+"""
+
+from ingest.loaders.discovery import SUPPORTED_SUFFIXES, Skipped, discover, file_hash
+from ingest.loaders.document import BYTES_PER_MB, UNLIMITED, Budget, LoadedDocument, LoadError, Section
+from ingest.loaders.reader import load_file
+from ingest.loaders.text import fold_for_match, normalize_text
+
+__all__ = [
+    "BYTES_PER_MB",
+    "SUPPORTED_SUFFIXES",
+    "UNLIMITED",
+    "Budget",
+    "LoadError",
+    "LoadedDocument",
+    "Section",
+    "Skipped",
+    "discover",
+    "file_hash",
+    "fold_for_match",
+    "load_file",
+    "normalize_text",
+]

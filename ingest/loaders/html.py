@@ -1,0 +1,127 @@
+"""HTML: the page's text in blocks, without scripts, navigation and other page furniture."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ingest.loaders.document import Budget, LoadError, Parsed, error_summary
+from ingest.loaders.plain import BINARY_SNIFF_BYTES, UTF16_BOMS
+from ingest.loaders.text import WHITESPACE, Block, assemble, first_line, title_line
+
+if TYPE_CHECKING:
+    from bs4 import BeautifulSoup
+
+
+_HTML_DROP = frozenset({"script", "style", "nav", "footer", "header", "noscript", "template", "head"})
+_HTML_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_HTML_BLOCKS = frozenset(
+    {
+        "p",
+        "div",
+        "li",
+        "ul",
+        "ol",
+        "dl",
+        "dt",
+        "dd",
+        "table",
+        "thead",
+        "tbody",
+        "tfoot",
+        "caption",
+        "blockquote",
+        "pre",
+        "section",
+        "article",
+        "main",
+        "aside",
+        "figure",
+        "figcaption",
+        "address",
+        "form",
+        "fieldset",
+        "details",
+        "summary",
+        "hr",
+        "body",
+        "html",
+    }
+)
+
+
+def _html_blocks(soup: BeautifulSoup) -> list[Block]:
+    from bs4 import NavigableString, Tag
+    from bs4.element import PreformattedString
+
+    blocks: list[Block] = []
+    buffer: list[str] = []
+
+    def flush() -> None:
+        if buffer:
+            blocks.append(Block("".join(buffer)))
+            buffer.clear()
+
+    def dropped(tag: Tag) -> bool:
+        if tag.name not in _HTML_DROP:
+            return tag.has_attr("hidden")
+        # An article's own <header> usually holds its headline, unlike the site banner.
+        return not (tag.name == "header" and tag.find_parent(["article", "main"]) is not None)
+
+    def walk(node: Tag, preformatted: bool) -> None:
+        for child in node.children:
+            if isinstance(child, NavigableString):
+                # Comments, CDATA, doctypes and processing instructions are not content.
+                if isinstance(child, PreformattedString):
+                    continue
+                buffer.append(str(child) if preformatted else WHITESPACE.sub(" ", str(child)))
+                continue
+            if not isinstance(child, Tag) or dropped(child):
+                continue
+            name = child.name
+            if name in _HTML_HEADINGS:
+                flush()
+                blocks.append(Block(child.get_text(" "), is_heading=True))
+            elif name == "tr":
+                flush()
+                cells = [
+                    cell.get_text(" ", strip=True) for cell in child.find_all(["td", "th"], recursive=False)
+                ]
+                blocks.append(Block(" | ".join(cell for cell in cells if cell)))
+            elif name == "br":
+                buffer.append("\n")
+            elif name in _HTML_BLOCKS:
+                flush()
+                walk(child, preformatted or name == "pre")
+                flush()
+            else:
+                walk(child, preformatted)
+
+    walk(soup, False)
+    flush()
+    return [Block(_strip_lines(block.text), block.is_heading) for block in blocks]
+
+
+def _strip_lines(text: str) -> str:
+    return "\n".join(line.strip() for line in text.split("\n"))
+
+
+def load_html(data: bytes, budget: Budget) -> Parsed:
+    if b"\x00" in data[:BINARY_SNIFF_BYTES] and not data.startswith(UTF16_BOMS):
+        raise LoadError("binary file, not text")
+    from bs4 import BeautifulSoup
+
+    try:
+        # Bytes, not str: BeautifulSoup honours the page's declared charset.
+        soup = BeautifulSoup(data, "lxml")
+        title_tag = soup.find("title")
+        title = title_line(title_tag.get_text(" ")) if title_tag else ""
+        if not title:
+            h1 = soup.find("h1")
+            title = title_line(h1.get_text(" ")) if h1 else ""
+        blocks = _html_blocks(soup)
+    except LoadError:
+        raise
+    except Exception as err:
+        raise LoadError(f"could not parse HTML: {error_summary(err)}") from err
+    text, sections = assemble(blocks)
+    return title or first_line(text), text, sections
