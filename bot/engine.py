@@ -156,7 +156,7 @@ class Engine:
     @property
     def chat_model(self) -> Any:
         if self._chat_model is None and self.settings.llm != "extractive":
-            from bot.llm import make_chat_model
+            from bot.llm_client import make_chat_model
 
             self._chat_model = make_chat_model(self.settings.llm, self.settings.llm_timeout)
         return self._chat_model
@@ -177,7 +177,7 @@ class Engine:
         if not history:
             return question
         if self.settings.llm != "extractive" and self.chat_model is not None:
-            from bot.llm import condense_question
+            from bot.llm_client import condense_question
 
             return condense_question(self.chat_model, question, history, deadline=self.settings.llm_timeout)
         return standalone_question(question, history)

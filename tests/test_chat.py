@@ -262,7 +262,7 @@ def test_ctrl_c_cancels_the_answer_not_the_session(fake_report_engine, fake_repo
 @pytest.fixture
 def llm_engine(openai_stub: OpenAIStub, fake_report_index: Settings, fake_embedder, monkeypatch):  # noqa: F811
     from bot.engine import Engine
-    from bot.llm import make_chat_model
+    from bot.llm_client import make_chat_model
 
     monkeypatch.setenv("OPENAI_BASE_URL", openai_stub.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "test")

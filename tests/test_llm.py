@@ -11,20 +11,18 @@ import pytest
 from langchain_core.language_models import BaseChatModel
 
 from bot.llm import (
-    ANSWER_PLACEHOLDERS,
-    CONDENSE_PLACEHOLDERS,
     MAP_GROUP,
     NOTE_ECHO,
     NOTE_NO_CITATION,
     NOTE_OVERRULED,
     NOTE_RAN_LONG,
     LLMAnswerer,
-    clean_citations,
-    condense_question,
-    make_chat_model,
     note_model_failed,
     note_uncited,
 )
+from bot.llm_citations import clean_citations
+from bot.llm_client import condense_question, make_chat_model
+from bot.llm_prompting import ANSWER_PLACEHOLDERS, CONDENSE_PLACEHOLDERS
 from bot.prompts import CANNOT_ANSWER, load_prompt
 from bot.summary import Overview
 from bot.types import Citation, Draft, Passage, TokenCallback, Turn

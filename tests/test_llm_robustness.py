@@ -14,16 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bot.discord_render import render_answer
-from bot.llm import (
-    LLMAnswerer,
-    cap_reply,
-    condense_question,
-    drop_uncited_claims,
-    make_chat_model,
-    note_cut,
-    note_model_failed,
-    note_uncited,
-)
+from bot.llm import LLMAnswerer, note_cut, note_model_failed, note_uncited
+from bot.llm_citations import cap_reply, drop_uncited_claims
+from bot.llm_client import condense_question, make_chat_model
 from bot.types import Answer, Turn
 from tests.helpers_proc import drip
 from tests.openai_stub import OpenAIStub, openai_stub  # noqa: F401  (fixture)
