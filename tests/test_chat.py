@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 
-from bot.chat import Chat, RichView, run_chat
+from bot.chat import run_chat
+from bot.chat_rich import RichView
+from bot.chat_session import Chat
 from bot.types import Answer, Turn
 from ingest.settings import Settings
 from tests.openai_stub import OpenAIStub, openai_stub  # noqa: F401  (fixture)
@@ -219,7 +221,7 @@ class BrokenEngine:
 def test_unexpected_error_is_one_line_and_logged(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="bot.chat"):
+    with caplog.at_level(logging.ERROR, logger="bot.chat_session"):
         code, pairs = chat(BrokenEngine(), settings, "anything?", "/help")
     assert code == 0
     assert pairs[0][1] == "error: something went wrong (RuntimeError: boom)"

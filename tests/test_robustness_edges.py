@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.chat import PlainView, PrintableView
+from bot.chat_views import PlainView, PrintableView
 from bot.types import Answer, Citation, DocumentInfo, Passage
 from ingest.printable import json_printable, one_line, printable
 from tests.helpers_proc import ROOT, dossier_args, dossier_env
