@@ -16,7 +16,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord_parts import NO_MENTIONS, message_kwargs, respond
-from bot.discord_render import escape, neutralize_mentions, render_ingest_report, render_status
+from bot.discord_render import render_ingest_report, render_status
+from bot.discord_text import escape, neutralize_mentions
 from ingest.errors import DossierError
 from ingest.loaders import SUPPORTED_SUFFIXES
 

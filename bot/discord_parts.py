@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 import discord
 
-from bot.discord_render import Part, neutralize_mentions
+from bot.discord_render import Part
+from bot.discord_text import neutralize_mentions
 from bot.types import Answer, DocumentInfo, IndexStatus, Turn
 from ingest.errors import DossierError
 

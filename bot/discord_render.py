@@ -1,27 +1,30 @@
 """Answers fitted to Discord: pure functions from core objects to message parts.
 
-Limits (Discord's): 2,000 characters of content per message; an embed's field value
-1,024, field name 256, description 4,096, 25 fields, 6,000 characters in all embeds of
-one message. Text that comes from a question or a document is made harmless first:
-every `@` is followed by a zero-width space (no @everyone, @here, role or user pings,
-whatever the allowed_mentions) and markdown is escaped, while our own [n] markers stay
-intact and are never split across messages.
+Limits (Discord's): an embed's field value 1,024, field name 256, description 4,096, 25
+fields, 6,000 characters in all embeds of one message. Text from a question or a document
+goes through `bot.discord_text` (made harmless, split between messages) first.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePath
 from typing import Any
 
 import discord
 
+from bot.discord_text import (
+    MAX_CONTENT,
+    clip_text,
+    escape,
+    escape_answer_text,
+    escape_clipped,
+    source_name,
+    split_text,
+)
 from bot.prompts import CANNOT_ANSWER
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage
 
-MAX_CONTENT = 2000
 MAX_EMBED_TOTAL = 6000
 MAX_FIELDS = 25
 MAX_FIELD_NAME = 256
@@ -29,24 +32,14 @@ MAX_FIELD_VALUE = 1024
 MAX_TITLE = 256
 MAX_DESCRIPTION = 4096
 MAX_FOOTER = 2048
-MAX_THREAD_NAME = 100
 MAX_CHOICES = 25  # autocomplete suggestions, each name and value at most 100 characters
 MAX_CHOICE = 100
 QUOTE_CHARS = 300
 CLOSEST_PASSAGES = 3
 NOT_COVERED = CANNOT_ANSWER
 
-ZWSP = "\u200b"
 COLOUR_ANSWER = discord.Colour(0x3B82F6)
 COLOUR_ABSTAIN = discord.Colour(0x9CA3AF)
-
-# `[3]`, `[1, 2]`, `[1][2]` are kept in one piece wherever a message is split.
-CITATION_RE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
-_URL_RE = re.compile(r"https?://[^\s<>\"'()\[\]]*[^\s<>\"'()\[\].,;:!?]")
-_MARKDOWN_CHARS = set("\\*_~`|>#[]")
-# A sentence ends at . ! ? (plus closing quotes/brackets and its citation markers) before a space.
-_SENTENCE_END_RE = re.compile(r"[.!?][\"'”’)]*(?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s)")
-_TOKEN_RE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]|\S+")
 
 
 @dataclass
@@ -57,164 +50,6 @@ class Part:
     embeds: list[discord.Embed] = field(default_factory=list)
 
 
-# -- making text harmless ------------------------------------------------------------------
-
-
-def neutralize_mentions(text: str) -> str:
-    """Break every mention (@everyone, @here, <@id>, <@!id>, <@&id>) with a zero-width space."""
-    return text.replace("@", "@" + ZWSP)
-
-
-def _escape_markdown(text: str) -> str:
-    return "".join("\\" + ch if ch in _MARKDOWN_CHARS else ch for ch in text)
-
-
-def escape(text: str) -> str:
-    """Text from a question or a document, safe to put in a message or an embed.
-
-    Links are left unescaped (escaping would break them) and wrapped in <> so they
-    produce no preview; everything else has its markdown escaped and mentions broken.
-    """
-    out: list[str] = []
-    pos = 0
-    for match in _URL_RE.finditer(text):
-        out.append(_escape_markdown(text[pos : match.start()]))
-        out.append("<" + match.group(0) + ">")
-        pos = match.end()
-    out.append(_escape_markdown(text[pos:]))
-    return neutralize_mentions("".join(out))
-
-
-def escape_answer_text(text: str) -> str:
-    """Like `escape`, but the answer's own [n] citation markers are kept as they are."""
-    out: list[str] = []
-    pos = 0
-    for match in CITATION_RE.finditer(text):
-        out.append(escape(text[pos : match.start()]))
-        out.append(match.group(0))
-        pos = match.end()
-    out.append(escape(text[pos:]))
-    return "".join(out)
-
-
-def clip_text(text: str, limit: int) -> str:
-    """`text` on one line-normalised run, cut at a word boundary to at most `limit` characters."""
-    text = re.sub(r"[ \t]+", " ", text).strip()
-    if len(text) <= limit:
-        return text
-    cut = text[: max(limit - 1, 0)]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:") + "…"
-
-
-def _trim_escaped(raw: str, limit: int) -> str:
-    """Escape `raw` and fit the result into `limit` characters (escaping adds characters)."""
-    budget = limit
-    while True:
-        out = escape(clip_text(raw, budget))
-        if len(out) <= limit or budget <= 1:
-            return out[:limit]
-        budget -= max(len(out) - limit, 1)
-
-
-def source_name(source: str) -> str:
-    """The file name of a source path or the last part of a URL."""
-    if "://" in source:
-        tail = source.rstrip("/").rsplit("/", 1)[-1]
-        return tail or source
-    return PurePath(source).name or source
-
-
-def thread_name(question: str) -> str:
-    """A thread title from the question (thread names never ping, but stay tidy)."""
-    name = clip_text(" ".join(question.split()), MAX_THREAD_NAME - 1).replace("@", "@" + ZWSP)
-    return name[:MAX_THREAD_NAME] or "Question"
-
-
-# -- splitting ---------------------------------------------------------------------------------
-
-
-def _pack(units: Iterable[str], sep: str, limit: int) -> list[str]:
-    """Greedily join `units` with `sep` into chunks of at most `limit` characters."""
-    chunks: list[str] = []
-    current = ""
-    for unit in units:
-        if not unit:
-            continue
-        candidate = current + sep + unit if current else unit
-        if len(candidate) <= limit:
-            current = candidate
-            continue
-        if current:
-            chunks.append(current)
-        current = unit
-    if current:
-        chunks.append(current)
-    return chunks
-
-
-def _sentences(paragraph: str) -> list[str]:
-    out: list[str] = []
-    pos = 0
-    for match in _SENTENCE_END_RE.finditer(paragraph):
-        out.append(paragraph[pos : match.end()].strip())
-        pos = match.end()
-    out.append(paragraph[pos:].strip())
-    return [s for s in out if s]
-
-
-def _split_words(sentence: str, limit: int) -> list[str]:
-    tokens: list[str] = []
-    for token in _TOKEN_RE.findall(sentence):
-        # Only a run of non-space characters longer than a whole message is ever cut.
-        while len(token) > limit:
-            tokens.append(token[:limit])
-            token = token[limit:]
-        tokens.append(token)
-    return _pack(tokens, " ", limit)
-
-
-def _split_line(line: str, limit: int) -> list[str]:
-    """An oversized line as whole-sentence pieces, packed; words only for an overlong sentence."""
-    units: list[str] = []
-    for piece in _pack(_sentences(line), " ", limit):
-        if len(piece) <= limit:
-            units.append(piece)
-        else:
-            units.extend(_split_words(piece, limit))
-    return units
-
-
-def split_text(text: str, limit: int = MAX_CONTENT) -> list[str]:
-    """Split on paragraph boundaries, then lines (a bullet stays whole), then sentences, then
-    words; never inside a [n] marker."""
-    text = text.strip()
-    if len(text) <= limit:
-        return [text] if text else []
-    units: list[str] = []
-    for paragraph in re.split(r"\n[ \t]*\n", text):
-        paragraph = paragraph.strip()
-        if len(paragraph) <= limit:
-            units.append(paragraph)
-            continue
-        # An oversized paragraph (a long list) is cut between its lines, each piece packed
-        # with the line breaks kept; only a line longer than a message is cut inside.
-        lines: list[str] = []
-        for line in paragraph.splitlines():
-            line = line.rstrip()
-            lines.extend([line] if len(line) <= limit else _split_line(line, limit))
-        units.extend(_pack(lines, "\n", limit))
-    pieces: list[str] = []
-    for unit in units:
-        if len(unit) > limit:
-            pieces.extend(_split_words(unit, limit))
-        else:
-            pieces.append(unit)
-    return _pack(pieces, "\n\n", limit)
-
-
 # -- embeds ---------------------------------------------------------------------------------------
 
 
@@ -223,11 +58,11 @@ def _field_name(n: int | None, source: str, location: str) -> str:
     name = label + escape(source_name(source))
     if location:
         name += " · " + escape(location)
-    return name if len(name) <= MAX_FIELD_NAME else label + _trim_escaped(source_name(source), 200)
+    return name if len(name) <= MAX_FIELD_NAME else label + escape_clipped(source_name(source), 200)
 
 
 def _quote_value(text: str, chars: int) -> str:
-    body = _trim_escaped(text, min(chars, MAX_FIELD_VALUE - 4))
+    body = escape_clipped(text, min(chars, MAX_FIELD_VALUE - 4))
     return "“" + body + "”" if body else "\u2014"
 
 
@@ -277,7 +112,7 @@ def _compact_sources(citations: Sequence[Citation], quote_chars: int) -> list[st
     lines = ["**Sources**"]
     for c in citations:
         where = escape(source_name(c.source)) + (", " + escape(c.location) if c.location else "")
-        lines.append(f"[{c.n}] {where}: “{_trim_escaped(c.quote, quote_chars)}”")
+        lines.append(f"[{c.n}] {where}: “{escape_clipped(c.quote, quote_chars)}”")
     return lines
 
 
@@ -298,7 +133,7 @@ def render_answer(
     """
     blocks: list[str] = []
     if question_header:
-        blocks.append("**Q:** " + _trim_escaped(answer.question, 300))
+        blocks.append("**Q:** " + escape_clipped(answer.question, 300))
     text = answer.text.strip()
     blocks.append(escape_answer_text(text) if text else NOT_COVERED)
     if answer.note:
@@ -310,7 +145,7 @@ def render_answer(
             lines = ["**Closest passages**"] + [
                 f"• {escape(source_name(p.source))}"
                 + (f", {escape(p.location)}" if p.location else "")
-                + f": “{_trim_escaped(p.text, quote_chars)}”"
+                + f": “{escape_clipped(p.text, quote_chars)}”"
                 for p in passages
             ]
             if passages:
@@ -365,7 +200,9 @@ def render_documents(documents: Sequence[DocumentInfo], limit: int = 40) -> list
     lines = [f"**{len(documents)} documents indexed** ({total_chunks} passages)"]
     for doc in sorted(documents, key=lambda d: source_name(d.source).lower())[:limit]:
         title = (
-            f" — {_trim_escaped(doc.title, 80)}" if doc.title and doc.title != source_name(doc.source) else ""
+            f" — {escape_clipped(doc.title, 80)}"
+            if doc.title and doc.title != source_name(doc.source)
+            else ""
         )
         lines.append(f"• {escape(source_name(doc.source))}{title} ({doc.chunks} passages)")
     if len(documents) > limit:
@@ -424,7 +261,7 @@ def render_ingest_report(report: Any, *, title: str = "Ingest finished") -> str:
                 path, reason = getattr(item, "path", item), getattr(item, "reason", "")
             entry = "• " + escape(source_name(str(path)))
             if reason:
-                entry += ": " + _trim_escaped(str(reason), 200)
+                entry += ": " + escape_clipped(str(reason), 200)
             lines.append(entry)
     text = "\n".join(lines)
     return text if len(text) <= MAX_CONTENT else split_text(text)[0]

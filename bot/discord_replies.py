@@ -24,7 +24,8 @@ from bot.discord_parts import (
     queued_text,
     respond,
 )
-from bot.discord_render import Part, thread_name
+from bot.discord_render import Part
+from bot.discord_text import thread_name
 
 log = logging.getLogger(__name__)
 

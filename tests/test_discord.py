@@ -17,17 +17,13 @@ import pytest
 
 from bot.discord_bot import DossierBot, RateLimiter, run_discord, safe_filename, save_upload
 from bot.discord_render import (
-    CITATION_RE,
-    MAX_CONTENT,
     MAX_EMBED_TOTAL,
     MAX_FIELD_VALUE,
-    ZWSP,
     document_choices,
-    escape,
     render_answer,
     render_ingest_report,
-    split_text,
 )
+from bot.discord_text import CITATION_RE, MAX_CONTENT, ZWSP, escape, split_text
 from bot.feedback import FeedbackStore, export_feedback
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
 from ingest.errors import NoIndexError, QuestionError
