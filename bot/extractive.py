@@ -416,7 +416,11 @@ _NEAR_CHARS = 300
 def _overlaps(a: ScoredSentence, b: ScoredSentence, passages: Sequence[Passage]) -> bool:
     """Whether two quotes share text of one document (overlapping passages quote it twice)."""
     pa, pb = passages[a.passage], passages[b.passage]
-    return pa.source == pb.source and pa.start + a.start < pb.start + b.end and pb.start + b.start < pa.start + a.end
+    return (
+        pa.source == pb.source
+        and pa.start + a.start < pb.start + b.end
+        and pb.start + b.start < pa.start + a.end
+    )
 
 
 # A side of a comparison is quoted when its best sentence scores at least this share of the
