@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from bot.kinds import DOCUMENT_NOUNS, core, focus, head_phrase
+from bot.kinds import DOCUMENT_NOUNS, core, focus, head_noun, head_phrase
 from bot.naming import CUE_TERMS
 from bot.retrieval import terms
 from bot.types import Passage
@@ -45,7 +45,7 @@ def names_its_items(
     don't say), the most specific word of the topic of an overview ("Summarize the scientific
     studies he cites": nothing "scientific")."""
     if kind == "list":
-        wanted = set(terms(head_phrase(question)))
+        wanted = set(terms(head_phrase(question))) - _DESCRIPTIVE
     elif kind == "overview":
         topic = set(terms(focus(question))) - CUE_TERMS
         wanted = {max(topic, key=idf)} if topic else set()
@@ -53,6 +53,58 @@ def names_its_items(
         return True
     present = set().union(*(terms(p.text) for p in passages)) if passages else set()
     return wanted <= present
+
+
+# A list of these is a list of names: its items are people, companies, places, works.
+_NAMED_KINDS = frozenset(
+    terms(
+        "examples people persons figures names companies startups firms organizations organisations "
+        "agencies groups countries cities provinces regions places operations products brands books "
+        "writers authors founders investors scientists leaders officials politicians artists"
+    )
+)
+
+
+def asks_for_names(question: str) -> bool:
+    """Whether a list question enumerates named things ("Which examples ...", "What
+    companies ..."): then each item of the answer names one."""
+    head = head_noun(question)
+    return bool(head) and bool(set(terms(head)) & _NAMED_KINDS)
+
+
+def inner_names(passages: Sequence[Passage]) -> frozenset[str]:
+    """The words the passages capitalise inside a sentence ("than Stripe", "P. G. Wodehouse"),
+    lowercased: a sentence that opens with one of them opens with a name."""
+    return frozenset(
+        m.group(1).lower() for p in passages for m in _INNER.finditer(p.text) if m.group(1) not in _NOT_NAMES
+    )
+
+
+def names_in(sentence: str, known: frozenset[str]) -> set[str]:
+    """The proper names of a sentence, lowercased: capitalised words inside it, and a first
+    word that is one of the `known` names (capitalised inside some other sentence)."""
+    found = {m.group(1).lower() for m in _INNER.finditer(sentence) if m.group(1) not in _NOT_NAMES}
+    first = _FIRST_WORD.match(sentence)
+    if first and first.group(1).lower() in known:
+        found.add(first.group(1).lower())
+    return found
+
+
+# A capitalised word after a lower-case word, a comma or colon, or a single initial ("G. ").
+_INNER = re.compile(r"(?:(?<=[a-z0-9,;:)] )|(?<=\b[A-Z]\. ))([A-Z][\w-]*[a-z][\w-]*)")
+_FIRST_WORD = re.compile(r"^[^A-Za-z]*([A-Z][\w-]*[a-z][\w-]*)")
+# Capitalised inside a sentence without being names.
+_NOT_NAMES = frozenset({"I'm", "I've", "I'd", "I'll"})
+
+
+# Words that say how the asker sees the items, not what the documents call them ("historical
+# figures", "the main methods", "famous examples"): a document need not use them.
+_DESCRIPTIVE = frozenset(
+    terms(
+        "historical famous notable well-known known main key major important specific particular "
+        "concrete real real-world other different various typical classic prominent"
+    )
+)
 
 
 def item_bonus(sentence: str, head: set[str]) -> float:

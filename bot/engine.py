@@ -265,6 +265,10 @@ class Engine:
                     query, 2 * (k or self.settings.top_k), timings, sources, by_evidence=False
                 )
                 passages += [p for p in more if not any(_overlap(p, q) for q in passages)]
+            if kind == "list" and named:
+                # A list in a named document reads all of it: its items may be anywhere.
+                rest = self.document_passages(named)
+                passages += [p for p in rest if not any(_overlap(p, q) for q in passages)]
             t1 = time.perf_counter()
             draft = self.answerer.answer(query, passages, history, on_token, kind=kind, narrowed=narrowed)
         t2 = time.perf_counter()

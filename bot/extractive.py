@@ -26,8 +26,11 @@ from bot.answer_types import (
     AUTHORSHIP,
     REASON,
     REASON_BONUS,
+    asks_for_names,
     fits_type,
+    inner_names,
     item_bonus,
+    names_in,
     names_its_items,
 )
 from bot.kinds import core, focus, head_noun, parts
@@ -197,6 +200,8 @@ class ExtractiveAnswerer:
             chosen = []
         elif kind == "factoid":
             chosen = self._select_factoid(whole, bar)
+        elif kind == "list" and asks_for_names(question):
+            chosen = _select_names(whole, question, bar, passages)
         else:
             # Each side of a comparison, each half of a two-part question: its own best sentence.
             # A side the best sentence already answers ("..., and in how many countries?") is
@@ -358,6 +363,64 @@ class ExtractiveAnswerer:
 
 
 BULLET_KINDS = frozenset({"list", "overview"})
+
+
+def _select_names(
+    scored: list[ScoredSentence], question: str, bar: float, passages: Sequence[Passage]
+) -> list[ScoredSentence]:
+    """A list of named things ("Which examples ...", "What companies ..."): the best sentence,
+    then, best first, sentences that each name something not named yet. Below the bar a
+    sentence qualifies only next to one already chosen: the examples of a list are usually
+    given one after another."""
+    known = inner_names(passages)
+    names = {id(s): names_in(s.text, known) for s in scored}
+    seen = names_in(question, known) | names[id(scored[0])]
+    chosen = [scored[0]]
+    length = len(scored[0].text)
+    limit = _KIND_LIMITS["list"][0]
+    pending = scored[1:]
+    while len(chosen) < limit:
+        pick = next(
+            (
+                s
+                for s in pending
+                if names[id(s)] - seen
+                and (s.score >= bar or any(_near(s, c, passages) for c in chosen))
+                and len(s.text.split()) >= 6
+                and length + len(s.text) <= _KIND_CHARS["list"]
+                and not any(same_sentence(s, c) or _overlaps(s, c, passages) for c in chosen)
+            ),
+            None,
+        )
+        if pick is None:
+            break
+        pending = [s for s in pending if s is not pick]
+        chosen.append(pick)
+        seen |= names[id(pick)]
+        length += len(pick.text)
+    return chosen
+
+
+def _near(a: ScoredSentence, b: ScoredSentence, passages: Sequence[Passage]) -> bool:
+    """Whether two sentences of one document are at most a short sentence or two apart."""
+    pa, pb = passages[a.passage], passages[b.passage]
+    if pa.source != pb.source:
+        return False
+    a0, a1, b0, b1 = pa.start + a.start, pa.start + a.end, pb.start + b.start, pb.start + b.end
+    return 0 <= a0 - b1 <= _NEAR_CHARS or 0 <= b0 - a1 <= _NEAR_CHARS
+
+
+_NEAR_CHARS = 300
+
+
+def _overlaps(a: ScoredSentence, b: ScoredSentence, passages: Sequence[Passage]) -> bool:
+    """Whether two quotes share text of one document (overlapping passages quote it twice)."""
+    pa, pb = passages[a.passage], passages[b.passage]
+    return (
+        pa.source == pb.source
+        and pa.start + a.start < pb.start + b.end
+        and pb.start + b.start < pa.start + a.end
+    )
 
 
 # A side of a comparison is quoted when its best sentence scores at least this share of the

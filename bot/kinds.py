@@ -148,15 +148,16 @@ def parts(question: str, kind: str) -> list[str]:
 
 _HEAD = re.compile(
     r"^(?:list|name|enumerate|give\s+(?:me\s+)?(?:a\s+list\s+of\s+)?)\s+(?:all\s+|the\s+|some\s+)?"
-    r"(?P<ma>(?:\w+\s+){0,2}?)(?P<a>\w+s)\b"
-    r"|^(?:which|what)\s+(?P<mb>(?:\w+[\s-]+){0,3}?)(?P<b>\w+(?<!s)s)\b"
-    r"|^what\s+(?:are|were)\s+(?:the|some|all)\s+(?P<mc>(?:\w+\s+){0,2}?)(?P<c>\w+(?<!s)s)\b",
+    r"(?P<ma>(?:\w+\s+){0,2}?)(?P<a>\w+(?<!ou)(?<!i)s)\b"
+    r"|^(?:which|what)\s+(?P<mb>(?:\w+[\s-]+){0,3}?)(?P<b>\w+(?<!s)(?<!ou)(?<!i)s)\b"
+    r"|^what\s+(?:are|were)\s+(?:the|some|all)\s+(?P<mc>(?:\w+\s+){0,2}?)(?P<c>\w+(?<!s)(?<!ou)(?<!i)s)\b",
     re.I,
 )
 
 
 def head_noun(question: str) -> str | None:
-    """What a list question enumerates: "List the methods China uses" -> "methods"."""
+    """What a list question enumerates: "List the methods China uses" -> "methods" (a plural:
+    "famous" or "this" is not one)."""
     m = _HEAD.search(focus(question))
     return (m.group("a") or m.group("b") or m.group("c")) if m else None
 

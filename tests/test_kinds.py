@@ -295,3 +295,67 @@ def test_only_fragments_above_the_bar_means_no_answer(embedder):
             "What did the lamp burn?", [passage], kind=kind
         )
         assert draft.abstained and draft.text == CANNOT_ANSWER, kind
+
+
+KEEPERS = f"""# Keepers Who Stayed
+
+Lighthouse keeping was lonely work, and few keepers stayed at one light for long.
+
+{_filler("keepers", 5)}
+
+Edith Marlowe, for example, never left the Carrick lighthouse in forty years of service.
+
+{_filler("lamp", 5)}
+
+It was similar with Owen Pryce. He never left the northern lighthouse in thirty winters.
+Hannah Voss would probably get my vote for the most devoted of them all. Nobody ever stayed longer.
+
+{_filler("tower", 5)}
+
+The lamps themselves were cleaned every morning and trimmed every evening by whoever kept them.
+"""
+
+
+@pytest.fixture(scope="module")
+def keepers_engine(tmp_path_factory: pytest.TempPathFactory, embedder):
+    root = tmp_path_factory.mktemp("keepers")
+    docs = root / "docs"
+    docs.mkdir()
+    (docs / "keepers.md").write_text(KEEPERS, encoding="utf-8")
+    (docs / "ferry-timetable.txt").write_text(FERRY, encoding="utf-8")
+    settings = Settings(home=root / "home", _env_file=None)
+    assert ingest_paths([docs], settings, embedder).ok
+    engine = Engine(settings, embedder=embedder)
+    yield engine
+    engine.close()
+
+
+def test_list_of_names_quotes_each_named_item_once(keepers_engine):
+    # The items sit in chunks far apart, and the third follows the second without repeating
+    # any word of the question: a list of named things takes each sentence that names someone
+    # not named yet, and one next to an item even when it matches the question poorly.
+    answer = keepers_engine.ask(
+        "Which famous examples of keepers who never left their lighthouse does the author give?"
+    )
+    assert answer.kind == "list" and not answer.abstained, answer.text
+    for name in ("Edith Marlowe", "Owen Pryce", "Hannah Voss"):
+        assert answer.text.count(name) == 1, answer.text
+    assert {c.source for c in answer.citations} == {"keepers.md"}
+    bullets = answer.text.splitlines()
+    assert all(line.startswith("- ") for line in bullets)
+    # After the first, every bullet names someone.
+    assert all(re.search(r"Edith|Owen|Hannah", line) for line in bullets[1:]), answer.text
+    _quoted(answer)
+
+
+def test_names_of_a_sentence():
+    from bot.answer_types import asks_for_names, names_in
+
+    known = frozenset({"airbnb", "stripe"})
+    assert names_in("[3]Airbnb is a classic example of this technique.", known) == {"airbnb"}
+    assert names_in("None took better advantage of it than Stripe.", known) == {"stripe"}
+    assert names_in("P. G. Wodehouse would get my vote.", known) == {"wodehouse"}
+    # A capitalised first word is a name only when the documents capitalise it elsewhere too.
+    assert names_in("Certainly no one ever made it look easier.", known) == set()
+    assert asks_for_names("Which historical figures does he use as examples?")
+    assert not asks_for_names("List the methods China uses to bring targets back.")
