@@ -69,7 +69,7 @@ def asks_for_names(question: str) -> bool:
     """Whether a list question enumerates named things ("Which examples ...", "What
     companies ..."): then each item of the answer names one."""
     head = head_noun(question)
-    return bool(head) and bool(set(terms(head)) & _NAMED_KINDS)
+    return head is not None and bool(set(terms(head)) & _NAMED_KINDS)
 
 
 def inner_names(passages: Sequence[Passage]) -> frozenset[str]:
