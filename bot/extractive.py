@@ -223,7 +223,7 @@ class ExtractiveAnswerer:
                         whole.insert(0, whole.pop(asks[0]))
                 whole[:2] = [read_on(s, passages[s.passage].text, 2) for s in whole[:2]]
                 sides = [read_on(s, passages[s.passage].text, 2) for s in sides]
-            chosen = self._select_covering(whole, asked, kind, bar, sides)
+            chosen = self._select_covering(whole, asked, kind, bar, passages, sides)
         if not chosen:
             if on_token:
                 on_token(CANNOT_ANSWER)
@@ -307,6 +307,7 @@ class ExtractiveAnswerer:
         question: str,
         kind: str,
         bar: float,
+        passages: Sequence[Passage],
         sides: Sequence[ScoredSentence] = (),
     ) -> list[ScoredSentence]:
         """A set of sentences that together cover the question: after the best one, each
@@ -325,7 +326,7 @@ class ExtractiveAnswerer:
         for s in sides:
             if (
                 s.score >= bar * _SIDE_SHARE
-                and not any(same_sentence(s, c) for c in chosen)
+                and not any(same_sentence(s, c) or _overlaps(s, c, passages) for c in chosen)
                 and sentence_count(s) <= budget
             ):
                 chosen.append(s)
@@ -344,7 +345,7 @@ class ExtractiveAnswerer:
                 continue
             if (
                 len(s.text.split()) < 6
-                or any(same_sentence(s, c) for c in chosen)
+                or any(same_sentence(s, c) or _overlaps(s, c, passages) for c in chosen)
                 or length + len(s.text) > _KIND_CHARS.get(kind, 1400)
                 or sentence_count(s) > budget
             ):

@@ -14,6 +14,7 @@ from bot.kinds import classify, focus, head_phrase, parts
 from bot.prompts import CANNOT_ANSWER
 from ingest.manifest import Manifest
 from ingest.pipeline import ingest_paths, manifest_path
+from ingest.sentences import split_sentences
 from ingest.settings import Settings
 from tests.conftest import SHARED, need_shared
 from tests.fakes import HashEmbedder
@@ -240,15 +241,19 @@ def _units(text: str) -> list[str]:
 
 
 def test_no_answer_starts_with_a_fragment(report_engine):
-    """A property over both report dev sets: every quoted unit opens like a sentence."""
+    """A property over both report dev sets: every quoted unit opens like a sentence, and no
+    sentence is quoted twice (overlapping passages hold the same text)."""
     questions = load_questions(need_shared(OPEN_DEV)) + load_questions(need_shared(DEV))
     for q in questions:
         answer = report_engine.ask(q.question)
         if answer.abstained:
             continue
+        sentences = []
         for unit in _units(answer.text):
             assert _SENTENCE_START.match(unit), (q.id, unit)
             assert len(unit.split()) >= 5, (q.id, unit)
+            sentences += [unit[a:b] for a, b in split_sentences(unit)]
+        assert len(sentences) == len(set(sentences)), (q.id, answer.text)
         _quoted(answer)
 
 
