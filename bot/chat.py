@@ -22,14 +22,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from bot.printable import one_line, printable
 from bot.render import excerpt_line, format_answer
 from bot.types import Answer, Citation, DocumentInfo, Passage, TokenCallback, Turn
-from ingest.errors import DossierError, NoIndexError
-from ingest.printable import one_line, printable
+from dossier_common.errors import DossierError, NoIndexError
 
 if TYPE_CHECKING:
     from bot.engine import Engine
-    from ingest.settings import Settings
+    from dossier_common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class View(Protocol):
 
 
 class PrintableView:
-    """Hands everything to `inner` without escape codes (ingest.printable).
+    """Hands everything to `inner` without escape codes (bot.printable).
 
     Sources, titles, passages, questions and model tokens all come from outside; cleaned
     here, once, neither view has to remember it.

@@ -17,7 +17,7 @@ from discord.ext import commands
 
 from bot.discord_parts import NO_MENTIONS, message_kwargs, respond
 from bot.discord_render import escape, neutralize_mentions, render_ingest_report, render_status
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
 from ingest.loaders import SUPPORTED_SUFFIXES
 
 if TYPE_CHECKING:

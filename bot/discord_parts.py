@@ -17,7 +17,7 @@ import discord
 
 from bot.discord_render import Part, neutralize_mentions
 from bot.types import Answer, DocumentInfo, IndexStatus, Turn
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from bot.deadline import DeadlineExceeded, run_with_deadline
 from bot.prompts import CANNOT_ANSWER, Prompt, load_prompt
 from bot.summary import Overview
 from bot.types import Answerer, Citation, Draft, Passage, TokenCallback, Turn
-from ingest.errors import ConfigError
+from dossier_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
 
 if TYPE_CHECKING:
     from bs4 import BeautifulSoup

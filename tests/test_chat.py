@@ -19,7 +19,7 @@ import pytest
 
 from bot.chat import Chat, RichView, run_chat
 from bot.types import Answer, Turn
-from ingest.settings import Settings
+from dossier_common.settings import Settings
 from tests.openai_stub import OpenAIStub, openai_stub  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
