@@ -162,41 +162,41 @@ def keyword_indexes(
     the manifest, which holds `count` chunks: loaded from `cache_dir` when saved there, else
     built and saved (older generations' copies are removed). No `cache_dir`: built in memory."""
     folder = cache_dir / f"bm25-{generation}" if cache_dir else None
-    index = load_cached(folder, count)
+    index = _load_cached(folder, count)
     if index is None:
         index = KeywordIndex.from_rows(
             (i, embed_text(title, section, text)) for i, title, section, text in manifest.chunk_texts()
         )
         if folder is not None:
-            save_cached(index, folder)
+            _save_cached(index, folder)
             for old in folder.parent.glob("bm25-*"):
                 if old.name != folder.name and not old.name.endswith(".tmp"):
                     shutil.rmtree(old, ignore_errors=True)
     by_document = KeywordIndex([], [])
     if documents:
         where = folder / "documents" if folder is not None else None
-        loaded = load_cached(where, None)
+        loaded = _load_cached(where, None)
         if loaded is not None:
             by_document = loaded
         else:
             # One entry per document: its file name ("2023 Q3 AAPL.pdf" says what it is),
             # title and whole text. Committed files only, like the chunks.
             by_document = KeywordIndex.from_rows(
-                (source, f"{file_words(source)} {title}\n{text}")
+                (source, f"{_file_words(source)} {title}\n{text}")
                 for source, title, text in manifest.file_texts()
             )
             if where is not None and folder is not None and folder.exists():
-                save_cached(by_document, where)
-    return_freed_memory()
+                _save_cached(by_document, where)
+    _return_freed_memory()
     return index, by_document
 
 
-def file_words(source: str) -> str:
+def _file_words(source: str) -> str:
     """'2023 Q3 AAPL.pdf' -> '2023 Q3 AAPL': file names often say what a document is."""
     return re.sub(r"[_\-.]+", " ", Path(source).stem)
 
 
-def return_freed_memory() -> None:
+def _return_freed_memory() -> None:
     """Hand the memory an index build freed back to the system. glibc keeps freed heap pages
     (here ~100 MB at 100k chunks: the token lists of the build) unless asked to trim them."""
     gc.collect()
@@ -205,7 +205,7 @@ def return_freed_memory() -> None:
             ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def load_cached(folder: Path | None, count: int | None) -> KeywordIndex | None:
+def _load_cached(folder: Path | None, count: int | None) -> KeywordIndex | None:
     """A saved index (with `count` entries, when given), or None."""
     if folder is None or not folder.exists():
         return None
@@ -217,7 +217,7 @@ def load_cached(folder: Path | None, count: int | None) -> KeywordIndex | None:
     return index if count is None or len(index.ids) == count else None
 
 
-def save_cached(index: KeywordIndex, folder: Path) -> None:
+def _save_cached(index: KeywordIndex, folder: Path) -> None:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
         index.save(folder)
