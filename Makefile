@@ -42,7 +42,7 @@ lint: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy bot ingest
+	$(BIN)/mypy bot ingest index dossier_common
 	$(BIN)/pytest -q
 
 bench: $(STAMP)

@@ -1,7 +1,7 @@
 """What answering by question kind costs: briefs at ingest, and warm latency per kind.
 
 Ingests PG essays (the ones the dev questions cite first) into a temp DOSSIER_HOME with the
-real model, timing the brief of every file inside the same run (`ingest.briefs.brief_of`,
+real model, timing the brief of every file inside the same run (`index.briefs.brief_of`,
 as `ingest.pipeline` calls it, wrapped by a timer; a fresh ingest reuses no stored vectors, so
 that is all of a brief), so the share of ingest time spent on briefs is measured on one machine
 state. Then, warm: the 51 factoid questions of qa.jsonl, the 24 open questions of

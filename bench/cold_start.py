@@ -51,7 +51,7 @@ def child_breakdown(question: str) -> None:
     atexit.register(gc.freeze)  # as bot/cli.py's main does, so the exit is timed like the command's
     t0 = time.perf_counter()
     from bot.engine import Engine
-    from ingest.settings import Settings
+    from dossier_common.settings import Settings
 
     t1 = time.perf_counter()
     engine = Engine(Settings())

@@ -117,7 +117,7 @@ def export_into(home: Path) -> None:
 
 def settings_for(home: Path, **overrides: Any) -> Any:
     """Settings for a bench home, ignoring any `.env` in the working directory."""
-    from ingest.settings import Settings
+    from dossier_common.settings import Settings
 
     return Settings(_env_file=None, home=home, **overrides)  # type: ignore[call-arg]
 

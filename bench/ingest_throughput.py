@@ -99,9 +99,9 @@ def model_tokens(tokenizer: Any, texts: Sequence[str], limit: int) -> int:
 
 def chunk_texts(files: Sequence[Path], root: Path, embedder: Any) -> list[str]:
     """Our chunk texts for `files`, made by the pipeline's own loader and chunker (no embedding)."""
+    from dossier_common.settings import Settings
     from ingest.chunking import chunk_document
     from ingest.loaders import load_file
-    from ingest.settings import Settings
 
     defaults = Settings.model_fields
     max_tokens = min(defaults["chunk_tokens"].default, embedder.max_tokens)
@@ -134,8 +134,8 @@ class Ours:
     """`ingest_paths`, one slice folder at a time, into one home; time spent per stage."""
 
     def __init__(self, embedder: Any, home: Path) -> None:
-        from ingest.manifest import Manifest
-        from ingest.store import VectorStore
+        from index.manifest import Manifest
+        from index.store import VectorStore
 
         self.embedder = embedder
         self.settings = settings_for(home)

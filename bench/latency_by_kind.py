@@ -29,8 +29,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from bot.engine import Engine
+    from dossier_common.settings import Settings
     from ingest.embedder import Embedder
-    from ingest.settings import Settings
 
     engine = Engine(Settings(home=args.home, _env_file=None), embedder=Embedder())
     engine.ask("warm up: what makes a startup succeed?")

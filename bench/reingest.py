@@ -58,8 +58,8 @@ def edit_middle_sentence(path: Path, tag: str) -> None:
 
 
 def chroma_count(settings: Any) -> int:
-    from ingest.settings import DEFAULT_MODEL
-    from ingest.store import VectorStore
+    from dossier_common.settings import DEFAULT_MODEL
+    from index.store import VectorStore
 
     return VectorStore(settings, model=DEFAULT_MODEL, create=False).count()
 
@@ -73,8 +73,9 @@ def main() -> None:
     n_essays = args.essays or (12 if args.quick else None)
     repeats = args.repeats or (2 if args.quick else 3)
 
-    from ingest.manifest import Manifest
-    from ingest.pipeline import ingest_paths, manifest_path
+    from index.layout import Layout
+    from index.manifest import Manifest
+    from ingest.pipeline import ingest_paths
 
     warm = make_embedder()
     with Timer() as load:
@@ -143,7 +144,7 @@ def main() -> None:
                 r = ingest_paths([corpus], settings, warm)
             assert r.deleted == 1 and r.embedded == 0, r.summary()
             deleted.append(t.wall)
-        manifest = Manifest(manifest_path(settings), readonly=True)
+        manifest = Manifest(Layout(settings.home).manifest, readonly=True)
         try:
             final_chunks = manifest.chunk_count()
         finally:

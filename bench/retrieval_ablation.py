@@ -22,7 +22,7 @@ from bot import retrieval
 from bot.engine import Engine
 from bot.evaluate import is_relevant, load_questions, ndcg_at_10
 from bot.retrieval import passages_by_source
-from ingest.settings import Settings
+from dossier_common.settings import Settings
 
 _BASE = {"dense_weight": 0.5, "keyword_weight": 1.0, "source_decay": 0.8}
 _OFF = {"document_weight": 0.0, "evidence": False}

@@ -57,7 +57,7 @@ _WORD = re.compile(r"[A-Za-z]{3,}")
 # change the vectors, so they keep the cache, which costs ~10 minutes to rebuild.
 INGEST_CODE = (
     "ingest/chunking.py",
-    "ingest/sentences.py",
+    "index/sentences.py",
     "ingest/loaders/__init__.py",
     "ingest/loaders/discovery.py",
     "ingest/loaders/document.py",
@@ -67,7 +67,7 @@ INGEST_CODE = (
     "ingest/loaders/plain.py",
     "ingest/loaders/reader.py",
     "ingest/loaders/text.py",
-    "ingest/manifest.py",
+    "index/manifest.py",
 )
 # Bump when the way copies are made changes: cached synthetic indexes are then rebuilt.
 SYNTH_VERSION = 1
@@ -145,7 +145,7 @@ def copy_home(src: Path, dest: Path) -> Path:
 
 def _release_chroma(home: Path) -> None:
     """Forget the cached Chroma client for `home`, so its folder can be moved."""
-    from ingest import store
+    from index import store
 
     key = str((home / "chroma").resolve())
     with store._CLIENTS_LOCK:
@@ -162,9 +162,9 @@ class _Base:
     """Everything of the base index needed to write copies of it."""
 
     def __init__(self, home: Path) -> None:
-        from ingest.manifest import Manifest
-        from ingest.settings import DEFAULT_MODEL
-        from ingest.store import VectorStore
+        from dossier_common.settings import DEFAULT_MODEL
+        from index.manifest import Manifest
+        from index.store import VectorStore
 
         manifest = Manifest(home / "index.sqlite", readonly=True)
         try:
@@ -237,11 +237,11 @@ def _noisy(vectors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def build_synthetic(base_path: Path, dest: Path, n_chunks: int, seed: int = 7) -> int:
     """Write an index of about `n_chunks` chunks into the DOSSIER_HOME `dest`; returns its size."""
-    from ingest.chunking import Chunk
-    from ingest.manifest import FileRecord, Manifest
+    from dossier_common.settings import DEFAULT_MODEL
+    from index.chunks import Chunk
+    from index.manifest import FileRecord, Manifest
+    from index.store import VectorStore
     from ingest.pipeline import chunk_metadata
-    from ingest.settings import DEFAULT_MODEL
-    from ingest.store import VectorStore
 
     base = _Base(base_path)
     settings = settings_for(dest)

@@ -84,7 +84,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     from bot.engine import Engine
-    from ingest.settings import Settings
+    from dossier_common.settings import Settings
 
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="dossier-watch-bench-") as tmp:

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 from bot.kinds import DOCUMENT_NOUNS, core, focus, head_noun, head_phrase
 from bot.naming import CUE_TERMS
-from bot.retrieval import terms
 from bot.types import Passage
+from index.keywords import terms
 
 # A sentence that gives a reason answers a why-question better than one that only shares its words.
 REASON = re.compile(

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 from bot.chat_rich import RichView
 from bot.chat_session import COMMAND_NAMES, Chat
 from bot.chat_views import PlainView, PrintableView
+from bot.printable import one_line
 from bot.render import excerpt_line
-from ingest.printable import one_line
 
 if TYPE_CHECKING:
     from bot.engine import Engine
-    from ingest.settings import Settings
+    from dossier_common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.render import excerpt_line
 from bot.types import Answer, DocumentInfo, Passage, TokenCallback, Turn
-from ingest.errors import DossierError, NoIndexError
+from dossier_common.errors import DossierError, NoIndexError
 
 if TYPE_CHECKING:
     from bot.engine import Engine
-    from ingest.settings import Settings
+    from dossier_common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from bot.chat_session import COMMANDS, Ask, View
+from bot.printable import one_line, printable
 from bot.render import format_answer
 from bot.types import Answer, Citation, DocumentInfo, Passage, TokenCallback
-from ingest.printable import one_line, printable
 
 
 class PrintableView:

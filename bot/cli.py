@@ -16,8 +16,8 @@ from typing import Annotated, Any, overload
 
 import typer
 
-from ingest.errors import ConfigError, DossierError
-from ingest.printable import json_printable, one_line, printable
+from bot.printable import json_printable, one_line, printable
+from dossier_common.errors import ConfigError, DossierError
 
 log = logging.getLogger("dossier")
 
@@ -66,7 +66,7 @@ def _check_k(k: int | None) -> int | None:
 
 
 def _settings() -> Any:
-    from ingest.settings import Settings
+    from dossier_common.settings import Settings
 
     try:
         return Settings()
@@ -105,8 +105,8 @@ def ingest(
     as_json: JsonOpt = False,
 ) -> None:
     """Add, update and remove documents in the index (only what changed is embedded)."""
+    from dossier_common.urls import display_url, is_url
     from ingest.fetch import fetch_to_documents
-    from ingest.urls import display_url, is_url
 
     settings = _settings()
     targets: list[Path] = []

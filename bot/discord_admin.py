@@ -18,7 +18,7 @@ from discord.ext import commands
 from bot.discord_parts import NO_MENTIONS, message_kwargs, respond
 from bot.discord_render import render_ingest_report, render_status
 from bot.discord_text import escape, neutralize_mentions
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
 from ingest.loaders import SUPPORTED_SUFFIXES
 
 if TYPE_CHECKING:

@@ -37,8 +37,8 @@ from bot.discord_parts import (
 )
 from bot.feedback import FeedbackStore
 from bot.types import Answer, Turn
-from ingest.errors import DossierError
-from ingest.settings import Settings
+from dossier_common.errors import DossierError
+from dossier_common.settings import Settings
 
 __all__ = ["DossierBot", "RateLimiter", "discord_endpoints", "run_discord", "safe_filename", "save_upload"]
 

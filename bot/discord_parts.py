@@ -18,7 +18,7 @@ import discord
 from bot.discord_render import Part
 from bot.discord_text import neutralize_mentions
 from bot.types import Answer, DocumentInfo, IndexStatus, Turn
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
 
 log = logging.getLogger(__name__)
 

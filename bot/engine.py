@@ -21,14 +21,16 @@ from bot.naming import (
     whole_document,
     without_title,
 )
-from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of, terms
+from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of
 from bot.summary import Overview, Summaries
 from bot.types import Answer, Answerer, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
-from ingest.errors import NoIndexError, QuestionError, StoreError
-from ingest.manifest import Manifest, open_for_reading
-from ingest.pipeline import IngestReport, Progress, ingest_paths, manifest_path
-from ingest.settings import Settings
-from ingest.store import VectorStore, count_vectors, describe_store, missing_vectors
+from dossier_common.errors import NoIndexError, QuestionError, StoreError
+from dossier_common.settings import Settings
+from index.keywords import terms
+from index.layout import Layout
+from index.manifest import Manifest, open_for_reading
+from index.store import VectorStore, count_vectors, describe_store, missing_vectors
+from ingest.pipeline import IngestReport, Progress, ingest_paths
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,7 @@ class Engine:
         answerer and the document summaries. Returns the retriever."""
         if self._retriever is not None:
             return self._retriever
-        path = manifest_path(self.settings)
+        path = Layout(self.settings.home).manifest
         if not path.exists():
             raise NoIndexError()
         with self._lock:
@@ -120,7 +122,7 @@ class Engine:
                     store,
                     embedder,
                     document_weight=self.settings.document_weight,
-                    cache_dir=self.settings.home / "keyword",
+                    cache_dir=Layout(self.settings.home).keyword_cache,
                     evidence=extractive.passage_scores,
                     context_chunks=self.settings.context_chunks,
                 )
@@ -375,7 +377,7 @@ class Engine:
 
     # -- the index --------------------------------------------------------------------------
     def status(self) -> IndexStatus:
-        path = manifest_path(self.settings)
+        path = Layout(self.settings.home).manifest
         stats: dict[str, Any] = {"documents": 0, "chunks": 0, "last_ingest": None, "model": None}
         if path.exists():
             manifest = open_for_reading(path)
@@ -404,7 +406,7 @@ class Engine:
         )
 
     def documents(self) -> list[DocumentInfo]:
-        path = manifest_path(self.settings)
+        path = Layout(self.settings.home).manifest
         if not path.exists():
             return []
         manifest = open_for_reading(path)

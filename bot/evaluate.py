@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.retrieval import passages_by_source
 from bot.types import Answer, Passage
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
 from ingest.loaders import fold_for_match
 
 

@@ -49,11 +49,11 @@ from bot.quotes import (
     shorten,
     wholes,
 )
-from bot.retrieval import SpanVector, terms
+from bot.retrieval import SpanVector
 from bot.types import Draft, Passage, TokenCallback, Turn
-from ingest.chunking import sentence_spans
-from ingest.sentences import glued_heading_length
-from ingest.settings import DEFAULT_ABSTAIN_THRESHOLD
+from dossier_common.settings import DEFAULT_ABSTAIN_THRESHOLD
+from index.keywords import terms
+from index.sentences import glued_heading_length, sentence_spans
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
 _HAS_NUMBER = re.compile(r"\d")

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.types import Citation
-from ingest.errors import ConfigError
-from ingest.settings import Settings
+from dossier_common.errors import ConfigError
+from dossier_common.settings import Settings
+from index.layout import Layout
 
 log = logging.getLogger(__name__)
 
-FILENAME = "feedback.sqlite"
 FORMATS = ("jsonl", "csv")
 EXPORT_FIELDS = (
     "answer_id",
@@ -73,7 +73,7 @@ class FeedbackStore:
 
     @classmethod
     def for_settings(cls, settings: Settings) -> FeedbackStore:
-        return cls(settings.home / FILENAME)
+        return cls(Layout(settings.home).feedback)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

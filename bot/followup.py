@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from bot.retrieval import STOPWORDS
 from bot.types import Turn
+from index.keywords import STOPWORDS
 
 _REFERRING = re.compile(
     r"\b(he|him|his|she|her|hers|it|its|they|them|their|theirs|this|that|these|those|there|"

@@ -14,7 +14,7 @@ from langchain_core.language_models import BaseChatModel
 from bot.deadline import run_with_deadline
 from bot.llm_prompting import CONDENSE_PLACEHOLDERS, cached_prompt, format_history
 from bot.types import Turn
-from ingest.errors import ConfigError
+from dossier_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.kinds import DOCUMENT_NOUNS, core
-from bot.retrieval import terms
+from index.keywords import terms
 
 # "essay on how to disagree", "report called X", "the paper titled X"
 _DESCRIBED = re.compile(

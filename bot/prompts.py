@@ -12,7 +12,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.errors import ConfigError
+from dossier_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.retrieval import terms
 from bot.types import Citation, Draft, Passage
-from ingest.sentences import SEAM, split_sentences
+from index.keywords import terms
+from index.sentences import SEAM, split_sentences
 
 # The source's own footnote markers ("banned. [4]The second reason"): in an answer they would
 # read as citations of ours, so the answer text drops them (the quote keeps them, verbatim).

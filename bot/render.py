@@ -5,8 +5,8 @@ from __future__ import annotations
 import textwrap
 import time
 
+from bot.printable import one_line
 from bot.types import Answer, IndexStatus
-from ingest.printable import one_line
 
 
 def excerpt_line(text: str, limit: int) -> str:

@@ -6,162 +6,26 @@ that is half ingested or already deleted.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
-import json
 import logging
-import math
 import os
-import re
-import shutil
-import sys
 import threading
 import time
-from array import array
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from langchain_core.callbacks import CallbackManagerForRetrieverRun
-from langchain_core.documents import Document
-from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
 
 from bot.types import Passage
-from ingest.chunking import embed_text
-from ingest.manifest import Manifest
-from ingest.store import VectorStore
+from index.keywords import KeywordIndex, keyword_indexes
+from index.manifest import Manifest
+from index.store import VectorStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 SpanVector = tuple[int, int, int, np.ndarray]  # start, end, kind (0 sentence, 1 clause), vector
-STOPWORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few for from further had has
-    have having he her here hers herself him himself his how i if in into is it its itself just me
-    more most my myself no nor not now of off on once only or other our ours ourselves out over own
-    same she should so some such than that the their theirs them themselves then there these they
-    this those through to too under until up very was we were what when where which while who whom
-    why will with would you your yours yourself yourselves s t don
-    """.split()
-)
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-def terms(text: str) -> list[str]:
-    """Lowercased, stop-worded, stemmed word tokens: the keyword index's vocabulary."""
-    words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
-    return _stemmer().stemWords(words) if words else []
-
-
-class KeywordIndex:
-    """BM25 over the committed chunks (bm25s, sparse matrices: fast at 100k chunks)."""
-
-    def __init__(self, ids: Sequence[str], texts: Iterable[str]) -> None:
-        self.ids = list(ids)
-        self._bm25: Any = None
-        self._df: Counter[str] = Counter()
-        if self.ids:
-            self._build(zip(self.ids, texts, strict=True), keep_ids=False)
-
-    @classmethod
-    def from_rows(cls, rows: Iterable[tuple[str, str]]) -> KeywordIndex:
-        """Built from a stream of (id, text), e.g. a database cursor: the collection's texts are
-        never all in memory at once."""
-        index = cls([], [])
-        index._build(rows, keep_ids=True)
-        return index
-
-    def _build(self, rows: Iterable[tuple[str, str]], *, keep_ids: bool) -> None:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
-        # Terms become small integers as they are read, packed 4 bytes each: a list of str per
-        # chunk would hold millions of string objects at 100k chunks (~250 MB of RSS that stays
-        # after the build), a list of int 8 bytes a token.
-        vocab: dict[str, int] = {}
-        corpus: list[array[int]] = []
-        df: Counter[int] = Counter()
-        for chunk_id, text in rows:
-            if keep_ids:
-                self.ids.append(chunk_id)
-            tokens = array("I", [vocab.setdefault(t, len(vocab)) for t in terms(text) or ["\u2205"]])
-            corpus.append(tokens)
-            df.update(set(tokens))
-        if not corpus:
-            return
-        words = list(vocab)
-        self._df = Counter({words[i]: n for i, n in df.items()})
-        self._bm25 = bm25s.BM25(k1=1.2, b=0.75)
-        self._bm25.index((corpus, vocab), show_progress=False)
-        self._vocab = self._bm25.vocab_dict
-
-    def save(self, folder: Path) -> None:
-        """Write the index to `folder` atomically (readers may race to write it)."""
-        if self._bm25 is None:
-            return
-        tmp = folder.with_name(f"{folder.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        self._write(tmp)
-        try:
-            os.replace(tmp, folder)
-        except OSError:  # another reader saved it first
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    def _write(self, folder: Path) -> None:
-        self._bm25.save(str(folder), show_progress=False)
-        (folder / "ids.json").write_text(json.dumps(self.ids), encoding="utf-8")
-        (folder / "df.json").write_text(json.dumps(self._df), encoding="utf-8")
-
-    @classmethod
-    def load(cls, folder: Path) -> KeywordIndex:
-        import bm25s
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)
-        index = cls([], [])
-        index._bm25 = bm25s.BM25.load(str(folder), load_vocab=True, show_progress=False)
-        index.ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
-        index._df = Counter(json.loads((folder / "df.json").read_text(encoding="utf-8")))
-        index._vocab = index._bm25.vocab_dict
-        return index
-
-    def idf(self, term: str) -> float:
-        """Smoothed inverse document frequency; unseen terms weigh the most."""
-        n = len(self.ids)
-        df = self._df.get(term, 0)
-        return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-    def search(self, query: str, n: int, within: np.ndarray | None = None) -> list[tuple[str, float]]:
-        """Best `n` ids for the query; `within` restricts the search to these row numbers."""
-        if self._bm25 is None:
-            return []
-        tokens = [t for t in terms(query) if t in self._vocab]
-        if not tokens:
-            return []
-        scores = self._bm25.get_scores(tokens)
-        if within is not None:
-            masked = np.zeros_like(scores)
-            masked[within] = scores[within]
-            scores = masked
-        n = min(n, len(scores))
-        top = np.argpartition(-scores, n - 1)[:n]
-        top = top[np.argsort(-scores[top])]
-        return [(self.ids[i], float(scores[i])) for i in top if scores[i] > 0]
-
-
 # Document level (measured in docs/evaluation.md): BM25 over each document's whole text.
 _TOP_DOCUMENTS = 5  # the best documents, whose chunks get rankings of their own
 # A question that names a company, a product or a file singles out a few documents: their
@@ -184,11 +48,6 @@ def named_documents(ranked: Sequence[tuple[str, float]]) -> tuple[set[str], floa
     if gaps[best] < _NAMED_GAP:
         return set(), 0.0
     return {source for source, _ in ranked[: best + 1]}, gaps[best]
-
-
-def _file_words(source: str) -> str:
-    """'2023 Q3 AAPL.pdf' -> '2023 Q3 AAPL': file names often say what a document is."""
-    return re.sub(r"[_\-.]+", " ", Path(source).stem)
 
 
 @dataclass
@@ -258,47 +117,18 @@ class HybridRetriever:
                 # Another process wrote: our embedded Chroma client cannot see its vectors yet.
                 self.store.reopen()
             # Ids and sources only: chunk texts are read (streamed) only when the index is built.
-            source_of = dict(self.manifest.db.execute("SELECT id, source FROM chunks").fetchall())
-            self._keyword, self._documents = self._keyword_index(generation, len(source_of))
+            source_of = self.manifest.chunk_sources()
+            self._keyword, self._documents = keyword_indexes(
+                self.manifest, self.cache_dir, generation, len(source_of), documents=self.document_weight > 0
+            )
             by_source: dict[str, list[int]] = {}
             for n, chunk_id in enumerate(self._keyword.ids):
                 source = source_of.get(chunk_id)
                 if source is not None:
                     by_source.setdefault(source, []).append(n)
             self._rows_of = {source: np.array(ns) for source, ns in by_source.items()}
-            _return_freed_memory()
             self._generation = generation
             log.info("keyword index: %d chunks in %.2f s", len(source_of), time.perf_counter() - started)
-
-    def _keyword_index(self, generation: int, count: int) -> tuple[KeywordIndex, KeywordIndex]:
-        """Load the BM25 indexes (chunks, documents) saved for this generation of the manifest,
-        or build and save them: a new process then starts without re-tokenising everything."""
-        folder = self.cache_dir / f"bm25-{generation}" if self.cache_dir else None
-        index = _load_index(folder, count)
-        if index is None:
-            cursor = self.manifest.db.execute("SELECT id, title, section, text FROM chunks")
-            index = KeywordIndex.from_rows((r[0], embed_text(r[1], r[2], r[3])) for r in cursor)
-            if folder is not None:
-                _save_index(index, folder)
-                for old in folder.parent.glob("bm25-*"):
-                    if old.name != folder.name and not old.name.endswith(".tmp"):
-                        shutil.rmtree(old, ignore_errors=True)
-        documents = KeywordIndex([], [])
-        if self.document_weight > 0:
-            where = folder / "documents" if folder is not None else None
-            loaded = _load_index(where, None)
-            if loaded is not None:
-                documents = loaded
-            else:
-                # One entry per document: its file name ("2023 Q3 AAPL.pdf" says what it is),
-                # title and whole text. Committed files only, like the chunks.
-                files = self.manifest.db.execute("SELECT source, title, text FROM files")
-                documents = KeywordIndex.from_rows(
-                    (f[0], f"{_file_words(f[0])} {f[1]}\n{f[2]}") for f in files
-                )
-                if where is not None and folder is not None and folder.exists():
-                    _save_index(documents, where)
-        return index, documents
 
     def retrieve(
         self,
@@ -537,57 +367,6 @@ def passage_of(row: Any, score: float = 0.0) -> Passage:
 def _join(p: Passage, row: Any) -> Passage:
     start, end = min(p.start, row["start"]), max(p.end, row["end"])
     return Passage(**{**p.__dict__, "start": start, "end": end, "chunk_ids": (*p.chunk_ids, row["id"])})
-
-
-def _return_freed_memory() -> None:
-    """Hand the memory an index build freed back to the system. glibc keeps freed heap pages
-    (here ~100 MB at 100k chunks: the token lists of the build) unless asked to trim them."""
-    gc.collect()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):  # not glibc (e.g. musl): nothing to trim
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _load_index(folder: Path | None, count: int | None) -> KeywordIndex | None:
-    """A saved index (with `count` entries, when given), or None."""
-    if folder is None or not folder.exists():
-        return None
-    try:
-        index = KeywordIndex.load(folder)
-    except Exception:
-        log.warning("keyword index cache in %s is unreadable; rebuilding", folder, exc_info=True)
-        return None
-    return index if count is None or len(index.ids) == count else None
-
-
-def _save_index(index: KeywordIndex, folder: Path) -> None:
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        index.save(folder)
-    except PermissionError as err:
-        # A read-only DOSSIER_HOME: the index is rebuilt in memory by each reader instead.
-        log.info("not saving the keyword index to %s: %s", folder, err)
-    except OSError:
-        log.warning("could not save the keyword index to %s", folder, exc_info=True)
-
-
-class DossierRetriever(BaseRetriever):
-    """The hybrid retriever as a LangChain retriever (for chains and agents)."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-    hybrid: Any
-    k: int = 5
-
-    def _get_relevant_documents(
-        self, query: str, *, run_manager: CallbackManagerForRetrieverRun
-    ) -> list[Document]:
-        return [
-            Document(
-                page_content=p.text,
-                metadata={"source": p.source, "location": p.location, "score": p.score, "id": p.id},
-            )
-            for p in self.hybrid.retrieve(query, self.k)
-        ]
 
 
 def passages_by_source(passages: Sequence[Passage]) -> list[str]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from bot.quotes import ScoredSentence, render
 from bot.retrieval import passage_of
 from bot.types import Draft, Passage
-from ingest.briefs import BriefSentence, brief_of
-from ingest.manifest import Manifest
+from index.briefs import BriefSentence, brief_of
+from index.manifest import Manifest
 
 # The collection overview lists this many documents at most; the note says how many more.
 MAX_DOCUMENTS = 15

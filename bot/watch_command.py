@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from bot.printable import one_line, printable
+from dossier_common.settings import Settings
 from ingest.pipeline import IngestReport
-from ingest.printable import one_line, printable
-from ingest.settings import Settings
 from ingest.watch import Watcher, check_folders
 
 # A shell's convention for "ended by Ctrl-C" (128 + SIGINT); 2 for a usage error.

@@ -21,10 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import DossierError
-from ingest.manifest import SCHEMA_VERSION, Manifest
-from ingest.pipeline import manifest_path, writer_lock
-from ingest.settings import Settings
+from dossier_common.errors import DossierError
+from dossier_common.settings import Settings
+from index.layout import Layout
+from index.manifest import Manifest
+from index.schema import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +33,6 @@ DESCRIPTION = "backup.json"
 FORMAT = 1
 # How long a backup waits for a running ingest to finish before giving up.
 LOCK_WAIT = 600.0
-_SQLITE_FILES = ("index.sqlite", "feedback.sqlite")
-_FOLDERS = ("chroma", "keyword")
-_OTHER_FILES = ("fetch.key",)
 
 
 class BackupError(DossierError):
@@ -61,34 +59,32 @@ def backup(settings: Settings, target: Path, *, lock_wait: float = LOCK_WAIT) ->
             "The vectors live on a Chroma server (DOSSIER_CHROMA_URL): back up the server's data folder "
             "together with DOSSIER_HOME instead."
         )
-    if not manifest_path(settings).exists():
+    here, there = Layout(settings.home), Layout(target)
+    if not here.manifest.exists():
         raise BackupError(f"There is no index to back up in {settings.home}.")
     if target.exists() and any(target.iterdir()):
         raise BackupError(f"{target} is not empty; give a new folder for the backup.")
     target.mkdir(parents=True, exist_ok=True)
-    with writer_lock(settings, lock_wait):
-        manifest = Manifest(manifest_path(settings))
+    with here.writer_lock(lock_wait):
+        manifest = Manifest(here.manifest)
         try:
             stats = manifest.stats()
             generation = manifest.generation()
         finally:
             manifest.close()
-        for name in _SQLITE_FILES:
-            if (settings.home / name).exists():
-                _copy_sqlite(settings.home / name, target / name)
-        for name in _FOLDERS:
-            if (settings.home / name).is_dir():
+        for ours, theirs in zip(here.sqlite_files, there.sqlite_files, strict=True):
+            if ours.exists():
+                _copy_sqlite(ours, theirs)
+        for ours, theirs in zip(here.folders, there.folders, strict=True):
+            if ours.is_dir():
                 # Chroma's own SQLite file goes through the backup API like ours: a reader's
                 # Chroma client may checkpoint its WAL while we copy.
-                shutil.copytree(
-                    settings.home / name, target / name, ignore=shutil.ignore_patterns("chroma.sqlite3*")
-                )
-        chroma_db = settings.home / "chroma" / "chroma.sqlite3"
-        if chroma_db.exists():
-            _copy_sqlite(chroma_db, target / "chroma" / "chroma.sqlite3")
-        for name in _OTHER_FILES:
-            if (settings.home / name).exists():
-                shutil.copy2(settings.home / name, target / name)
+                shutil.copytree(ours, theirs, ignore=shutil.ignore_patterns(f"{here.chroma_db.name}*"))
+        if here.chroma_db.exists():
+            _copy_sqlite(here.chroma_db, there.chroma_db)
+        for ours, theirs in zip(here.other_files, there.other_files, strict=True):
+            if ours.exists():
+                shutil.copy2(ours, theirs)
     description = {
         "format": FORMAT,
         "schema_version": SCHEMA_VERSION,
@@ -118,24 +114,25 @@ def restore(settings: Settings, source: Path) -> dict[str, Any]:
             f"The backup's Chroma collection is {description.get('collection')!r}; "
             f"set DOSSIER_COLLECTION to it to restore."
         )
-    if manifest_path(settings).exists():
+    here, there = Layout(settings.home), Layout(source)
+    if here.manifest.exists():
         raise BackupError(f"{settings.home} already holds an index; restore into an empty DOSSIER_HOME.")
     settings.home.mkdir(parents=True, exist_ok=True)
-    with writer_lock(settings):
-        for name in _FOLDERS:
-            if (source / name).is_dir():
-                shutil.copytree(source / name, settings.home / name, dirs_exist_ok=True)
-        for name in _OTHER_FILES:
-            if (source / name).exists():
-                shutil.copy2(source / name, settings.home / name)
+    with here.writer_lock():
+        for theirs, ours in zip(there.folders, here.folders, strict=True):
+            if theirs.is_dir():
+                shutil.copytree(theirs, ours, dirs_exist_ok=True)
+        for theirs, ours in zip(there.other_files, here.other_files, strict=True):
+            if theirs.exists():
+                shutil.copy2(theirs, ours)
         # The manifest last: until it exists, nothing reads the rest.
-        for name in reversed(_SQLITE_FILES):
-            if (source / name).exists():
-                partial = settings.home / f".{name}.restoring"
+        for theirs, ours in reversed(list(zip(there.sqlite_files, here.sqlite_files, strict=True))):
+            if theirs.exists():
+                partial = ours.with_name(f".{ours.name}.restoring")
                 partial.unlink(missing_ok=True)
-                _copy_sqlite(source / name, partial)
-                partial.replace(settings.home / name)
+                _copy_sqlite(theirs, partial)
+                partial.replace(ours)
     # Opening it brings an older manifest's schema up to date (no re-embedding).
-    Manifest(manifest_path(settings)).close()
+    Manifest(here.manifest).close()
     log.info("restored %s into %s", source, settings.home)
     return description

@@ -8,77 +8,17 @@ neighbours share up to `overlap` tokens of whole sentences.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from index.chunks import Chunk, chunk_id, embed_text, text_digest
+from index.sentences import split_sentences
 from ingest.loaders import LoadedDocument, Section
-from ingest.sentences import split_sentences
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
 # What a header ("title > section") may cost at most, so the chunk itself keeps most of the window.
 _MAX_HEADER_TOKENS = 32
-
-
-@dataclass(frozen=True)
-class Chunk:
-    id: str
-    source: str
-    ord: int
-    text: str
-    start: int
-    end: int
-    title: str
-    section: str
-    page: int | None
-    tokens: int
-    content_hash: str
-
-    @property
-    def embed_text(self) -> str:
-        """What gets embedded and keyword-indexed: the text under its title and heading."""
-        return embed_text(self.title, self.section, self.text)
-
-    @property
-    def text_offset(self) -> int:
-        """Where `text` starts inside `embed_text`."""
-        return len(self.embed_text) - len(self.text)
-
-
-def sentence_spans(text: str) -> list[tuple[int, int, int]]:
-    """(start, end, kind) of each sentence (kind 0) and, for long sentences, its clauses
-    (kind 1): the units the extractive answerer scores."""
-    out: list[tuple[int, int, int]] = []
-    for a, b in split_sentences(text):
-        out.append((a, b, 0))
-        out.extend((a + x, a + y, 1) for x, y in clause_spans(text[a:b]))
-    return out
-
-
-def clause_spans(sentence: str) -> list[tuple[int, int]]:
-    """Clauses of a long sentence (cut at , ; : and dashes), each of at least five words: a long
-    sentence's vector is diluted by its other content, a clause's much less."""
-    if len(sentence.split()) < 16:
-        return []
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for cut in re.finditer(r"[,;:—–]\s+", sentence):
-        if len(sentence[start : cut.start()].split()) >= 5:
-            spans.append((start, cut.start()))
-            start = cut.end()
-    if spans and start < len(sentence):
-        if len(sentence[start:].split()) >= 5:
-            spans.append((start, len(sentence)))
-        else:
-            spans[-1] = (spans[-1][0], len(sentence))
-    return spans if len(spans) > 1 else []
-
-
-def embed_text(title: str, section: str, text: str) -> str:
-    header = " > ".join(part for part in (title, section) if part and part not in text[:200])
-    return f"{header}\n{text}" if header else text
 
 
 def chunk_document(
@@ -97,13 +37,12 @@ def chunk_document(
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
     for i, ((a, b, section), text) in enumerate(zip(pieces, texts, strict=True)):
-        digest = hashlib.sha256(text.encode()).hexdigest()
+        digest = text_digest(text)
         occurrence = seen.get(digest, 0)
         seen[digest] = occurrence + 1
-        chunk_id = hashlib.sha256(f"{doc.source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32]
         chunks.append(
             Chunk(
-                id=chunk_id,
+                id=chunk_id(doc.source, digest, occurrence),
                 source=doc.source,
                 ord=i,
                 text=text,

@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from ingest.errors import ModelNotFoundError
-from ingest.settings import DEFAULT_MODEL, Settings
+from dossier_common.errors import ModelNotFoundError
+from dossier_common.settings import DEFAULT_MODEL, Settings
+from index.layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Embedder(Embeddings):
                     if self.backend == "onnx":
                         from ingest.onnx_backend import OnnxSentenceModel
 
-                        cache = self.cache_dir or Path(".dossier") / "models"
+                        cache = self.cache_dir or Layout(Path(".dossier")).models
                         self._model = OnnxSentenceModel(resolve_model_path(self.model_name), cache)
                     else:
                         self._model = _load(self.model_name, self.device)
@@ -94,7 +95,7 @@ class Embedder(Embeddings):
             device=settings.device,
             batch_size=settings.embed_batch_size,
             backend=settings.embedding_backend,
-            cache_dir=settings.home / "models",
+            cache_dir=Layout(settings.home).models,
         )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -35,10 +35,10 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 import httpx
 
-from ingest.errors import DossierError
-from ingest.settings import Settings
+from dossier_common.errors import DossierError
+from dossier_common.settings import Settings
+from dossier_common.urls import display_url, is_url
 from ingest.sidecar import SIDECAR_SUFFIX, sign_sidecar, source_url
-from ingest.urls import display_url, is_url
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ingest.errors import DossierError, LockedError
+from dossier_common.errors import DossierError, LockedError
+from dossier_common.settings import Settings
 from ingest.pipeline import IngestReport
-from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
 

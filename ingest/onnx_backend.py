@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ingest.errors import ConfigError
+from dossier_common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,18 +17,20 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from filelock import FileLock, Timeout
-
-from ingest.briefs import BriefSentence, brief_of
-from ingest.chunking import Chunk, chunk_document, sentence_spans
-from ingest.errors import CorruptIndexError, DossierError, LockedError, ModelMismatchError, StoreError
+from dossier_common.errors import CorruptIndexError, DossierError, ModelMismatchError, StoreError
+from dossier_common.settings import Settings
+from dossier_common.urls import is_url
+from index.briefs import BriefSentence, brief_of
+from index.chunks import Chunk
+from index.layout import Layout
+from index.manifest import FileRecord, Manifest, SentenceRows
+from index.schema import set_aside
+from index.sentences import sentence_spans
+from index.store import VectorStore
+from ingest.chunking import chunk_document
 from ingest.loaders import Budget, LoadedDocument, LoadError, discover, file_hash, load_file
-from ingest.manifest import FileRecord, Manifest, SentenceRows, set_aside
 from ingest.naming import unique_name
-from ingest.settings import Settings
 from ingest.sidecar import trusted_url
-from ingest.store import VectorStore
-from ingest.urls import is_url
 
 log = logging.getLogger(__name__)
 
@@ -115,41 +116,6 @@ def budget_of(settings: Settings) -> Budget:
     )
 
 
-def manifest_path(settings: Settings) -> Path:
-    return settings.home / "index.sqlite"
-
-
-@contextmanager
-def writer_lock(settings: Settings, wait: float = 0) -> Iterator[None]:
-    """One writer per index. The lock lives in DOSSIER_HOME next to the manifest; `wait` is
-    how long to wait for another writer (e.g. the bot's watcher thread) before giving up."""
-    lock = FileLock(str(settings.home / "writer.lock"), timeout=wait, thread_local=False)
-    owner = settings.home / "writer.pid"
-    try:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout:
-        pid = owner.read_text().strip() if owner.exists() else "?"
-        who = (
-            "Another ingest in this process"
-            if pid == str(os.getpid())
-            else f"Another dossier process (pid {pid})"
-        )
-        raise LockedError(
-            f"{who} is writing to the index in {settings.home}; wait for it to finish and try again."
-        ) from None
-    except OSError as err:
-        raise DossierError(
-            f"Cannot write to DOSSIER_HOME ({settings.home}): {err.strerror or err}. "
-            "Ingest needs write access there."
-        ) from None
-    try:
-        owner.write_text(str(os.getpid()))
-        yield
-    finally:
-        lock.release()
-
-
 @dataclass
 class _Pending:
     doc: LoadedDocument
@@ -174,7 +140,7 @@ def ingest_paths(
     `progress` hears of each file as it is looked at; `on_group(embedded)` runs after each
     commit (it may raise to end the run there: what was committed stays)."""
     started = time.perf_counter()
-    with writer_lock(settings, lock_wait), _disk_full_explained(settings):
+    with Layout(settings.home).writer_lock(lock_wait), _disk_full_explained(settings):
         manifest = _open_manifest(settings, full)
         try:
             store, rebuild = _open_for_full(settings, manifest, embedder) if full else (None, False)
@@ -206,7 +172,7 @@ def _disk_full_explained(settings: Settings) -> Iterator[None]:
 
 
 def _open_manifest(settings: Settings, full: bool) -> Manifest:
-    path = manifest_path(settings)
+    path = Layout(settings.home).manifest
     try:
         return Manifest(path)
     except CorruptIndexError:
@@ -552,4 +518,4 @@ def _os_reason(err: OSError) -> str:
     return f"cannot read: {err.strerror or err}"
 
 
-__all__ = ["DossierError", "Failure", "IngestReport", "Progress", "ingest_paths", "writer_lock"]
+__all__ = ["DossierError", "Failure", "IngestReport", "Progress", "ingest_paths"]

@@ -19,14 +19,14 @@ import os
 import secrets
 from pathlib import Path
 
+from dossier_common.settings import Settings
+from dossier_common.urls import display_url, is_url
+from index.layout import Layout
 from ingest.loaders import file_hash
-from ingest.settings import Settings
-from ingest.urls import display_url, is_url
 
 log = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".url"
-_KEY_FILE = "fetch.key"
 _SIGNATURE = "X-Dossier-Signature"
 
 
@@ -46,7 +46,7 @@ def source_url(path: Path) -> str | None:
 
 
 def _key(settings: Settings, *, create: bool) -> bytes | None:
-    path = settings.home / _KEY_FILE
+    path = Layout(settings.home).fetch_key
     try:
         return bytes.fromhex(path.read_text(encoding="ascii").strip())
     except (OSError, ValueError):

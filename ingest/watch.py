@@ -24,10 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import ConfigError, DossierError, LockedError, ModelMismatchError
+from dossier_common.errors import ConfigError, DossierError, LockedError, ModelMismatchError
+from dossier_common.settings import Settings
 from ingest.loaders import SUPPORTED_SUFFIXES
 from ingest.pipeline import DocumentEmbedder, Failure, IngestReport, ingest_paths
-from ingest.settings import Settings
 
 log = logging.getLogger(__name__)
 

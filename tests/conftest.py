@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from ingest.settings import Settings
+from dossier_common.settings import Settings
 from tests.openai_stub import openai_stub  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent

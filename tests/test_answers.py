@@ -15,13 +15,14 @@ import pytest
 from bot.engine import Engine
 from bot.evaluate import holds, is_correct, load_questions, ndcg_at_10, percentile, run_eval
 from bot.followup import standalone_question
+from bot.langchain_retriever import DossierRetriever
 from bot.prompts import CANNOT_ANSWER
-from bot.retrieval import DossierRetriever, named_documents
+from bot.retrieval import named_documents
 from bot.types import Passage, Turn
-from ingest.errors import NoIndexError, QuestionError
+from dossier_common.errors import NoIndexError, QuestionError
+from dossier_common.settings import Settings
 from ingest.loaders import fold_for_match
 from ingest.pipeline import ingest_paths
-from ingest.settings import Settings
 from tests.conftest import DEV_SET, ROOT, need_shared
 
 
@@ -361,7 +362,7 @@ def test_best_evidence_comes_first(report_engine):
 
 
 def test_keyword_index_is_cached_per_generation(tmp_path, fake_embedder, corpus_dir, monkeypatch):
-    import bot.retrieval as retrieval
+    import index.keywords as keywords
 
     settings = Settings(home=tmp_path / "home", _env_file=None)
     ingest_paths([corpus_dir], settings, fake_embedder)
@@ -373,9 +374,9 @@ def test_keyword_index_is_cached_per_generation(tmp_path, fake_embedder, corpus_
     assert len(saved) == 1
 
     loaded = []
-    real_load = retrieval.KeywordIndex.load.__func__
+    real_load = keywords.KeywordIndex.load.__func__
     monkeypatch.setattr(
-        retrieval.KeywordIndex,
+        keywords.KeywordIndex,
         "load",
         classmethod(lambda cls, folder: loaded.append(folder) or real_load(cls, folder)),
     )
@@ -403,7 +404,7 @@ def _whole(text: str) -> Passage:
 
 def test_quotes_drop_glued_headings_and_footnote_marks(embedder):
     from bot.extractive import ExtractiveAnswerer
-    from ingest.sentences import glued_heading_length
+    from index.sentences import glued_heading_length
 
     assert glued_heading_length("Two TypesI think you only need two kinds of people.") == len("Two Types")
     assert glued_heading_length("New Attitude to AcquisitionAnother thing I see is acquisitions.") == len(

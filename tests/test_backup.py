@@ -10,10 +10,12 @@ import pytest
 
 from bot.engine import Engine
 from bot.feedback import FeedbackStore
+from dossier_common.settings import Settings
+from index.layout import Layout
+from index.manifest import Manifest
+from index.schema import SCHEMA_VERSION
 from ingest.backup import BackupError, backup, restore
-from ingest.manifest import SCHEMA_VERSION, Manifest
-from ingest.pipeline import ingest_paths, manifest_path
-from ingest.settings import Settings
+from ingest.pipeline import ingest_paths
 from tests.conftest import ROOT
 from tests.fakes import HashEmbedder
 from tests.helpers_proc import dossier_args, dossier_env
@@ -113,7 +115,7 @@ def test_restore_of_an_older_schema_migrates_without_re_embedding(tmp_path):
     m.close()
     fresh = Settings(home=tmp_path / "fresh", _env_file=None)
     restore(fresh, tmp_path / "backup")
-    m = Manifest(manifest_path(fresh))
+    m = Manifest(Layout(fresh.home).manifest)
     assert m.schema_version() == SCHEMA_VERSION
     m.close()
     assert answers(fresh) == answers(settings)

@@ -21,7 +21,7 @@ from bot.chat import run_chat
 from bot.chat_rich import RichView
 from bot.chat_session import Chat
 from bot.types import Answer, Turn
-from ingest.settings import Settings
+from dossier_common.settings import Settings
 from tests.openai_stub import OpenAIStub, openai_stub  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.settings import Settings
+from dossier_common.settings import Settings
 
 pty = pytest.importorskip("pty")
 fcntl = pytest.importorskip("fcntl")

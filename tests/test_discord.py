@@ -26,8 +26,8 @@ from bot.discord_render import (
 from bot.discord_text import CITATION_RE, MAX_CONTENT, ZWSP, escape, split_text
 from bot.feedback import FeedbackStore, export_feedback
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
-from ingest.errors import NoIndexError, QuestionError
-from ingest.settings import Settings
+from dossier_common.errors import NoIndexError, QuestionError
+from dossier_common.settings import Settings
 from tests.fake_discord import (
     ADMIN_ID,
     BOT_ID,

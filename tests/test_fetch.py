@@ -379,8 +379,8 @@ def test_credentials_are_stripped_from_the_stored_source(server: str, tmp_path: 
 
 
 def test_chroma_url_password_is_not_shown() -> None:
-    from ingest.settings import Settings
-    from ingest.store import describe_store
+    from dossier_common.settings import Settings
+    from index.store import describe_store
 
     settings = Settings(chroma_url="http://admin:pw@127.0.0.1:9", _env_file=None)
     assert describe_store(settings) == "http://127.0.0.1:9"
@@ -389,8 +389,8 @@ def test_chroma_url_password_is_not_shown() -> None:
 def test_fetch_to_documents_uses_the_allow_setting(
     server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from dossier_common.settings import Settings
     from ingest.fetch import fetch_to_documents
-    from ingest.settings import Settings
 
     url = f"{server}/notes.txt"
     refused = Settings(home=tmp_path / "a", _env_file=None)

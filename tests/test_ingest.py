@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from pypdf import PdfWriter
 
-from ingest.errors import LockedError, ModelMismatchError
-from ingest.manifest import Manifest
-from ingest.pipeline import ingest_paths, manifest_path, writer_lock
-from ingest.settings import Settings
-from ingest.store import VectorStore
+from dossier_common.errors import LockedError, ModelMismatchError
+from dossier_common.settings import Settings
+from index.layout import Layout
+from index.manifest import Manifest
+from index.store import VectorStore
+from ingest.pipeline import ingest_paths
 from tests.conftest import CORPUS, ROOT, SHARED, need_shared
 from tests.fakes import HashEmbedder
 
@@ -45,7 +46,7 @@ def write_docs(folder: Path, n: int = 3) -> Path:
 
 def index_ids(settings: Settings, embedder) -> tuple[set[str], set[str]]:
     """Chunk ids committed in the manifest, and vector ids held by Chroma."""
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     try:
         committed = manifest.all_chunk_ids()
     finally:
@@ -70,7 +71,7 @@ def test_editing_one_file_changes_only_its_chunks(settings, tmp_path):
     docs = write_docs(tmp_path / "docs")
     emb = HashEmbedder()
     ingest_paths([docs], settings, emb)
-    before = Manifest(manifest_path(settings))
+    before = Manifest(Layout(settings.home).manifest)
     old = {s: before.chunk_ids(s) for s in ("doc0.txt", "doc1.txt", "doc2.txt")}
     before.close()
 
@@ -83,7 +84,7 @@ def test_editing_one_file_changes_only_its_chunks(settings, tmp_path):
     assert 0 < report.embedded < len(old["doc1.txt"]) + 2
     assert all("doc 1" in t.lower() or "pears" in t for t in emb.texts)
 
-    after = Manifest(manifest_path(settings))
+    after = Manifest(Layout(settings.home).manifest)
     assert after.chunk_ids("doc0.txt") == old["doc0.txt"]
     assert after.chunk_ids("doc2.txt") == old["doc2.txt"]
     assert after.chunk_ids("doc1.txt") != old["doc1.txt"]
@@ -101,7 +102,7 @@ def test_deleted_file_is_removed_everywhere(settings, tmp_path):
     assert report.deleted == 1
     committed, vectors = index_ids(settings, emb)
     assert committed == vectors
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     assert "doc2.txt" not in manifest.files()
     assert manifest.chunk_ids("doc2.txt") == set()
     manifest.close()
@@ -119,7 +120,7 @@ def test_full_rebuild_matches_incremental(settings, tmp_path):
 
 def test_one_writer_at_a_time(settings, tmp_path):
     docs = write_docs(tmp_path / "docs", 1)
-    with writer_lock(settings), pytest.raises(LockedError, match="writing to the index"):
+    with Layout(settings.home).writer_lock(), pytest.raises(LockedError, match="writing to the index"):
         ingest_paths([docs], settings, HashEmbedder())
 
 
@@ -222,10 +223,10 @@ def test_no_chunk_exceeds_the_model_window(settings, tmp_path, embedder):
         encoding="utf-8",
     )
     ingest_paths([docs], settings, embedder)
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     rows = manifest.chunks()
     manifest.close()
-    from ingest.chunking import embed_text
+    from index.chunks import embed_text
 
     limit = embedder.max_tokens
     assert limit == 254  # all-MiniLM-L6-v2 reads 256 positions, two of them special tokens
@@ -234,7 +235,7 @@ def test_no_chunk_exceeds_the_model_window(settings, tmp_path, embedder):
     assert max(counts) <= limit
     assert all(r["tokens"] == n for r, n in zip(rows, counts, strict=True))
     # Nothing was lost: every visible character of the weird file is in some chunk.
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     text = manifest.file_text("weird.md")
     manifest.close()
     covered = bytearray(len(text))
@@ -245,7 +246,7 @@ def test_no_chunk_exceeds_the_model_window(settings, tmp_path, embedder):
 
 
 def test_corpus_chunks_keep_metadata(fake_report_index):
-    manifest = Manifest(manifest_path(fake_report_index))
+    manifest = Manifest(Layout(fake_report_index.home).manifest)
     rows = manifest.chunks()
     text = manifest.file_text("overseas-police-stations-canada.txt")
     manifest.close()
@@ -300,7 +301,7 @@ def test_kill_mid_ingest_then_reingest_equals_clean_run(tmp_path, embedder):
     proc.wait()
 
     killed = Settings(home=home, embed_batch_size=8, _env_file=None)
-    partial = Manifest(manifest_path(killed))
+    partial = Manifest(Layout(killed.home).manifest)
     assert 0 < len(partial.files()) < len(essays)
     partial.close()
 
@@ -349,7 +350,7 @@ def test_real_sec_pdfs_ingest_with_pages(tmp_path):
     settings = Settings(home=tmp_path / "home", _env_file=None)
     report = ingest_paths([pdfs], settings, HashEmbedder())
     assert report.added == 20 and not report.failed
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     pages = manifest.db.execute("SELECT MIN(page), MAX(page), COUNT(*) FROM chunks").fetchone()
     manifest.close()
     assert pages[0] == 1 and pages[1] > 20 and pages[2] == report.chunks

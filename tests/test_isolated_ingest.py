@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from bot.discord_bot import DossierBot
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
+from dossier_common.settings import Settings
 from ingest.isolated import ingest_in_child
-from ingest.settings import Settings
 from tests.fake_discord import ADMIN_ID, FakeDiscord, fake_discord, running_bot  # noqa: F401
 from tests.test_robustness_ingest import docx_bomb
 

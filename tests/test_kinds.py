@@ -12,10 +12,11 @@ from bot.engine import Engine
 from bot.evaluate import load_questions, run_eval
 from bot.kinds import classify, focus, head_phrase, parts
 from bot.prompts import CANNOT_ANSWER
-from ingest.manifest import Manifest
-from ingest.pipeline import ingest_paths, manifest_path
-from ingest.sentences import split_sentences
-from ingest.settings import Settings
+from dossier_common.settings import Settings
+from index.layout import Layout
+from index.manifest import Manifest
+from index.sentences import split_sentences
+from ingest.pipeline import ingest_paths
 from tests.conftest import SHARED, need_shared
 from tests.fakes import HashEmbedder
 
@@ -206,7 +207,7 @@ def test_briefs_follow_edits_and_deletes(tmp_path):
     ingest_paths([docs], settings, embedder)
 
     def brief(source: str) -> list[str] | None:
-        manifest = Manifest(manifest_path(settings))
+        manifest = Manifest(Layout(settings.home).manifest)
         try:
             spans = manifest.brief(source)
             text = manifest.file_text(source) or ""

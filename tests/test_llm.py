@@ -26,7 +26,7 @@ from bot.llm_prompting import ANSWER_PLACEHOLDERS, CONDENSE_PLACEHOLDERS
 from bot.prompts import CANNOT_ANSWER, load_prompt
 from bot.summary import Overview
 from bot.types import Citation, Draft, Passage, TokenCallback, Turn
-from ingest.errors import ConfigError
+from dossier_common.errors import ConfigError
 from tests.openai_stub import OpenAIStub, openai_stub  # noqa: F401  (fixture)
 
 PASSAGES = (

@@ -13,7 +13,7 @@ import docx
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
 from ingest.loaders import (
     BYTES_PER_MB,
     SUPPORTED_SUFFIXES,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bot.engine import Engine
+from dossier_common.settings import Settings
 from ingest.embedder import Embedder
 from ingest.pipeline import ingest_paths
-from ingest.settings import Settings
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bot.chat_views import PlainView, PrintableView
+from bot.printable import json_printable, one_line, printable
 from bot.types import Answer, Citation, DocumentInfo, Passage
-from ingest.printable import json_printable, one_line, printable
 from tests.helpers_proc import ROOT, dossier_args, dossier_env
 
 ESC = "\x1b"

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from ingest.manifest import SCHEMA_VERSION, Manifest
-from ingest.pipeline import ingest_paths, manifest_path
-from ingest.settings import Settings
-from ingest.store import VectorStore
+from dossier_common.settings import Settings
+from index.layout import Layout
+from index.manifest import Manifest
+from index.schema import SCHEMA_VERSION
+from index.store import VectorStore
+from ingest.pipeline import ingest_paths
 from tests.conftest import ROOT
 from tests.fakes import HashEmbedder
 
@@ -28,7 +30,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def recorded(settings: Settings) -> dict[str, str]:
     """source -> path of every file in the manifest."""
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     try:
         return {s: r.path for s, r in manifest.files().items()}
     finally:
@@ -40,7 +42,7 @@ def vector_ids(settings: Settings, emb: HashEmbedder) -> set[str]:
 
 
 def committed_ids(settings: Settings) -> set[str]:
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     try:
         return manifest.all_chunk_ids()
     finally:
@@ -120,7 +122,7 @@ def test_version_1_manifest_is_migrated_and_keeps_other_tables(settings, tmp_pat
     ingest_paths([sub], settings, emb)
     # Make it what version 1 left after `ingest docs/sub` then `ingest docs`: the same file
     # recorded twice, no version key, no unique index; plus a table some other feature added.
-    db = sqlite3.connect(manifest_path(settings))
+    db = sqlite3.connect(Layout(settings.home).manifest)
     with db:
         db.execute("DELETE FROM meta WHERE key = 'schema_version'")
         db.execute("DROP INDEX files_by_path")
@@ -136,7 +138,7 @@ def test_version_1_manifest_is_migrated_and_keeps_other_tables(settings, tmp_pat
         db.execute("INSERT INTO extras VALUES ('lens.md', 'A lens.')")
     db.close()
 
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     try:
         assert manifest.schema_version() == SCHEMA_VERSION
         assert list(manifest.files()) == ["lens.md"]  # the most recent record wins
@@ -151,15 +153,15 @@ def test_version_1_manifest_is_migrated_and_keeps_other_tables(settings, tmp_pat
 
 
 def test_newer_schema_is_refused_with_a_message(settings, tmp_path):
-    Manifest(manifest_path(settings)).close()
-    db = sqlite3.connect(manifest_path(settings))
+    Manifest(Layout(settings.home).manifest).close()
+    db = sqlite3.connect(Layout(settings.home).manifest)
     with db:
         db.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
     db.close()
-    from ingest.errors import StoreError
+    from dossier_common.errors import StoreError
 
     with pytest.raises(StoreError, match="newer Dossier"):
-        Manifest(manifest_path(settings))
+        Manifest(Layout(settings.home).manifest)
 
 
 # -- D1: files that expand into far more than their size -----------------------------------------
@@ -220,7 +222,7 @@ import json, sys
 from pathlib import Path
 from ingest.loaders import LoadError, load_file
 from ingest.pipeline import budget_of
-from ingest.settings import Settings
+from dossier_common.settings import Settings
 path = Path(sys.argv[1])
 try:
     load_file(path, path.parent, budget=budget_of(Settings(_env_file=None)))
@@ -321,7 +323,7 @@ class SpanHashEmbedder(HashEmbedder):
 
 
 def index_state(settings: Settings, emb: HashEmbedder) -> tuple:
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     try:
         chunks = sorted(tuple(r) for r in manifest.db.execute("SELECT id, source, ord, text FROM chunks"))
         sentences = sorted(tuple(r) for r in manifest.db.execute("SELECT * FROM sentences"))
@@ -355,7 +357,7 @@ def test_interrupted_large_file_keeps_its_parts_and_finishes_like_a_clean_run(tm
     settings = Settings(home=tmp_path / "home", **options)
     with pytest.raises(KeyboardInterrupt):
         ingest_paths([docs], settings, SpanHashEmbedder(die_at_call=5))
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     kept = len(manifest.staged())
     assert kept >= 16 and manifest.chunk_count() == 0  # parts kept, nothing half-visible
     manifest.close()
@@ -386,7 +388,7 @@ _KILLABLE_INGEST = """
 import sys, time
 from pathlib import Path
 from ingest.pipeline import ingest_paths
-from ingest.settings import Settings
+from dossier_common.settings import Settings
 from tests.test_robustness_ingest import SpanHashEmbedder
 
 class Slow(SpanHashEmbedder):
@@ -418,8 +420,8 @@ def test_kill_9_at_random_points_during_a_large_file(tmp_path):
         time.sleep(rng.uniform(0.2, 1.5))  # the whole file takes about 10 s to embed
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        if manifest_path(Settings(home=home, _env_file=None)).exists():
-            m = Manifest(manifest_path(Settings(home=home, _env_file=None)))
+        if Layout(home).manifest.exists():
+            m = Manifest(Layout(home).manifest)
             staged_counts.append(len(m.staged()) + m.chunk_count())
             m.close()
     # Work done before a kill is kept: what is staged or committed never goes backwards.
@@ -446,12 +448,12 @@ def three_docs(folder: Path) -> Path:
 @pytest.mark.parametrize("damage", ["truncated", "garbage inside"])
 def test_damaged_manifest_is_reported_in_one_line_and_full_rebuilds(settings, tmp_path, damage):
     from bot.engine import Engine
-    from ingest.errors import CorruptIndexError
+    from dossier_common.errors import CorruptIndexError
 
     docs = three_docs(tmp_path / "docs")
     emb = HashEmbedder()
     ingest_paths([docs], settings, emb)
-    path = manifest_path(settings)
+    path = Layout(settings.home).manifest
     size = path.stat().st_size
     assert size > 64 * 1024
     if damage == "truncated":
@@ -525,14 +527,14 @@ def test_lost_vector_store_is_reported_by_status_and_ask_alike(settings, tmp_pat
 
     from bot.engine import Engine
     from bot.render import format_status
-    from ingest.errors import StoreError
-    from ingest.store import _drop_embedded_client
+    from dossier_common.errors import StoreError
+    from index.store import drop_embedded_client
 
     docs = three_docs(tmp_path / "docs")
     emb = HashEmbedder()
     ingest_paths([docs], settings, emb)
     assert Engine(settings, embedder=emb).status().vectors == committed_count(settings)
-    _drop_embedded_client(settings)
+    drop_embedded_client(settings)
     shutil.rmtree(settings.home / "chroma")
 
     status = Engine(settings, embedder=emb).status()
@@ -571,7 +573,7 @@ def test_readers_keep_answering_during_a_full_rebuild(tmp_path):
     class Watched(HashEmbedder):
         def embed_documents(self, texts):
             # Mid-rebuild, as a reader in another process would: the whole index, answers.
-            manifest = Manifest(manifest_path(settings))
+            manifest = Manifest(Layout(settings.home).manifest)
             documents = len(manifest.files())
             manifest.close()
             answer = reader.ask("Who is the ranger at station 0?")
@@ -621,7 +623,7 @@ def test_file_link_leading_outside_the_folder_is_not_followed(settings, tmp_path
         == "symbolic link to a file outside the folder not followed"
     )
     assert report.added == 2
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     try:
         assert not any("very-secret-token" in r["text"] or "root:" in r["text"] for r in manifest.chunks())
     finally:
@@ -666,7 +668,7 @@ def test_sidecars_from_before_signing_keep_their_indexed_url(settings, tmp_path)
     (web / "example.org_a.html.url").write_text("[InternetShortcut]\nURL=https://example.org/a\n")
     emb = HashEmbedder()
     ingest_paths([tmp_path / "docs"], settings, emb)
-    db = sqlite3.connect(manifest_path(settings))
+    db = sqlite3.connect(Layout(settings.home).manifest)
     with db:  # as an earlier version recorded it
         db.execute("UPDATE files SET source = 'https://example.org/a'")
         db.execute("UPDATE chunks SET source = 'https://example.org/a'")
@@ -768,8 +770,8 @@ def test_uploads_never_replace_another_document(settings, tmp_path):
 def test_full_disk_is_one_line_and_the_index_stays_intact(settings, tmp_path, monkeypatch):
     import errno
 
-    from ingest.errors import DossierError
-    from ingest.store import VectorStore as Store
+    from dossier_common.errors import DossierError
+    from index.store import VectorStore as Store
 
     docs = three_docs(tmp_path / "docs")
     emb = HashEmbedder()
@@ -801,7 +803,7 @@ def test_a_watcher_can_stop_between_parts_of_a_large_file(tmp_path):
     )
     with pytest.raises(Stop):
         ingest_paths([docs], settings, SpanHashEmbedder(), on_group=stop_now)
-    manifest = Manifest(manifest_path(settings))
+    manifest = Manifest(Layout(settings.home).manifest)
     try:
         assert (len(manifest.staged()), manifest.chunk_count()) == (16, 0)
     finally:

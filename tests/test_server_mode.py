@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from bot.engine import Engine
-from ingest.errors import StoreError
+from dossier_common.errors import StoreError
+from dossier_common.settings import Settings
+from index.store import VectorStore
 from ingest.pipeline import ingest_paths
-from ingest.settings import Settings
-from ingest.store import VectorStore
 
 
 def _free_port() -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices
 
-from ingest.settings import Settings
+from dossier_common.settings import Settings
 from tests.conftest import ROOT
 
 

@@ -22,11 +22,12 @@ from watchfiles import Change
 
 from bot.engine import Engine
 from bot.watch_command import run_watch
+from dossier_common.settings import Settings
+from index.layout import Layout
+from index.store import VectorStore
 from ingest.chunking import chunk_document
 from ingest.loaders import load_file
-from ingest.pipeline import ingest_paths, writer_lock
-from ingest.settings import Settings
-from ingest.store import VectorStore
+from ingest.pipeline import ingest_paths
 from ingest.watch import WatchFilter, start_background_watcher
 from tests.helpers_proc import Proc, dossier_args, dossier_env, generation, manifest_query, wait_until
 
@@ -148,7 +149,7 @@ def test_watcher_waits_for_the_writer_lock(
 ) -> None:
     docs, settings = _filler_folder(tmp_path)
     caplog.set_level(logging.INFO, logger="ingest.watch")
-    with writer_lock(settings):  # another writer, e.g. a `dossier ingest` in progress
+    with Layout(settings.home).writer_lock():  # another writer, e.g. a `dossier ingest` in progress
         handle = start_background_watcher([docs], settings, fake_embedder)
         try:
             wait_until(lambda: "Waiting for it" in caplog.text, 30, "the watcher to notice the lock")

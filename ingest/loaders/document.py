@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ingest.errors import DossierError
+from dossier_common.errors import DossierError
 
 BYTES_PER_MB = 1024 * 1024
 MAX_TITLE_CHARS = 200

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ingest.sentences import SEAM, glued_heading_length, split_sentences
+from index.sentences import SEAM, glued_heading_length, split_sentences
 
 BriefSentence = tuple[int, int, float]  # start, end (offsets into the document text), score
 

@@ -1,4 +1,5 @@
-"""Sentence boundaries as character spans, shared by the chunker and the extractive answerer."""
+"""Sentence and clause boundaries as character spans: the units the chunker packs, briefs
+choose from, sentence vectors are stored for, and the extractive answerer scores."""
 
 from __future__ import annotations
 
@@ -92,3 +93,32 @@ def glued_heading_length(sentence: str) -> int:
     if match is None or len(sentence) - match.end() < 20:
         return 0
     return match.end()
+
+
+def sentence_spans(text: str) -> list[tuple[int, int, int]]:
+    """(start, end, kind) of each sentence (kind 0) and, for long sentences, its clauses
+    (kind 1): the units the extractive answerer scores."""
+    out: list[tuple[int, int, int]] = []
+    for a, b in split_sentences(text):
+        out.append((a, b, 0))
+        out.extend((a + x, a + y, 1) for x, y in clause_spans(text[a:b]))
+    return out
+
+
+def clause_spans(sentence: str) -> list[tuple[int, int]]:
+    """Clauses of a long sentence (cut at , ; : and dashes), each of at least five words: a long
+    sentence's vector is diluted by its other content, a clause's much less."""
+    if len(sentence.split()) < 16:
+        return []
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for cut in re.finditer(r"[,;:—–]\s+", sentence):
+        if len(sentence[start : cut.start()].split()) >= 5:
+            spans.append((start, cut.start()))
+            start = cut.end()
+    if spans and start < len(sentence):
+        if len(sentence[start:].split()) >= 5:
+            spans.append((start, len(sentence)))
+        else:
+            spans[-1] = (spans[-1][0], len(sentence))
+    return spans if len(spans) > 1 else []

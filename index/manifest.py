@@ -7,9 +7,9 @@ The `pending` table lists vector ids that may exist in Chroma without being comm
 removes whatever is left in it, so a kill at any moment converges to a clean state.
 
 Files are identified by their resolved `path` (unique); `source` is the short name shown in
-citations (unique too, see ingest/naming.py). The meta key `schema_version` records which
-migrations have run; a migration never drops tables it does not know, so tables added by
-other features (created with IF NOT EXISTS) survive it.
+citations (unique too, see ingest/naming.py). The tables and their migrations are in
+index/schema.py; every query on them, for the writer (ingest) and for readers (the bot), is a
+method here.
 """
 
 from __future__ import annotations
@@ -25,54 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.chunking import Chunk
-from ingest.errors import CorruptIndexError, StoreError
+from dossier_common.errors import StoreError
+from index.chunks import Chunk
+from index.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, connect_read_only, corrupt
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 2
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS files (
-    source TEXT PRIMARY KEY,
-    root TEXT NOT NULL,
-    path TEXT NOT NULL,
-    content_hash TEXT NOT NULL,
-    title TEXT NOT NULL,
-    text TEXT NOT NULL,
-    n_chunks INTEGER NOT NULL,
-    ingested_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    id TEXT PRIMARY KEY,
-    source TEXT NOT NULL,
-    ord INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    start INTEGER NOT NULL,
-    "end" INTEGER NOT NULL,
-    title TEXT NOT NULL,
-    section TEXT NOT NULL,
-    page INTEGER,
-    tokens INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, ord);
-CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY);
--- Chunks of a large file already in Chroma (with their sentence rows) but not committed yet.
-CREATE TABLE IF NOT EXISTS staged (id TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS sentences (
-    chunk_id TEXT NOT NULL,
-    start INTEGER NOT NULL,  -- relative to the chunk's text
-    "end" INTEGER NOT NULL,
-    kind INTEGER NOT NULL,   -- 0 sentence, 1 clause of a long sentence
-    vector BLOB NOT NULL     -- float16, from the chunk's own forward pass
-);
-CREATE INDEX IF NOT EXISTS sentences_by_chunk ON sentences(chunk_id);
-CREATE TABLE IF NOT EXISTS briefs (
-    source TEXT PRIMARY KEY,
-    sentences TEXT NOT NULL  -- JSON [[start, end, score], ...]: offsets into the file's text
-);
-"""
 
 SentenceRows = list[tuple[int, int, int, bytes]]
 
@@ -88,30 +45,6 @@ class FileRecord:
     ingested_at: float
 
 
-def corrupt(path: Path, err: BaseException) -> CorruptIndexError:
-    detail = str(err).splitlines()[0][:160] if str(err) else type(err).__name__
-    return CorruptIndexError(
-        f"The index manifest {path} is damaged ({detail}). Run `dossier ingest PATH --full` to rebuild "
-        "it from the documents (the damaged file is kept beside it)."
-    )
-
-
-def connect_read_only(path: Path) -> sqlite3.Connection:
-    """A read-only connection to an SQLite file, even in a folder we may not write to."""
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    db = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False, isolation_level=None)
-    try:
-        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-    except sqlite3.OperationalError:
-        # Reading a WAL database needs its -shm file, which a read-only folder cannot get;
-        # nobody can write there either, so the file cannot change under us.
-        db.close()
-        log.info("opening %s as immutable (read-only folder)", path)
-        uri = f"{path.resolve().as_uri()}?immutable=1"
-        db = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
-    return db
-
-
 def open_for_reading(path: Path) -> Manifest:
     """The manifest as readers open it: read-write when they may (so the schema is current),
     read-only when DOSSIER_HOME is not writable for them."""
@@ -120,16 +53,6 @@ def open_for_reading(path: Path) -> Manifest:
     except (sqlite3.OperationalError, PermissionError) as err:
         log.info("opening %s read-only: %s", path, err)
         return Manifest(path, readonly=True)
-
-
-def set_aside(path: Path) -> Path:
-    """Move a damaged manifest (and its WAL files) out of the way; returns its new name."""
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-    for suffix in ("", "-wal", "-shm"):
-        part = path.with_name(path.name + suffix)
-        if part.exists():
-            os.replace(part, target.with_name(target.name + suffix))
-    return target
 
 
 class Manifest:
@@ -150,7 +73,7 @@ class Manifest:
             if problems != ["ok"]:
                 raise sqlite3.DatabaseError("; ".join(problems))
             if not readonly:
-                self.db.executescript(_SCHEMA)
+                self.db.executescript(SCHEMA)
                 self._migrate()
         except sqlite3.OperationalError:
             self.db.close()  # locked, or no write access: not damage
@@ -187,7 +110,7 @@ class Manifest:
                 )
             for step in range(version, SCHEMA_VERSION):
                 log.info("migrating the manifest from schema %d to %d", step, step + 1)
-                _MIGRATIONS[step](db)
+                MIGRATIONS[step](db)
             self.set_meta(db, "schema_version", SCHEMA_VERSION)
 
     @contextmanager
@@ -268,6 +191,21 @@ class Manifest:
             marks = ",".join("?" * len(part))
             out.extend(self.db.execute(f"SELECT * FROM chunks WHERE id IN ({marks})", part).fetchall())
         return out
+
+    def chunk_sources(self) -> dict[str, str]:
+        """The source of every committed chunk, by chunk id (ids and sources only: cheap)."""
+        return dict(self.db.execute("SELECT id, source FROM chunks").fetchall())
+
+    def chunk_texts(self) -> Iterator[tuple[str, str, str, str]]:
+        """(id, title, section, text) of every committed chunk, streamed from the database, so
+        the collection's texts are never all in memory at once."""
+        for row in self.db.execute("SELECT id, title, section, text FROM chunks"):
+            yield row[0], row[1], row[2], row[3]
+
+    def file_texts(self) -> Iterator[tuple[str, str, str]]:
+        """(source, title, whole text) of every committed file, streamed."""
+        for row in self.db.execute("SELECT source, title, text FROM files"):
+            yield row[0], row[1], row[2]
 
     def chunks_of(self, source: str) -> list[sqlite3.Row]:
         """The file's chunks in order."""
@@ -433,25 +371,3 @@ def _put_sentences(db: sqlite3.Connection, sentences: dict[str, SentenceRows]) -
         'INSERT INTO sentences(chunk_id, start, "end", kind, vector) VALUES (?, ?, ?, ?, ?)',
         [(cid, a, b, k, v) for cid, rows in sentences.items() for a, b, k, v in rows],
     )
-
-
-def _v1_to_v2(db: sqlite3.Connection) -> None:
-    """Files are identified by their real path. Version 1 keyed them by display name only, so
-    one file ingested through a folder and through its parent could be recorded twice: keep
-    the most recent record and let the next ingest delete the others' vectors (via pending)."""
-    dupes = db.execute(
-        "SELECT source FROM files f WHERE EXISTS (SELECT 1 FROM files g WHERE g.path = f.path AND "
-        "(g.ingested_at > f.ingested_at OR (g.ingested_at = f.ingested_at AND g.source > f.source)))"
-    ).fetchall()
-    for (source,) in dupes:
-        ids = [r[0] for r in db.execute("SELECT id FROM chunks WHERE source = ?", (source,))]
-        db.executemany("INSERT OR IGNORE INTO pending(id) VALUES (?)", ((i,) for i in ids))
-        db.executemany("DELETE FROM sentences WHERE chunk_id = ?", ((i,) for i in ids))
-        db.execute("DELETE FROM chunks WHERE source = ?", (source,))
-        db.execute("DELETE FROM files WHERE source = ?", (source,))
-        db.execute("DELETE FROM briefs WHERE source = ?", (source,))
-    db.execute("CREATE UNIQUE INDEX IF NOT EXISTS files_by_path ON files(path)")
-
-
-# _MIGRATIONS[n] brings a manifest from schema n to n + 1, inside one transaction.
-_MIGRATIONS = {1: _v1_to_v2}

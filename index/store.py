@@ -1,7 +1,7 @@
 """The vector side of the index: a Chroma collection, embedded or on a server.
 
 Chroma holds ids, vectors and chunk texts. What is *committed* (visible to readers) is
-decided by the manifest (ingest/manifest.py); vectors that Chroma holds but the manifest
+decided by the manifest (index/manifest.py); vectors that Chroma holds but the manifest
 does not are leftovers of an interrupted run and are cleaned up by the next one.
 """
 
@@ -21,10 +21,11 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from ingest.errors import ModelMismatchError, StoreError
-from ingest.manifest import connect_read_only
-from ingest.settings import Settings
-from ingest.urls import display_url
+from dossier_common.errors import ModelMismatchError, StoreError
+from dossier_common.settings import Settings
+from dossier_common.urls import display_url
+from index.layout import Layout
+from index.schema import connect_read_only
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +35,18 @@ _CLIENTS_LOCK = threading.Lock()
 _COPIES: dict[str, Path] = {}
 
 
-def _read_only_copy(folder: Path) -> Path:
+def _read_only_copy(layout: Layout) -> Path:
     """A private copy of a Chroma folder this account may not write to.
 
     Embedded Chroma writes to its folder even to read (its own bookkeeping), so a read-only
     DOSSIER_HOME (say, a bot account sharing a folder) is read through a copy in the temp
-    folder, made again whenever the index changes (`_drop_embedded_client`)."""
+    folder, made again whenever the index changes (`drop_embedded_client`)."""
+    folder, db = layout.chroma.resolve(), layout.chroma_db.name
     copy = Path(tempfile.mkdtemp(prefix="dossier-chroma-"))
     atexit.register(shutil.rmtree, copy, ignore_errors=True)
-    shutil.copytree(folder, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns("chroma.sqlite3*"))
-    source = connect_read_only(folder / "chroma.sqlite3")
-    target = sqlite3.connect(copy / "chroma.sqlite3")
+    shutil.copytree(folder, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns(f"{db}*"))
+    source = connect_read_only(folder / db)
+    target = sqlite3.connect(copy / db)
     try:
         source.backup(target)
     finally:
@@ -72,7 +74,7 @@ def _client(settings: Settings) -> Any:
             settings=chroma_settings,
         )
     else:
-        path = (settings.home / "chroma").resolve()
+        path = Layout(settings.home).chroma.resolve()
         path.mkdir(parents=True, exist_ok=True)
         key = str(path)
         factory = lambda: chromadb.PersistentClient(path=str(path), settings=chroma_settings)  # noqa: E731
@@ -85,7 +87,7 @@ def _client(settings: Settings) -> Any:
                 read_only = "readonly database" in str(err) or isinstance(err, PermissionError)
                 if read_only and not settings.chroma_url:
                     try:
-                        copy = _read_only_copy(Path(key))
+                        copy = _read_only_copy(Layout(settings.home))
                         _CLIENTS[key] = chromadb.PersistentClient(path=str(copy), settings=chroma_settings)
                         _COPIES[key] = copy
                         return _CLIENTS[key]
@@ -102,7 +104,7 @@ def _client(settings: Settings) -> Any:
         return _CLIENTS[key]
 
 
-def _drop_embedded_client(settings: Settings) -> None:
+def drop_embedded_client(settings: Settings) -> None:
     """Forget the cached embedded client so the next one reloads what other processes wrote.
 
     An embedded Chroma client keeps its vector index in memory and does not see vectors that
@@ -112,7 +114,7 @@ def _drop_embedded_client(settings: Settings) -> None:
     """
     from chromadb.api.shared_system_client import SharedSystemClient
 
-    key = str((settings.home / "chroma").resolve())
+    key = str(Layout(settings.home).chroma.resolve())
     with _CLIENTS_LOCK:
         _CLIENTS.pop(key, None)
         copy = _COPIES.pop(key, None)
@@ -138,7 +140,7 @@ def missing_vectors(settings: Settings, documents: int) -> StoreError:
 
 def count_vectors(settings: Settings, model: str) -> int:
     """Vectors in the collection; 0 when it (or the embedded store's folder) does not exist."""
-    if not settings.chroma_url and not (settings.home / "chroma" / "chroma.sqlite3").exists():
+    if not settings.chroma_url and not Layout(settings.home).chroma_db.exists():
         return 0  # without creating an empty store as a side effect
     return VectorStore(settings, model=model, create=False, check_model=False).count()
 
@@ -146,7 +148,7 @@ def count_vectors(settings: Settings, model: str) -> int:
 def describe_store(settings: Settings) -> str:
     if settings.chroma_url:
         return display_url(settings.chroma_url)  # status is shown to people who need no password
-    return f"embedded: {(settings.home / 'chroma').resolve()}"
+    return f"embedded: {Layout(settings.home).chroma.resolve()}"
 
 
 class VectorStore:
@@ -196,7 +198,7 @@ class VectorStore:
         """Pick up what another process committed: new vectors, or a collection recreated by
         `ingest --full`. Callers make sure no query runs on this store meanwhile."""
         if not self.settings.chroma_url:
-            _drop_embedded_client(self.settings)
+            drop_embedded_client(self.settings)
             self._client = _client(self.settings)
         self._collection = self._open(create=False)
 
