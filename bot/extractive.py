@@ -28,28 +28,24 @@ from bot.answer_types import (
     REASON_BONUS,
     asks_for_names,
     fits_type,
-    inner_names,
     item_bonus,
-    names_in,
     names_its_items,
 )
 from bot.kinds import core, focus, head_noun, parts
 from bot.prompts import CANNOT_ANSWER
 from bot.quotes import (
     ASKS_ITSELF,
-    MAX_CHARS,
     MIN_WORDS,
     ScoredSentence,
-    first_sentences,
     read_on,
     render,
     same_sentence,
-    sentence_count,
     sentence_terms,
     shorten,
     wholes,
 )
 from bot.retrieval import SpanVector
+from bot.selection import ASKING_TERMS, BULLET_KINDS, select_covering, select_factoid, select_names
 from bot.types import Draft, Passage, TokenCallback, Turn
 from dossier_common.settings import DEFAULT_ABSTAIN_THRESHOLD
 from index.keywords import terms
@@ -62,12 +58,6 @@ _HAS_NUMBER = re.compile(r"\d")
 _NAME_Q = re.compile(r"\b(title|titled|called|named|name of|entitled)\b", re.I)
 _HAS_QUOTED = re.compile(r"[“\"][^”\"]{3,120}[”\"]")
 _PREFIXES = ("en", "re", "un", "co", "sub", "pre", "inter", "dis")
-_MAX_SENTENCES = 3
-# A second sentence joins the answer when it scores within this of the best one (it often
-# holds the other half of the answer, or a second reading of the question); a third only when
-# nearly as good as the best.
-_SECOND_MARGIN = 0.12
-_THIRD_MARGIN = 0.05
 
 
 class ExtractiveAnswerer:
@@ -199,16 +189,16 @@ class ExtractiveAnswerer:
         if not whole:  # nothing that clears the bar can be quoted as a sentence
             chosen = []
         elif kind == "factoid":
-            chosen = self._select_factoid(whole, bar)
+            chosen = select_factoid(whole, bar)
         elif kind == "list" and asks_for_names(question):
-            chosen = _select_names(whole, question, bar, passages)
+            chosen = select_names(whole, question, bar, passages)
         else:
             # Each side of a comparison, each half of a two-part question: its own best sentence.
             # A side the best sentence already answers ("..., and in how many countries?") is
             # left alone.
             best_terms = sentence_terms(whole[0].text) if whole else frozenset()
             pending = [
-                p for p in parts(question, kind) if not set(terms(focus(p))) - _ASKING_TERMS <= best_terms
+                p for p in parts(question, kind) if not set(terms(focus(p))) - ASKING_TERMS <= best_terms
             ]
             ranked_sides = (self._ranked(p, passages, stored, kind, question) for p in pending)
             sides = [side[0] for side in (wholes(r, passages) for r in ranked_sides) if side]
@@ -223,7 +213,7 @@ class ExtractiveAnswerer:
                         whole.insert(0, whole.pop(asks[0]))
                 whole[:2] = [read_on(s, passages[s.passage].text, 2) for s in whole[:2]]
                 sides = [read_on(s, passages[s.passage].text, 2) for s in sides]
-            chosen = self._select_covering(whole, asked, kind, bar, passages, sides)
+            chosen = select_covering(whole, asked, kind, bar, passages, self.idf, sides)
         if not chosen:
             if on_token:
                 on_token(CANNOT_ANSWER)
@@ -254,25 +244,6 @@ class ExtractiveAnswerer:
                 found.append(s)
         return found
 
-    def _select_factoid(self, scored: list[ScoredSentence], bar: float) -> list[ScoredSentence]:
-        """The best sentence, and up to two more that score nearly as well."""
-        best = scored[0].score
-        chosen = [scored[0]]
-        length = len(scored[0].text)
-        for s in scored[1:]:
-            margin = _SECOND_MARGIN if len(chosen) == 1 else _THIRD_MARGIN
-            if len(chosen) >= _MAX_SENTENCES or s.score < max(bar, best - margin):
-                continue
-            if (
-                len(s.text.split()) < 6
-                or length + len(s.text) > MAX_CHARS
-                or any(same_sentence(s, c) for c in chosen)
-            ):
-                continue
-            chosen.append(s)
-            length += len(s.text)
-        return chosen
-
     def _ranked(
         self,
         asked: str,
@@ -300,156 +271,6 @@ class ExtractiveAnswerer:
             scored = [replace(s, score=s.score + item_bonus(s.text, head)) for s in scored]
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
-
-    def _select_covering(
-        self,
-        scored: list[ScoredSentence],
-        question: str,
-        kind: str,
-        bar: float,
-        passages: Sequence[Passage],
-        sides: Sequence[ScoredSentence] = (),
-    ) -> list[ScoredSentence]:
-        """A set of sentences that together cover the question: after the best one, each
-        further sentence either holds question terms the chosen ones do not (the other side
-        of a comparison, the second half of a two-part question) or, for a list, scores close
-        to the best (another item). Repeats are dropped."""
-        limit, margin = _KIND_LIMITS[kind]
-        weights = {t: self.idf(t) for t in set(terms(question)) - _ASKING_TERMS}
-        total = sum(weights.values()) or 1.0
-        best = scored[0].score
-        floor = max(bar, best - margin)
-        chosen = [scored[0]]
-        covered = set(scored[0].matched)
-        length = len(scored[0].text)
-        budget = _KIND_SENTENCES.get(kind, 99) - sentence_count(scored[0])
-        for s in sides:
-            if (
-                s.score >= bar * _SIDE_SHARE
-                and not any(same_sentence(s, c) or _overlaps(s, c, passages) for c in chosen)
-                and sentence_count(s) <= budget
-            ):
-                chosen.append(s)
-                covered |= s.matched
-                length += len(s.text)
-                budget -= sentence_count(s)
-        # A list's items may score well below the sentence that announces them ("three causes
-        # of damage"): any sentence naming an instance of what it enumerates qualifies.
-        head = set(terms(head_noun(question) or "")) if kind == "list" else set()
-        for s in scored[1:]:
-            if len(chosen) >= limit or s.score < bar:
-                break
-            if budget >= 1 and sentence_count(s) > budget:  # a read-on unit keeps what fits
-                s = first_sentences(s, budget)
-            if s.score < floor and not (head and head & set(terms(s.text))):
-                continue
-            if (
-                len(s.text.split()) < 6
-                or any(same_sentence(s, c) or _overlaps(s, c, passages) for c in chosen)
-                or length + len(s.text) > _KIND_CHARS.get(kind, 1400)
-                or sentence_count(s) > budget
-            ):
-                continue
-            gain = sum(weights.get(t, 0.0) for t in s.matched - covered) / total
-            if (
-                kind in ("list", "overview", "compare")
-                or gain >= _MIN_GAIN
-                or s.score >= best - _THIRD_MARGIN
-            ):
-                chosen.append(s)
-                covered |= s.matched
-                length += len(s.text)
-                budget -= sentence_count(s)
-        return chosen
-
-
-BULLET_KINDS = frozenset({"list", "overview"})
-
-
-def _select_names(
-    scored: list[ScoredSentence], question: str, bar: float, passages: Sequence[Passage]
-) -> list[ScoredSentence]:
-    """A list of named things ("Which examples ...", "What companies ..."): the best sentence,
-    then, best first, sentences that each name something not named yet. Below the bar a
-    sentence qualifies only next to one already chosen: the examples of a list are usually
-    given one after another."""
-    known = inner_names(passages)
-    names = {id(s): names_in(s.text, known) for s in scored}
-    seen = names_in(question, known) | names[id(scored[0])]
-    chosen = [scored[0]]
-    length = len(scored[0].text)
-    limit = _KIND_LIMITS["list"][0]
-    pending = scored[1:]
-    while len(chosen) < limit:
-        pick = next(
-            (
-                s
-                for s in pending
-                if names[id(s)] - seen
-                and (s.score >= bar or any(_near(s, c, passages) for c in chosen))
-                and len(s.text.split()) >= 6
-                and length + len(s.text) <= _KIND_CHARS["list"]
-                and not any(same_sentence(s, c) or _overlaps(s, c, passages) for c in chosen)
-            ),
-            None,
-        )
-        if pick is None:
-            break
-        pending = [s for s in pending if s is not pick]
-        chosen.append(pick)
-        seen |= names[id(pick)]
-        length += len(pick.text)
-    return chosen
-
-
-def _near(a: ScoredSentence, b: ScoredSentence, passages: Sequence[Passage]) -> bool:
-    """Whether two sentences of one document are at most a short sentence or two apart."""
-    pa, pb = passages[a.passage], passages[b.passage]
-    if pa.source != pb.source:
-        return False
-    a0, a1, b0, b1 = pa.start + a.start, pa.start + a.end, pb.start + b.start, pb.start + b.end
-    return 0 <= a0 - b1 <= _NEAR_CHARS or 0 <= b0 - a1 <= _NEAR_CHARS
-
-
-_NEAR_CHARS = 300
-
-
-def _overlaps(a: ScoredSentence, b: ScoredSentence, passages: Sequence[Passage]) -> bool:
-    """Whether two quotes share text of one document (overlapping passages quote it twice)."""
-    pa, pb = passages[a.passage], passages[b.passage]
-    return (
-        pa.source == pb.source
-        and pa.start + a.start < pb.start + b.end
-        and pb.start + b.start < pa.start + a.end
-    )
-
-
-# A side of a comparison is quoted when its best sentence scores at least this share of the
-# threshold (it is backed by the best sentence, which cleared the threshold itself).
-_SIDE_SHARE = 0.6
-# Per kind: how many sentences at most, and how far below the best one a sentence may score.
-_KIND_LIMITS = {
-    "yesno": (2, 0.08),
-    "why": (3, 0.12),
-    "how": (3, 0.12),
-    "compare": (4, 0.2),
-    "multihop": (4, 0.15),
-    "list": (8, 0.2),
-    "overview": (5, 0.15),
-}
-_KIND_CHARS = {"list": 2000}  # the most an answer quotes (1,400 characters for other kinds)
-_MIN_GAIN = 0.1
-# Words of the question that ask rather than say what about: covering them adds nothing.
-_ASKING_TERMS = frozenset(terms("many much long often kind kinds type types way ways"))
-# At most this many sentences in all (issue 11: an explanation, a comparison or a two-part
-# answer quotes up to four).
-_KIND_SENTENCES = {
-    "yesno": 3,
-    "why": 4,
-    "how": 4,
-    "compare": 4,
-    "multihop": 4,
-}  # share of the question's (IDF-weighted) terms a further sentence must add
 
 
 # Within a document the question names by its title, what is left of the question must still
