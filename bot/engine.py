@@ -7,29 +7,22 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from bot.extractive import ExtractiveAnswerer
 from bot.followup import standalone_question
-from bot.kinds import classify, mentions_document
-from bot.naming import (
-    CUE_TERMS,
-    DocumentName,
-    document_name,
-    named_document,
-    titled_document,
-    whole_document,
-    without_title,
-)
+from bot.index_status import index_status, indexed_documents
+from bot.naming import CUE_TERMS, DocumentName, document_name, find_by_name
 from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of
 from bot.summary import Overview, Summaries
 from bot.types import Answer, Answerer, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
-from dossier_common.errors import NoIndexError, QuestionError, StoreError
+from bot.understanding import Understood, understand
+from dossier_common.errors import NoIndexError, QuestionError
 from dossier_common.settings import Settings
 from index.keywords import terms
 from index.layout import Layout
 from index.manifest import Manifest, open_for_reading
-from index.store import VectorStore, count_vectors, describe_store, missing_vectors
+from index.store import VectorStore, missing_vectors
 from ingest.pipeline import IngestReport, Progress, ingest_paths
 
 log = logging.getLogger(__name__)
@@ -37,13 +30,6 @@ log = logging.getLogger(__name__)
 
 def _overlap(a: Passage, b: Passage) -> bool:
     return a.source == b.source and a.start < b.end and b.start < a.end
-
-
-class Understood(NamedTuple):
-    kind: str  # bot.kinds.KINDS
-    document: str | None  # the source the question names, answered from alone
-    whole: bool  # an overview of that document (or of the collection) as a whole
-    narrowed: str  # the question without the title that names its document ("" when none does)
 
 
 class Engine:
@@ -206,27 +192,7 @@ class Engine:
     def understand(self, question: str) -> Understood:
         """The question's kind, the document it names (or None), and whether it asks for an
         overview of that document (or of the collection) as a whole."""
-        kind = classify(question)
-        names = self.document_names()
-        named = named_document(question, names, self._build_parts().keyword.idf)
-        if named is None and mentions_document(question):
-            named = self._only_document()  # "the report", and there is one
-        by_source = {n.source: n for n in names}
-        narrowed = ""
-        if named is None:
-            titled = titled_document(question, names) if kind in ("factoid", "overview") else None
-            if titled is not None:
-                # "What is the bus ticket theory of genius?": that essay, as a whole.
-                kind, named = "overview", titled
-            elif kind != "factoid":
-                # A list, comparison, explanation or topic within the essay whose title it
-                # spells out (factoids keep searching everywhere: a title's words also name a
-                # topic). The sides of a comparison may be the title's own words: they stay.
-                named = titled_document(question, names, only=False)
-                if named is not None and kind != "compare":
-                    narrowed = without_title(question, by_source[named])
-        whole = kind == "overview" and whole_document(question, by_source.get(named or ""))
-        return Understood(kind, named, whole, narrowed)
+        return understand(question, self.document_names(), self._build_parts().keyword.idf)
 
     def ask(
         self,
@@ -357,66 +323,19 @@ class Engine:
     def find_document(self, name: str) -> str:
         """The source a user means by `name`: the source itself, its file name, or a
         description that matches one document's name clearly."""
-        names = self.document_names()
-        wanted = name.strip()
-        for match in (
-            lambda n: n.source == wanted,
-            lambda n: n.source.lower() == wanted.lower(),
-            lambda n: n.source.rsplit("/", 1)[-1].lower() == wanted.lower(),
-            lambda n: n.title.lower() == wanted.lower(),
-        ):
-            found = [n.source for n in names if match(n)]
-            if len(found) == 1:
-                return found[0]
-        found_by_words = named_document(
-            f"the document called {wanted}", names, self._build_parts().keyword.idf
-        )
-        if found_by_words is None:
-            raise QuestionError(f"No indexed document matches {wanted!r}; `dossier summary` lists them all.")
-        return found_by_words
+        found = find_by_name(name, self.document_names(), self._build_parts().keyword.idf)
+        if found is None:
+            raise QuestionError(
+                f"No indexed document matches {name.strip()!r}; `dossier summary` lists them all."
+            )
+        return found
 
     # -- the index --------------------------------------------------------------------------
     def status(self) -> IndexStatus:
-        path = Layout(self.settings.home).manifest
-        stats: dict[str, Any] = {"documents": 0, "chunks": 0, "last_ingest": None, "model": None}
-        if path.exists():
-            manifest = open_for_reading(path)
-            try:
-                stats = manifest.stats()
-            finally:
-                manifest.close()
-        vectors: int | None = None
-        try:
-            vectors = count_vectors(self.settings, stats["model"] or self.settings.embedding_model)
-            lost = stats["chunks"] and not vectors
-            problem = str(missing_vectors(self.settings, stats["documents"])) if lost else ""
-        except StoreError as err:  # e.g. a read-only DOSSIER_HOME: the rest of the status holds
-            problem = str(err)
-        return IndexStatus(
-            home=str(self.settings.home.resolve()),
-            store=describe_store(self.settings),
-            collection=self.settings.collection,
-            model=stats["model"] or self.settings.embedding_model,
-            answerer=self.settings.llm,
-            documents=stats["documents"],
-            chunks=stats["chunks"],
-            last_ingest=stats["last_ingest"],
-            vectors=vectors,
-            problem=problem,
-        )
+        return index_status(self.settings)
 
     def documents(self) -> list[DocumentInfo]:
-        path = Layout(self.settings.home).manifest
-        if not path.exists():
-            return []
-        manifest = open_for_reading(path)
-        try:
-            rows = manifest.documents()
-        finally:
-            manifest.close()
-        return [
-            DocumentInfo(r["source"], r["title"], r["n_chunks"], r["chars"], r["ingested_at"]) for r in rows
-        ]
+        return indexed_documents(self.settings)
 
     def context(self, passage: Passage, chars: int = 600) -> str:
         """The passage's text with up to `chars` characters of its source before and after."""

@@ -146,3 +146,19 @@ def _best_match(phrase: str, documents: Sequence[DocumentName], idf: Callable[[s
     best, source = scored[0]
     runner_up = scored[1][0] if len(scored) > 1 else 0.0
     return source if best >= _MATCH and best - runner_up >= _MARGIN else None
+
+
+def find_by_name(name: str, names: Sequence[DocumentName], idf: Callable[[str], float]) -> str | None:
+    """The source a user means by `name`: the source itself, its file name, its title, or a
+    description that matches one document's name clearly; None when none does."""
+    wanted = name.strip()
+    for match in (
+        lambda n: n.source == wanted,
+        lambda n: n.source.lower() == wanted.lower(),
+        lambda n: n.source.rsplit("/", 1)[-1].lower() == wanted.lower(),
+        lambda n: n.title.lower() == wanted.lower(),
+    ):
+        found = [n.source for n in names if match(n)]
+        if len(found) == 1:
+            return found[0]
+    return named_document(f"the document called {wanted}", names, idf)

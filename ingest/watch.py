@@ -27,7 +27,8 @@ from typing import Any
 from dossier_common.errors import ConfigError, DossierError, LockedError, ModelMismatchError
 from dossier_common.settings import Settings
 from ingest.loaders import SUPPORTED_SUFFIXES
-from ingest.pipeline import DocumentEmbedder, Failure, IngestReport, ingest_paths
+from ingest.opening import DocumentEmbedder
+from ingest.pipeline import Failure, IngestReport, ingest_paths
 
 log = logging.getLogger(__name__)
 
