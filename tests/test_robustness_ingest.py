@@ -393,13 +393,33 @@ from tests.test_robustness_ingest import SpanHashEmbedder
 
 class Slow(SpanHashEmbedder):
     def embed_with_spans(self, texts, spans):
-        time.sleep(0.3)
+        time.sleep(0.3)  # one call per part of 16 chunks
         return super().embed_with_spans(texts, spans)
 
 settings = Settings(home=Path(sys.argv[1]), chunk_tokens=20, chunk_overlap=0, embed_batch_size=4, _env_file=None)
 print("started", flush=True)
 print(ingest_paths([Path(sys.argv[2])], settings, Slow()).summary(), flush=True)
 """
+
+
+def _done(home: Path) -> int:
+    if not Layout(home).manifest.exists():
+        return 0
+    m = Manifest(Layout(home).manifest, readonly=True)
+    try:
+        return len(m.staged()) + m.chunk_count()
+    except sqlite3.OperationalError:  # the child has not created the tables yet
+        return 0
+    finally:
+        m.close()
+
+
+def _wait_for_progress(home: Path, proc: subprocess.Popen, timeout: float) -> None:
+    """Until the child has staged or committed more chunks than when it started, or ended."""
+    before = _done(home)
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and _done(home) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def test_kill_9_at_random_points_during_a_large_file(tmp_path):
@@ -417,7 +437,10 @@ def test_kill_9_at_random_points_during_a_large_file(tmp_path):
     for _ in range(10):
         proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert proc.stdout is not None and proc.stdout.readline() == b"started\n"
-        time.sleep(rng.uniform(0.2, 1.5))  # the whole file takes about 10 s to embed
+        # A random point in the next part, once this run has committed one (timed by the
+        # manifest, not the clock: a loaded machine only makes it slower).
+        _wait_for_progress(home, proc, timeout=60)
+        time.sleep(rng.uniform(0.0, 0.25))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if Layout(home).manifest.exists():
