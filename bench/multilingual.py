@@ -12,7 +12,7 @@ Prints figures; asserts nothing about time.
 (c) English quality proxy: SciFact nDCG@10 on a subset (the relevant abstracts of the first
     --claims test claims plus random abstracts up to --docs, each cut to --chars characters,
     the same texts for every model).
-(d) speed: passages/s and sentences/s, each model timed in alternation with MiniLM on the
+(d) speed: passages/s and sentences/s (and the child's peak RSS), each model timed in alternation with MiniLM on the
     same texts, best of --rounds: the ratio holds on a busy machine, the absolute figures do not.
 
 Each model runs in a child process, with the interpreter given by --python MODEL=PATH (a model
@@ -239,7 +239,15 @@ def speed_worker(name: str, args: argparse.Namespace) -> dict[str, Any]:
     t = time.perf_counter()
     model.embed(sentences, query=False)
     sents = len(sentences) / (time.perf_counter() - t)
-    return {"passages_per_s": passages, "sentences_per_s": sents, "n_sentences": len(sentences)}
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {
+        "passages_per_s": passages,
+        "sentences_per_s": sents,
+        "n_sentences": len(sentences),
+        "rss_mib": rss,
+    }
 
 
 # ---------------------------------------------------------------- driver
@@ -308,7 +316,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for name in models:
                 r = _child(name, "speed", args, pythons)
-                b = best.setdefault(name, {"passages_per_s": 0.0, "sentences_per_s": 0.0})
+                b = best.setdefault(name, {"passages_per_s": 0.0, "sentences_per_s": 0.0, "rss_mib": 0.0})
                 for key in b:
                     b[key] = max(b[key], r[key])
         base = best.get("minilm")
@@ -323,6 +331,7 @@ def main() -> None:
             )
             print(
                 f"    {name:7s} {b['passages_per_s']:.2f} passages/s  {b['sentences_per_s']:.1f} sentences/s{rel}"
+                f"  peak RSS {b['rss_mib']:.0f} MiB"
             )
 
 
