@@ -4,7 +4,7 @@ Prints figures; asserts nothing about time.
 
 (a) keywords: BM25 over a small Chinese corpus written for this bench (bench/zh_corpus.py),
     hit@3 of its questions with whole-clause tokens (today's tokenizer: `\\w+` keeps a Chinese
-    clause as one token), with jieba words (ingest.languages.cjk_terms) and with character
+    clause as one token), with jieba words (index.languages.cjk_terms) and with character
     bigrams (the fallback).
 (b) cross-lingual dense retrieval: for each question of ../shared/eval/report-zh-dev.jsonl, is
     the report paragraph that holds its `evidence` in the top 3 by cosine? (The English
@@ -80,7 +80,7 @@ def _bm25_top(
 def keyword_figures() -> dict[str, Any]:
     from zh_corpus import PARAGRAPHS, QUESTIONS
 
-    from ingest.languages import bigrams, cjk_terms, segmenter_available, strip_cjk
+    from index.languages import bigrams, cjk_terms, segmenter_available, strip_cjk
 
     word = re.compile(r"\w+")
 

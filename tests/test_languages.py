@@ -1,4 +1,4 @@
-"""Language detection, CJK keyword terms and CJK sentence boundaries (ingest.languages)."""
+"""Language detection, CJK keyword terms and CJK sentence boundaries (index.languages)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest import languages
-from ingest.languages import (
+from index import languages
+from index.languages import (
     bigrams,
     cjk_sentence_spans,
     cjk_terms,
@@ -112,7 +112,7 @@ def test_jieba_loads_quietly_and_offline() -> None:
         "import socket\n"
         "def no_net(*a, **k): raise OSError('network used')\n"
         "socket.socket.connect = no_net\n"
-        "from ingest.languages import cjk_terms\n"
+        "from index.languages import cjk_terms\n"
         "print('|'.join(cjk_terms('海外警察站')))\n"
     )
     root = Path(__file__).resolve().parents[1]
