@@ -81,6 +81,21 @@ def embed_text(title: str, section: str, text: str) -> str:
     return f"{header}\n{text}" if header else text
 
 
+def chunk_ids(source: str, texts: Sequence[str]) -> list[tuple[str, str]]:
+    """The id and content hash of each of a document's chunk texts, in order. The id hashes the
+    source, the text and how many earlier chunks have the same text: an unchanged chunk keeps it."""
+    ids: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for text in texts:
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        occurrence = seen.get(digest, 0)
+        seen[digest] = occurrence + 1
+        ids.append(
+            (hashlib.sha256(f"{source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32], digest[:16])
+        )
+    return ids
+
+
 def chunk_document(
     doc: LoadedDocument, count_tokens: TokenCounter, *, max_tokens: int, overlap: int
 ) -> list[Chunk]:
@@ -95,12 +110,10 @@ def chunk_document(
 
     texts = [doc.text[a:b] for a, b, _ in pieces]
     chunks: list[Chunk] = []
-    seen: dict[str, int] = {}
-    for i, ((a, b, section), text) in enumerate(zip(pieces, texts, strict=True)):
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        occurrence = seen.get(digest, 0)
-        seen[digest] = occurrence + 1
-        chunk_id = hashlib.sha256(f"{doc.source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32]
+    ids = chunk_ids(doc.source, texts)
+    for i, ((a, b, section), text, (chunk_id, content_hash)) in enumerate(
+        zip(pieces, texts, ids, strict=True)
+    ):
         chunks.append(
             Chunk(
                 id=chunk_id,
@@ -113,7 +126,7 @@ def chunk_document(
                 section=section.heading,
                 page=section.page,
                 tokens=0,
-                content_hash=digest[:16],
+                content_hash=content_hash,
             )
         )
     # One batched call: the real token count of what the model will read, header included.

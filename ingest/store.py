@@ -39,7 +39,7 @@ def _read_only_copy(folder: Path) -> Path:
 
     Embedded Chroma writes to its folder even to read (its own bookkeeping), so a read-only
     DOSSIER_HOME (say, a bot account sharing a folder) is read through a copy in the temp
-    folder, made again whenever the index changes (`_drop_embedded_client`)."""
+    folder, made again whenever the index changes (`release_client`)."""
     copy = Path(tempfile.mkdtemp(prefix="dossier-chroma-"))
     atexit.register(shutil.rmtree, copy, ignore_errors=True)
     shutil.copytree(folder, copy, dirs_exist_ok=True, ignore=shutil.ignore_patterns("chroma.sqlite3*"))
@@ -102,8 +102,9 @@ def _client(settings: Settings) -> Any:
         return _CLIENTS[key]
 
 
-def _drop_embedded_client(settings: Settings) -> None:
-    """Forget the cached embedded client so the next one reloads what other processes wrote.
+def release_client(settings: Settings) -> None:
+    """Forget (and stop) this process's embedded client of `settings.home`: the next one reloads
+    what other processes wrote, and the folder may be moved or deleted meanwhile.
 
     An embedded Chroma client keeps its vector index in memory and does not see vectors that
     another process (a watcher, `dossier ingest`) added after it opened. Chroma shares one
@@ -196,7 +197,7 @@ class VectorStore:
         """Pick up what another process committed: new vectors, or a collection recreated by
         `ingest --full`. Callers make sure no query runs on this store meanwhile."""
         if not self.settings.chroma_url:
-            _drop_embedded_client(self.settings)
+            release_client(self.settings)
             self._client = _client(self.settings)
         self._collection = self._open(create=False)
 

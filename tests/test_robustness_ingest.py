@@ -526,13 +526,13 @@ def test_lost_vector_store_is_reported_by_status_and_ask_alike(settings, tmp_pat
     from bot.engine import Engine
     from bot.render import format_status
     from ingest.errors import StoreError
-    from ingest.store import _drop_embedded_client
+    from ingest.store import release_client
 
     docs = three_docs(tmp_path / "docs")
     emb = HashEmbedder()
     ingest_paths([docs], settings, emb)
     assert Engine(settings, embedder=emb).status().vectors == committed_count(settings)
-    _drop_embedded_client(settings)
+    release_client(settings)
     shutil.rmtree(settings.home / "chroma")
 
     status = Engine(settings, embedder=emb).status()
