@@ -117,3 +117,11 @@ async def fake_discord() -> AsyncIterator[FakeDiscord]:
     restored afterwards. The test fails if the bot called unknown routes or left out its token."""
     async with serving() as server:
         yield server
+
+
+@pytest.fixture
+def dossier_cli(monkeypatch: pytest.MonkeyPatch, embedder):
+    """`dossier ARGS` run in this process with the session's model (tests/inprocess.py)."""
+    from tests.inprocess import InProcessCli
+
+    return InProcessCli(monkeypatch, embedder)
