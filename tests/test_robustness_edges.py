@@ -208,9 +208,9 @@ def broken_pdf_url() -> Iterator[str]:
     httpd.server_close()
 
 
-def test_download_that_cannot_be_loaded_is_removed(tmp_path: Path, broken_pdf_url: str) -> None:
+def test_download_that_cannot_be_loaded_is_removed(tmp_path: Path, broken_pdf_url: str, dossier_cli) -> None:
     home = tmp_path / "home"
-    result = _run(home, "ingest", broken_pdf_url, DOSSIER_FETCH_ALLOW_HOSTS="127.0.0.1")
+    result = dossier_cli("ingest", broken_pdf_url, home=home, DOSSIER_FETCH_ALLOW_HOSTS="127.0.0.1")
     assert result.returncode == 1
     assert "failed:" in result.stderr and "Traceback" not in result.stderr
     web = home / "documents" / "web"
