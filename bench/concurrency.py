@@ -11,7 +11,7 @@ blocked loop is what makes a Discord bot miss gateway heartbeats and look dead):
   fresh engine, so the first questions also import torch, load the model, open Chroma and
   build the keyword index in worker threads, as in a bot that was just started;
 - Discord, warm: the real `DossierBot` logged in to the fake Discord of the test suite
-  (tests/fake_discord.py: gateway and REST on 127.0.0.1), 50 @mentions dispatched at once;
+  (devtools/fake_discord.py: gateway and REST on 127.0.0.1), 50 @mentions dispatched at once;
   latency runs from the MESSAGE_CREATE to the answer posted in the question's thread.
 
 The rate limit is raised to 1,000 a minute for the run (the 50 questions come from one test
@@ -106,14 +106,9 @@ async def executor_run(home: Path, questions: list[str], warm: bool) -> dict[str
 
 
 async def discord_run(home: Path, questions: list[str]) -> dict[str, Any]:
-    import discord
-    import discord.gateway
-    import discord.http
-    import yarl
-
     from bot.discord_bot import DossierBot
     from bot.engine import Engine
-    from tests.fake_discord import TOKEN, FakeDiscord, running_bot
+    from devtools.fake_discord import TOKEN, running_bot, serving
 
     logging.getLogger("discord").setLevel(logging.WARNING)
     settings = settings_for(
@@ -121,33 +116,27 @@ async def discord_run(home: Path, questions: list[str]) -> dict[str, Any]:
     )
     engine = Engine(settings)
     await asyncio.to_thread(engine.ask, "Where should a startup be located?")
-    server = FakeDiscord()
-    await server.start()
-    saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    discord.http.Route.BASE = server.api_base
-    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(server.gateway_url)
-    bot = DossierBot(settings, engine, guild_ready_timeout=0.05)
     try:
-        async with running_bot(server, bot, timeout=30):
-            sent: dict[int, float] = {}
-            with Heartbeat() as beat, Timer() as wall:
-                for q in questions:
-                    msg = await server.send_message(q)
-                    sent[int(msg["id"])] = time.monotonic()
+        async with serving() as server:
+            bot = DossierBot(settings, engine, guild_ready_timeout=0.05)
+            async with running_bot(server, bot, timeout=30):
+                sent: dict[int, float] = {}
+                with Heartbeat() as beat, Timer() as wall:
+                    for q in questions:
+                        msg = await server.send_message(q)
+                        sent[int(msg["id"])] = time.monotonic()
 
-                def answered() -> dict[int, float] | None:
-                    done = {
-                        p.channel_id: p.call.at
-                        for p in server.posted
-                        if p.custom_ids and p.channel_id in sent
-                    }
-                    return done if len(done) >= len(sent) else None
+                    def answered() -> dict[int, float] | None:
+                        done = {
+                            p.channel_id: p.call.at
+                            for p in server.posted
+                            if p.custom_ids and p.channel_id in sent
+                        }
+                        return done if len(done) >= len(sent) else None
 
-                done = await server.wait_until(answered, timeout=600)
-            latencies = [done[m] - t for m, t in sent.items()]
+                    done = await server.wait_until(answered, timeout=600)
+                latencies = [done[m] - t for m, t in sent.items()]
     finally:
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
-        await server.stop()
         engine.close()
     result = summary(latencies, wall.wall, beat, len(done))
     result["queued_notices"] = sum(1 for p in server.posted if "queued" in p.content)

@@ -18,16 +18,15 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-from bot import retrieval
 from bot.engine import Engine
-from bot.evaluate import is_relevant, load_questions, ndcg_at_10
-from bot.retrieval import passages_by_source
+from bot.evaluate import hit_rank, load_questions, ndcg_at_10
+from bot.retrieval import HybridRetriever, passages_by_source
 from dossier_common.settings import Settings
 
 _BASE = {"dense_weight": 0.5, "keyword_weight": 1.0, "source_decay": 0.8}
 _OFF = {"document_weight": 0.0, "evidence": False}
-# Each configuration sets retriever attributes; "evidence" turns the evidence ordering of the
-# top passages on or off, and upper-case keys override bot.retrieval's module constants.
+# Each configuration is a retriever built with these constructor arguments over the engine's
+# index; "evidence" turns the evidence ordering of the top passages on or off.
 CONFIGS: dict[str, dict[str, float]] = {
     "dense only": {"dense_weight": 1.0, "keyword_weight": 0.0, "source_decay": 1.0, **_OFF},
     "BM25 only": {"dense_weight": 0.0, "keyword_weight": 1.0, "source_decay": 1.0, **_OFF},
@@ -38,9 +37,9 @@ CONFIGS: dict[str, dict[str, float]] = {
     "default (both)": {**_BASE, "document_weight": 0.3, "evidence": True},
     "default, documents 0.15": {**_BASE, "document_weight": 0.15, "evidence": True},
     "default, documents 0.5": {**_BASE, "document_weight": 0.5, "evidence": True},
-    "default, top documents 3": {**_BASE, "document_weight": 0.3, "evidence": True, "_TOP_DOCUMENTS": 3},
-    "default, top documents 8": {**_BASE, "document_weight": 0.3, "evidence": True, "_TOP_DOCUMENTS": 8},
-    "default, no named bonus": {**_BASE, "document_weight": 0.3, "evidence": True, "_NAMED_BONUS": 0.0},
+    "default, top documents 3": {**_BASE, "document_weight": 0.3, "evidence": True, "top_documents": 3},
+    "default, top documents 8": {**_BASE, "document_weight": 0.3, "evidence": True, "top_documents": 8},
+    "default, no named bonus": {**_BASE, "document_weight": 0.3, "evidence": True, "named_bonus": 0.0},
 }
 
 
@@ -49,31 +48,33 @@ def main() -> None:
     parser.add_argument("questions", type=Path)
     parser.add_argument("-k", type=int, default=5)
     args = parser.parse_args()
-    engine = Engine(Settings())
+    settings = Settings()
+    engine = Engine(settings)
     engine.retrieve("warm up", 1)
-    retriever = engine.retriever
+    base = engine.retriever
     questions = load_questions(args.questions)
     figures = {}
     only = os.environ.get("ABLATION_ONLY")  # run only the configurations whose name has this
-    evidence = retriever.evidence
-    defaults = {name: getattr(retrieval, name) for name in ("_TOP_DOCUMENTS", "_NAMED_BONUS")}
     for name, config in CONFIGS.items():
         if only and only not in name:
             continue
-        for key, value in {**defaults, **config}.items():
-            if key == "evidence":
-                retriever.evidence = evidence if value else None
-            elif key.startswith("_"):
-                setattr(retrieval, key, value)
-            else:
-                setattr(retriever, key, value)
+        weights = {key: value for key, value in config.items() if key != "evidence"}
+        retriever = HybridRetriever(
+            base.manifest,
+            base.store,
+            base.embedder,
+            cache_dir=settings.home / "keyword",
+            evidence=base.evidence if config["evidence"] else None,
+            context_chunks=base.context_chunks,
+            **weights,  # type: ignore[arg-type]
+        )
         engine.embedder.clear_cache()  # each configuration pays for its query embeddings
         hits, ranks, ndcgs = 0, [], []
         started = time.perf_counter()
         for q in questions:
             # As `dossier eval` does: hit and MRR on the k passages an answer gets, nDCG deeper.
             top = retriever.retrieve(q.question, args.k)
-            rank = next((i + 1 for i, p in enumerate(top) if is_relevant(p, q)), None)
+            rank = hit_rank(top, q)
             hits += rank is not None
             ranks.append(1 / rank if rank else 0.0)
             if q.relevant_sources:

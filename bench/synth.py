@@ -17,7 +17,7 @@ synthesised from a real one:
    - chunk and sentence vectors: the base vector plus Gaussian noise (sigma 0.03 per
      dimension, cosine to the original about 0.86), renormalised; sentence vectors are
      stored as float16 like the real ones;
-   - chunk ids follow `chunk_document`'s scheme (sha256 of source, text digest, occurrence).
+   - chunk ids are made by `index.chunks.chunk_ids`, as ingest makes them.
    Everything is written through the real seams: `Manifest.commit_files` (with sentence
    rows) and `VectorStore.upsert`.
 
@@ -27,7 +27,6 @@ each run (`copy_home`), so a benchmark never writes to a shared one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
@@ -144,15 +143,10 @@ def copy_home(src: Path, dest: Path) -> Path:
 
 
 def _release_chroma(home: Path) -> None:
-    """Forget the cached Chroma client for `home`, so its folder can be moved."""
-    from index import store
+    """Close this process's Chroma client of `home`, so its folder can be moved."""
+    from index.store import release_client
 
-    key = str((home / "chroma").resolve())
-    with store._CLIENTS_LOCK:
-        client = store._CLIENTS.pop(key, None)
-    if client is not None:
-        with contextlib.suppress(Exception):  # a chromadb without it: the folder is complete anyway
-            client.clear_system_cache()
+    release_client(settings_for(home))
 
 
 # -- the builder ----------------------------------------------------------------------------------
@@ -278,6 +272,8 @@ def build_synthetic(base_path: Path, dest: Path, n_chunks: int, seed: int = 7) -
 
 
 def _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, metadata) -> None:  # type: ignore[no-untyped-def]
+    from index.chunks import chunk_ids
+
     entries = []
     sentences: dict[str, list[tuple[int, int, int, bytes]]] = {}
     ids: list[str] = []
@@ -286,17 +282,11 @@ def _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, metadata)
     now = time.time()
     for f, source, title, text in batch:
         chunks = []
-        seen: dict[str, int] = {}
-        for row in base.chunks_by_source.get(f["source"], []):
+        rows = base.chunks_by_source.get(f["source"], [])
+        # Ids as ingest makes them (the base's own for copy 0, whose texts are the base's).
+        ids_of = chunk_ids(source, [text[row["start"] : row["end"]] for row in rows])
+        for row, (chunk_id, content_hash) in zip(rows, ids_of, strict=True):
             chunk_text = text[row["start"] : row["end"]]
-            digest = hashlib.sha256(chunk_text.encode()).hexdigest()
-            occurrence = seen.get(digest, 0)
-            seen[digest] = occurrence + 1
-            chunk_id = (
-                row["id"]
-                if copy == 0
-                else hashlib.sha256(f"{source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32]
-            )
             chunk = Chunk(
                 id=chunk_id,
                 source=source,
@@ -308,7 +298,7 @@ def _write(batch, copy, base, manifest, store, rng, Chunk, FileRecord, metadata)
                 section=row["section"],
                 page=row["page"],
                 tokens=row["tokens"],
-                content_hash=digest[:16],
+                content_hash=content_hash,
             )
             chunks.append(chunk)
             stored = base.sentences.get(row["id"], [])

@@ -81,9 +81,13 @@ def ndcg_at_10(ranked_sources: Sequence[str], relevant: Sequence[str]) -> float:
     return dcg / ideal if ideal else 0.0
 
 
+def hit_rank(retrieved: Sequence[Passage], q: EvalQuestion) -> int | None:
+    """The rank (from 1) of the first relevant passage, or None when none is."""
+    return next((i + 1 for i, p in enumerate(retrieved) if is_relevant(p, q)), None)
+
+
 def score_one(q: EvalQuestion, answer: Answer, ms: float, k: int) -> dict[str, Any]:
     retrieved = answer.retrieved[:k]
-    hit_rank = next((i + 1 for i, p in enumerate(retrieved) if is_relevant(p, q)), None)
     correct = None
     if q.answers:
         correct = (not answer.abstained) and is_correct(answer.text, q.answers)
@@ -99,7 +103,7 @@ def score_one(q: EvalQuestion, answer: Answer, ms: float, k: int) -> dict[str, A
         "answer": answer.text,
         "abstained": answer.abstained,
         "answerable": q.answerable,
-        "hit_rank": hit_rank,
+        "hit_rank": hit_rank(retrieved, q),
         "correct": correct,
         "citations_ok": citations_ok,
         "retrieved": [{"source": p.source, "location": p.location} for p in retrieved],

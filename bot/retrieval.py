@@ -36,15 +36,15 @@ _EXACT_WITHIN = 400  # up to this many chunks in the best documents, their vecto
 _NAMED_BONUS = 0.05
 
 
-def named_documents(ranked: Sequence[tuple[str, float]]) -> tuple[set[str], float]:
+def named_documents(ranked: Sequence[tuple[str, float]], top: int = _TOP_DOCUMENTS) -> tuple[set[str], float]:
     """The documents a question singles out, and by how much: the best few when a clear gap
-    (at least _NAMED_GAP of the best score) separates them from the rest, among the top five."""
-    scores = [score for _, score in ranked[: _TOP_DOCUMENTS + 1]]
+    (at least _NAMED_GAP of the best score) separates them from the rest, among the top `top`."""
+    scores = [score for _, score in ranked[: top + 1]]
     if not scores or scores[0] <= 0:
         return set(), 0.0
-    scores += [0.0] * (_TOP_DOCUMENTS + 1 - len(scores))
-    gaps = [(scores[i] - scores[i + 1]) / scores[0] for i in range(_TOP_DOCUMENTS)]
-    best = max(range(_TOP_DOCUMENTS), key=gaps.__getitem__)
+    scores += [0.0] * (top + 1 - len(scores))
+    gaps = [(scores[i] - scores[i + 1]) / scores[0] for i in range(top)]
+    best = max(range(top), key=gaps.__getitem__)
     if gaps[best] < _NAMED_GAP:
         return set(), 0.0
     return {source for source, _ in ranked[: best + 1]}, gaps[best]
@@ -75,6 +75,8 @@ class HybridRetriever:
         keyword_weight: float = 1.0,
         source_decay: float = 0.8,
         document_weight: float = 0.3,
+        top_documents: int = _TOP_DOCUMENTS,
+        named_bonus: float = _NAMED_BONUS,
         cache_dir: Path | None = None,
         evidence: Callable[[str, Sequence[Passage]], Sequence[float]] | None = None,
         context_chunks: int = 0,
@@ -88,6 +90,8 @@ class HybridRetriever:
         self.keyword_weight = keyword_weight
         self.source_decay = source_decay
         self.document_weight = document_weight
+        self.top_documents = top_documents
+        self.named_bonus = named_bonus
         self.cache_dir = cache_dir
         self.evidence = evidence
         self.context_chunks = context_chunks
@@ -168,11 +172,11 @@ class HybridRetriever:
         # of their own, so an answer in a chunk that does not repeat the document's subject (a
         # filing's page 30 never names the company) can still be found.
         documents = (
-            self._documents.search(query, _TOP_DOCUMENTS + 1)
-            if self.document_weight > 0 and len(self._rows_of) > _TOP_DOCUMENTS and sources is None
+            self._documents.search(query, self.top_documents + 1)
+            if self.document_weight > 0 and len(self._rows_of) > self.top_documents and sources is None
             else []
         )
-        top_docs = [source for source, _ in documents[:_TOP_DOCUMENTS] if source in self._rows_of]
+        top_docs = [source for source, _ in documents[: self.top_documents] if source in self._rows_of]
         if top_docs:
             within = np.concatenate([self._rows_of[s] for s in top_docs])
             rankings.append((self.document_weight, self._keyword.search(query, pool, within)))
@@ -188,10 +192,10 @@ class HybridRetriever:
         # Committed chunks only: vectors of a file being ingested right now are not visible yet.
         # All candidates (a few hundred at most), so the top k does not depend on k.
         rows = {r["id"]: r for r in self.manifest.chunks(list(fused))}
-        named, gap = named_documents(documents)
+        named, gap = named_documents(documents, self.top_documents)
         for chunk_id, row in rows.items():
             if row["source"] in named:
-                fused[chunk_id] += _NAMED_BONUS * gap
+                fused[chunk_id] += self.named_bonus * gap
         ranked = sorted((i for i in fused if i in rows), key=fused.__getitem__, reverse=True)
         ranked = self._diversify(ranked, rows, fused)
         passages = _merge([(rows[i], fused[i]) for i in ranked], k)

@@ -53,3 +53,16 @@ def chunk_id(source: str, digest: str, occurrence: int) -> str:
     """The id of the `occurrence`-th chunk (from 0) with text digest `digest` in `source`:
     stable across re-ingests while the text stays, so unchanged chunks are not embedded again."""
     return hashlib.sha256(f"{source}\0{digest}\0{occurrence}".encode()).hexdigest()[:32]
+
+
+def chunk_ids(source: str, texts: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """The id and content hash of each of a document's chunk texts, in order: a chunk's id
+    counts how many earlier chunks of the document have the same text."""
+    ids: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for text in texts:
+        digest = text_digest(text)
+        occurrence = seen.get(digest, 0)
+        seen[digest] = occurrence + 1
+        ids.append((chunk_id(source, digest, occurrence), digest[:16]))
+    return ids

@@ -40,7 +40,7 @@ def _read_only_copy(layout: Layout) -> Path:
 
     Embedded Chroma writes to its folder even to read (its own bookkeeping), so a read-only
     DOSSIER_HOME (say, a bot account sharing a folder) is read through a copy in the temp
-    folder, made again whenever the index changes (`drop_embedded_client`)."""
+    folder, made again whenever the index changes (`release_client`)."""
     folder, db = layout.chroma.resolve(), layout.chroma_db.name
     copy = Path(tempfile.mkdtemp(prefix="dossier-chroma-"))
     atexit.register(shutil.rmtree, copy, ignore_errors=True)
@@ -104,8 +104,9 @@ def _client(settings: Settings) -> Any:
         return _CLIENTS[key]
 
 
-def drop_embedded_client(settings: Settings) -> None:
-    """Forget the cached embedded client so the next one reloads what other processes wrote.
+def release_client(settings: Settings) -> None:
+    """Forget (and stop) this process's embedded client of `settings.home`: the next one reloads
+    what other processes wrote, and the folder may be moved or deleted meanwhile.
 
     An embedded Chroma client keeps its vector index in memory and does not see vectors that
     another process (a watcher, `dossier ingest`) added after it opened. Chroma shares one
@@ -198,7 +199,7 @@ class VectorStore:
         """Pick up what another process committed: new vectors, or a collection recreated by
         `ingest --full`. Callers make sure no query runs on this store meanwhile."""
         if not self.settings.chroma_url:
-            drop_embedded_client(self.settings)
+            release_client(self.settings)
             self._client = _client(self.settings)
         self._collection = self._open(create=False)
 

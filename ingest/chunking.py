@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from index.chunks import Chunk, chunk_id, embed_text, text_digest
+from index.chunks import Chunk, chunk_ids, embed_text
 from index.sentences import split_sentences
 from ingest.loaders import LoadedDocument, Section
 
@@ -35,14 +35,11 @@ def chunk_document(
 
     texts = [doc.text[a:b] for a, b, _ in pieces]
     chunks: list[Chunk] = []
-    seen: dict[str, int] = {}
-    for i, ((a, b, section), text) in enumerate(zip(pieces, texts, strict=True)):
-        digest = text_digest(text)
-        occurrence = seen.get(digest, 0)
-        seen[digest] = occurrence + 1
+    ids = chunk_ids(doc.source, texts)
+    for i, ((a, b, section), text, (cid, content_hash)) in enumerate(zip(pieces, texts, ids, strict=True)):
         chunks.append(
             Chunk(
-                id=chunk_id(doc.source, digest, occurrence),
+                id=cid,
                 source=doc.source,
                 ord=i,
                 text=text,
@@ -52,7 +49,7 @@ def chunk_document(
                 section=section.heading,
                 page=section.page,
                 tokens=0,
-                content_hash=digest[:16],
+                content_hash=content_hash,
             )
         )
     # One batched call: the real token count of what the model will read, header included.

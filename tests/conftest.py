@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from devtools.fake_discord import FakeDiscord, serving
 from dossier_common.settings import Settings
 from tests.openai_stub import openai_stub  # noqa: F401
 
@@ -108,3 +109,19 @@ def fake_report_engine(fake_report_index: Settings):
     engine = Engine(fake_report_index, embedder=HashEmbedder())
     yield engine
     engine.close()
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """A running fake Discord (devtools/fake_discord.py); discord.py pointed at it for the test,
+    restored afterwards. The test fails if the bot called unknown routes or left out its token."""
+    async with serving() as server:
+        yield server
+
+
+@pytest.fixture
+def dossier_cli(monkeypatch: pytest.MonkeyPatch, embedder):
+    """`dossier ARGS` run in this process with the session's model (tests/inprocess.py)."""
+    from tests.inprocess import InProcessCli
+
+    return InProcessCli(monkeypatch, embedder)

@@ -199,8 +199,8 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_ask_json_contract(report_index):
-    proc = _cli(
+def test_cli_ask_json_contract(report_index, dossier_cli):
+    proc = dossier_cli(
         "ask", "Operation Fox Hunt was launched as part of which campaign?", "--json", home=report_index.home
     )
     assert proc.returncode == 0, proc.stderr
@@ -235,7 +235,7 @@ SMALL_CORPUS = {
 }
 
 
-def test_cli_summary_of_the_collection_and_of_one_document(tmp_path, embedder):
+def test_cli_summary_of_the_collection_and_of_one_document(tmp_path, embedder, dossier_cli):
     corpus = tmp_path / "small"
     corpus.mkdir()
     for name, text in SMALL_CORPUS.items():
@@ -243,7 +243,7 @@ def test_cli_summary_of_the_collection_and_of_one_document(tmp_path, embedder):
     home = tmp_path / "home"
     ingest_paths([corpus], Settings(home=home, _env_file=None), embedder)
 
-    proc = _cli("summary", home=home)
+    proc = dossier_cli("summary", home=home)
     assert proc.returncode == 0, proc.stderr
     text, _, sources = proc.stdout.partition("\n\nSources:\n")
     lines = text.strip().split("\n")  # one cited line per document
@@ -251,7 +251,7 @@ def test_cli_summary_of_the_collection_and_of_one_document(tmp_path, embedder):
     assert all(line.endswith(f"[{n}]") for n, line in enumerate(lines, 1)), lines
     assert "[1] " in sources and "[2] " in sources
 
-    proc = _cli("summary", "Harbor Lighthouse", "--json", home=home)
+    proc = dossier_cli("summary", "Harbor Lighthouse", "--json", home=home)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["document"] == "lighthouse.md" and out["kind"] == "overview" and out["abstained"] is False
@@ -262,7 +262,7 @@ def test_cli_summary_of_the_collection_and_of_one_document(tmp_path, embedder):
     assert len(cited) >= 1 and cited == {c["n"] for c in out["citations"]}  # each bullet cited
     assert {c["source"] for c in out["citations"]} == {"lighthouse.md"}
 
-    proc = _cli("summary", "zebra crossing", home=home)
+    proc = dossier_cli("summary", "zebra crossing", home=home)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("dossier: No indexed document matches 'zebra crossing'")
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -1,5 +1,4 @@
-"""The Discord bot end to end: real discord.py against the fake Discord in fake_discord.py."""
-# ruff: noqa: F811  (pytest fixtures imported from fake_discord are used as parameters)
+"""The Discord bot end to end: real discord.py against the fake Discord in devtools/fake_discord.py."""
 
 from __future__ import annotations
 
@@ -26,9 +25,7 @@ from bot.discord_render import (
 from bot.discord_text import CITATION_RE, MAX_CONTENT, ZWSP, escape, split_text
 from bot.feedback import FeedbackStore, export_feedback
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
-from dossier_common.errors import NoIndexError, QuestionError
-from dossier_common.settings import Settings
-from tests.fake_discord import (
+from devtools.fake_discord import (
     ADMIN_ID,
     BOT_ID,
     CHANNEL_ID,
@@ -38,9 +35,10 @@ from tests.fake_discord import (
     TOKEN,
     USER_ID,
     FakeDiscord,
-    fake_discord,  # noqa: F401  (fixture)
     running_bot,
 )
+from dossier_common.errors import NoIndexError, QuestionError
+from dossier_common.settings import Settings
 
 # -- fakes ---------------------------------------------------------------------------------------------
 

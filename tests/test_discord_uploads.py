@@ -1,12 +1,11 @@
 """What `/ingest` accepts is what the loaders read (issue 15: `.markdown` loaded but was refused)."""
-# ruff: noqa: F811  (pytest fixtures imported from fake_discord are used as parameters)
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from devtools.fake_discord import ADMIN_ID, FakeDiscord, running_bot
 from ingest.loaders import SUPPORTED_SUFFIXES
-from tests.fake_discord import ADMIN_ID, FakeDiscord, fake_discord, running_bot  # noqa: F401
 from tests.test_discord import FakeEngine, make_bot, make_settings
 
 

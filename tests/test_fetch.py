@@ -6,8 +6,6 @@ import ipaddress
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -207,38 +205,22 @@ def test_file_names_are_safe_and_stable() -> None:
     assert len(long_name) < 150 and long_name.endswith(".html")
 
 
-def test_dossier_ingest_url_then_answer_cites_the_url(server: str, tmp_path: Path) -> None:
+def test_dossier_ingest_url_then_answer_cites_the_url(server: str, tmp_path: Path, dossier_cli) -> None:
     """`dossier ingest URL` end to end: fetched, ingested with the URL as its source, answerable."""
-    env = {
-        **os.environ,
-        "DOSSIER_HOME": str(tmp_path / "home"),
-        "HF_HUB_OFFLINE": "1",
-        "ANONYMIZED_TELEMETRY": "False",
-        "DOSSIER_FETCH_ALLOW_HOSTS": "127.0.0.1",
-    }
+    home = tmp_path / "home"
+    env = {"DOSSIER_FETCH_ALLOW_HOSTS": "127.0.0.1"}
     url = f"{server}/news/lanterns.html"
-    cli = [sys.executable, "-c", "from bot.cli import main; main()"]
-    first = subprocess.run(
-        [*cli, "ingest", url, "--json"], env=env, capture_output=True, text=True, timeout=300
-    )
+    first = dossier_cli("ingest", url, "--json", home=home, **env)
     assert first.returncode == 0, first.stderr
     assert json.loads(first.stdout)["added"] == 1
-    again = subprocess.run(
-        [*cli, "ingest", url, "--json"], env=env, capture_output=True, text=True, timeout=300
-    )
+    again = dossier_cli("ingest", url, "--json", home=home, **env)
     assert json.loads(again.stdout)["added"] == 0 and json.loads(again.stdout)["unchanged"] == 1
     assert "skipped" not in again.stderr  # the .url sidecar is not reported as a stray file
-    ask = subprocess.run(
-        [*cli, "ask", "When does the lantern fair of Quellmoor open?", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    ask = dossier_cli("ask", "When does the lantern fair of Quellmoor open?", "--json", home=home, **env)
     assert ask.returncode == 0, ask.stderr
     answer = json.loads(ask.stdout)
     assert answer["citations"] and answer["citations"][0]["source"] == url
-    missing = subprocess.run([*cli, "ingest", f"{server}/nope.html"], env=env, capture_output=True, text=True)
+    missing = dossier_cli("ingest", f"{server}/nope.html", home=home, **env)
     assert missing.returncode != 0 and "404" in missing.stderr and "Traceback" not in missing.stderr
 
 

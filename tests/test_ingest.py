@@ -314,14 +314,12 @@ def test_kill_mid_ingest_then_reingest_equals_clean_run(tmp_path, embedder):
     assert recovered_ids == clean_ids
 
 
-def test_cli_ingest_json_and_exit_codes(tmp_path):
+def test_cli_ingest_json_and_exit_codes(tmp_path, dossier_cli):
     docs = write_docs(tmp_path / "docs", 1)
     _corrupt_inputs(docs)
-    home = tmp_path / "home"
-    proc = _dossier("ingest", str(docs), "--json", home=home)
-    out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err
-    summary = json.loads(out)
+    proc = dossier_cli("ingest", str(docs), "--json", home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
     assert set(summary) >= {
         "added",
         "updated",
@@ -338,10 +336,9 @@ def test_cli_ingest_json_and_exit_codes(tmp_path):
     only_bad = tmp_path / "bad"
     only_bad.mkdir()
     (only_bad / "empty.txt").write_text("")
-    proc = _dossier("ingest", str(only_bad), home=tmp_path / "home2")
-    out, err = proc.communicate(timeout=180)
+    proc = dossier_cli("ingest", str(only_bad), home=tmp_path / "home2")
     assert proc.returncode == 1
-    assert "empty" in err
+    assert "empty" in proc.stderr
 
 
 @pytest.mark.slow

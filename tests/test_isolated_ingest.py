@@ -1,6 +1,5 @@
 """Discord uploads are ingested in a bounded child process: a runaway file cannot take the bot down."""
 
-# ruff: noqa: F811  (pytest fixtures imported from fake_discord are used as parameters)
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from bot.discord_bot import DossierBot
+from devtools.fake_discord import ADMIN_ID, FakeDiscord, running_bot
 from dossier_common.errors import DossierError
 from dossier_common.settings import Settings
 from ingest.isolated import ingest_in_child
-from tests.fake_discord import ADMIN_ID, FakeDiscord, fake_discord, running_bot  # noqa: F401
 from tests.test_robustness_ingest import docx_bomb
 
 LIGHTHOUSE = "# The Harbor Lighthouse\n\nThe Harbor Lighthouse was built in 1871 by Margaret Olsen.\n"

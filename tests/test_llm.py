@@ -208,7 +208,7 @@ def test_timeout_falls_back_fast(
 ) -> None:
     openai_stub.enqueue_delay(10, "Too late [1].")
     started = time.monotonic()
-    draft = LLMAnswerer(make_model(timeout=1.0), fallback).answer(QUESTION, PASSAGES)
+    draft = LLMAnswerer(make_model(timeout=0.5), fallback).answer(QUESTION, PASSAGES)
 
     assert time.monotonic() - started < 4
     assert draft.note == note_model_failed("timeout")

@@ -147,7 +147,7 @@ def test_a_slow_model_is_cut_off_at_the_deadline(
 ) -> None:
     pieces: list[str] = []
     started = time.monotonic()
-    draft = LLMAnswerer(drip_model(), fallback, deadline=1.0).answer(
+    draft = LLMAnswerer(drip_model(), fallback, deadline=0.5).answer(
         QUESTION, PASSAGES, on_token=pieces.append if streaming else None
     )
     assert time.monotonic() - started < 3
@@ -158,7 +158,7 @@ def test_a_slow_model_is_cut_off_at_the_deadline(
 def test_condense_gives_up_at_the_deadline(drip_model: ModelFactory) -> None:
     started = time.monotonic()
     history = [Turn("Who published the report?", "Safeguard Defenders [1].")]
-    assert condense_question(drip_model(), "When?", history, deadline=1.0) == "When?"
+    assert condense_question(drip_model(), "When?", history, deadline=0.5) == "When?"
     assert time.monotonic() - started < 3
 
 
@@ -172,7 +172,7 @@ def test_engine_holds_llm_calls_to_the_timeout_setting(fake_report_index, fake_e
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{httpd.server_address[1]}/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "test")
     monkeypatch.delenv("OPENAI_API_BASE", raising=False)
-    settings = fake_report_index.model_copy(update={"llm": "openai:gpt-test", "llm_timeout": 1.0})
+    settings = fake_report_index.model_copy(update={"llm": "openai:gpt-test", "llm_timeout": 0.5})
     engine = Engine(settings, embedder=fake_embedder)
     try:
         engine.ask("Who founded Safeguard Defenders?")  # warm up retrieval outside the clock

@@ -123,7 +123,7 @@ def _run(home: Path, *args: str, stdin: str | None = None, **env: str) -> subpro
     )
 
 
-def test_titles_and_file_names_reach_the_terminal_clean(tmp_path: Path) -> None:
+def test_titles_and_file_names_reach_the_terminal_clean(tmp_path: Path, dossier_cli) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "page.html").write_text(
@@ -135,21 +135,21 @@ def test_titles_and_file_names_reach_the_terminal_clean(tmp_path: Path) -> None:
         "The kiln at Tarnby runs at 1260 degrees.\n", encoding="utf-8"
     )
     home = tmp_path / "home"
-    ingest = _run(home, "ingest", str(docs))
+    ingest = dossier_cli("ingest", str(docs), home=home)
     assert ingest.returncode == 0, ingest.stderr
     assert_clean(ingest.stdout + ingest.stderr)
 
-    ask = _run(home, "ask", "What temperature does the kiln at Tarnby run at?")
+    ask = dossier_cli("ask", "What temperature does the kiln at Tarnby run at?", home=home)
     assert ask.returncode == 0, ask.stderr
     assert_clean(ask.stdout)
     assert "red.md" in ask.stdout
 
-    chat = _run(home, "chat", stdin=f"/docs\nHow much is the ferry{CLEAR}?\n")
+    chat = dossier_cli("chat", home=home, stdin=f"/docs\nHow much is the ferry{CLEAR}?\n")
     assert chat.returncode == 0, chat.stderr
     assert_clean(chat.stdout)
     assert "PWNED" in chat.stdout and "red.md" in chat.stdout
 
-    as_json = _run(home, "ask", "What temperature does the kiln at Tarnby run at?", "--json")
+    as_json = dossier_cli("ask", "What temperature does the kiln at Tarnby run at?", "--json", home=home)
     assert_clean(as_json.stdout)
     assert json.loads(as_json.stdout)["citations"][0]["source"] == "\x1b[31mred\x1b[0m.md"  # data intact
 
@@ -208,9 +208,9 @@ def broken_pdf_url() -> Iterator[str]:
     httpd.server_close()
 
 
-def test_download_that_cannot_be_loaded_is_removed(tmp_path: Path, broken_pdf_url: str) -> None:
+def test_download_that_cannot_be_loaded_is_removed(tmp_path: Path, broken_pdf_url: str, dossier_cli) -> None:
     home = tmp_path / "home"
-    result = _run(home, "ingest", broken_pdf_url, DOSSIER_FETCH_ALLOW_HOSTS="127.0.0.1")
+    result = dossier_cli("ingest", broken_pdf_url, home=home, DOSSIER_FETCH_ALLOW_HOSTS="127.0.0.1")
     assert result.returncode == 1
     assert "failed:" in result.stderr and "Traceback" not in result.stderr
     web = home / "documents" / "web"

@@ -551,13 +551,13 @@ def test_lost_vector_store_is_reported_by_status_and_ask_alike(settings, tmp_pat
     from bot.engine import Engine
     from bot.render import format_status
     from dossier_common.errors import StoreError
-    from index.store import drop_embedded_client
+    from index.store import release_client
 
     docs = three_docs(tmp_path / "docs")
     emb = HashEmbedder()
     ingest_paths([docs], settings, emb)
     assert Engine(settings, embedder=emb).status().vectors == committed_count(settings)
-    drop_embedded_client(settings)
+    release_client(settings)
     shutil.rmtree(settings.home / "chroma")
 
     status = Engine(settings, embedder=emb).status()

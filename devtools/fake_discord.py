@@ -1,4 +1,5 @@
-"""A small fake Discord (gateway websocket + REST) on 127.0.0.1 for end-to-end bot tests.
+"""A small fake Discord (gateway websocket + REST) on 127.0.0.1 for end-to-end bot tests and
+benchmarks (the `fake_discord` fixture of tests/conftest.py wraps it; bench/concurrency.py uses it).
 
 The real discord.py client logs in, identifies, receives READY and GUILD_CREATE, and then
 talks to this server exactly as it would to Discord. Tests inject gateway events
@@ -26,7 +27,6 @@ import aiohttp
 import discord
 import discord.gateway
 import discord.http
-import pytest
 import yarl
 from aiohttp import web
 
@@ -848,12 +848,13 @@ class FakeDiscord:
         return msg
 
 
-# -- fixtures and helpers -----------------------------------------------------------------------------
+# -- helpers ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    """A running fake Discord; discord.py pointed at it for the test, restored afterwards."""
+@contextlib.asynccontextmanager
+async def serving() -> AsyncIterator[FakeDiscord]:
+    """A running fake Discord with discord.py pointed at it; restored and stopped afterwards.
+    Fails (AssertionError) if the bot called routes the fake does not know, or left out the token."""
     server = FakeDiscord()
     await server.start()
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
