@@ -57,8 +57,8 @@ class Settings(BaseSettings):
     )
     device: str | None = Field(None, description="cpu, cuda or mps. Unset: picked automatically.")
     embedding_backend: Literal["torch", "onnx"] = Field(
-        "torch",
-        description="How the embedding model runs: torch, or onnx (ONNX Runtime on CPU, about 1.6x faster here with the same retrieval quality; exported once from the local weights into DOSSIER_HOME/models).",
+        "onnx",
+        description="How the embedding model runs: onnx (ONNX Runtime on CPU, about 1.6x faster here with the same vectors; exported once from the local weights into DOSSIER_HOME/models, falling back to torch with a warning when it cannot be), or torch. Switching needs no re-ingest.",
     )
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Chunks embedded per model call.")
     chunk_tokens: int = Field(

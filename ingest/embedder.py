@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from dossier_common.errors import ModelNotFoundError
+from dossier_common.errors import ConfigError, ModelNotFoundError
 from dossier_common.settings import DEFAULT_MODEL, Settings
 from index.layout import Layout
 
@@ -48,7 +48,8 @@ class Embedder(Embeddings):
         backend: str = "torch",
         cache_dir: Path | None = None,
     ):
-        self.backend = backend
+        self.backend = backend  # "torch" once the model is loaded, if ONNX could not be used
+        self.fallback_reason: str | None = None  # why, then
         self.cache_dir = cache_dir
         self.name = DEFAULT_MODEL if model_name in _DEFAULT_NAMES else model_name
         self.model_name = model_name
@@ -67,13 +68,40 @@ class Embedder(Embeddings):
             with self._lock:
                 if self._model is None:
                     if self.backend == "onnx":
-                        from ingest.onnx_backend import OnnxSentenceModel
-
-                        cache = self.cache_dir or Layout(Path(".dossier")).models
-                        self._model = OnnxSentenceModel(resolve_model_path(self.model_name), cache)
+                        self._model = self._load_onnx()
                     else:
                         self._model = _load(self.model_name, self.device)
         return self._model
+
+    def _load_onnx(self) -> Any:
+        """The ONNX Runtime model (exported once into `cache_dir`), or torch with one warning
+        saying why when ONNX Runtime is missing, the export fails or the model does not suit it."""
+        path = resolve_model_path(self.model_name)
+        cache = self.cache_dir or Layout(Path(".dossier")).models
+        if Path(path).is_dir():
+            try:
+                from ingest.onnx_backend import OnnxSentenceModel
+
+                return OnnxSentenceModel(path, cache)
+            except ModelNotFoundError:
+                raise
+            except ImportError as err:
+                reason = f"{err.name or err} is not installed; install it with `pip install -e '.[onnx]'`"
+            except ConfigError as err:
+                reason = str(err)
+            except Exception as err:  # the export or ONNX Runtime failed: torch still works
+                reason = f"the ONNX export in {cache} failed or would not load ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
+        else:
+            reason = f"{self.model_name!r} is not a model folder on local disk"
+        model = _load(self.model_name, self.device)  # a model missing altogether is an error, not a fallback
+        self.backend = "torch"
+        self.fallback_reason = reason
+        log.warning(
+            "Embedding with torch instead of ONNX Runtime: %s. "
+            "Set DOSSIER_EMBEDDING_BACKEND=torch to choose torch without this message.",
+            reason.rstrip("."),
+        )
+        return model
 
     @property
     def model_loaded(self) -> bool:

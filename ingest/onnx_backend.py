@@ -1,8 +1,9 @@
-"""The embedding model run by ONNX Runtime (`DOSSIER_EMBEDDING_BACKEND=onnx`).
+"""The embedding model run by ONNX Runtime (`DOSSIER_EMBEDDING_BACKEND=onnx`, the default).
 
 bench/backends.py measured it 1.6x faster than torch on these CPUs with the same SciFact
 nDCG@10. The ONNX file is exported once from the local weights (never downloaded) into
-DOSSIER_HOME/models/ and reused. It mimics the part of SentenceTransformer the embedder
+DOSSIER_HOME/models/ and reused; torch is imported only for that export. When this backend
+cannot be used, `Embedder` falls back to torch with one warning (ingest/embedder.py). It mimics the part of SentenceTransformer the embedder
 uses: `encode` (sentence and token embeddings), `tokenizer`, `max_seq_length`.
 """
 
@@ -76,6 +77,8 @@ class FastTokenizer:
 
 class OnnxSentenceModel:
     def __init__(self, model_path: str, cache_root: Path) -> None:
+        import onnxruntime as ort  # first: without it, exporting would be wasted
+
         folder = Path(model_path)
         config = _read_json(folder / "sentence_bert_config.json")
         pooling = _read_json(next(folder.glob("*Pooling*/config.json"), folder / "missing.json"))
@@ -95,8 +98,6 @@ class OnnxSentenceModel:
         onnx_file = cache_root / f"{folder.name}-{digest}" / "model.onnx"
         if not onnx_file.exists():
             export_onnx(folder, onnx_file)
-        import onnxruntime as ort
-
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
