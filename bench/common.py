@@ -85,8 +85,8 @@ def machine() -> dict[str, Any]:
 
 
 def backend() -> str:
-    """The embedding backend under test: DOSSIER_EMBEDDING_BACKEND (torch unless set)."""
-    return os.environ.get("DOSSIER_EMBEDDING_BACKEND", "torch")
+    """The embedding backend under test: DOSSIER_EMBEDDING_BACKEND, else the default (onnx)."""
+    return os.environ.get("DOSSIER_EMBEDDING_BACKEND", "onnx")
 
 
 def make_embedder() -> Any:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.onnx_models import seed_models
+
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +27,10 @@ def dossier_args(*args: str) -> list[str]:
 
 
 def dossier_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `dossier` run on `home`, whose models folder holds the session's
+    ONNX export (the default backend), so no run pays for exporting again."""
+    if extra.get("DOSSIER_EMBEDDING_BACKEND", "onnx") == "onnx":
+        seed_models(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOSSIER_", "DISCORD_", "OPENAI_"))}
     env.update(
         DOSSIER_HOME=str(home),

@@ -11,6 +11,7 @@ from devtools.fake_discord import ADMIN_ID, FakeDiscord, running_bot
 from dossier_common.errors import DossierError
 from dossier_common.settings import Settings
 from ingest.isolated import ingest_in_child
+from tests.onnx_models import seed_models
 from tests.test_robustness_ingest import docx_bomb
 
 LIGHTHOUSE = "# The Harbor Lighthouse\n\nThe Harbor Lighthouse was built in 1871 by Margaret Olsen.\n"
@@ -23,6 +24,7 @@ def bot_settings(tmp_path: Path, **overrides) -> Settings:
         "discord_token": "test-token",
         **overrides,
     }
+    seed_models(tmp_path / "home")  # the child embeds on the default backend: no export per test
     return Settings(_env_file=None, **values)
 
 

@@ -717,6 +717,9 @@ def read_only_home(tmp_path, embedder):
     for i in range(3):
         (docs / f"garden{i}.txt").write_text(f"Volunteers at garden {i} logged {i * 100 + 40} hours.")
     ingest_paths([docs], Settings(home=home, _env_file=None), embedder)
+    from tests.onnx_models import seed_models
+
+    seed_models(home)  # the ONNX export a first `dossier ingest` leaves in DOSSIER_HOME/models
     if subprocess.run(["chattr", "-R", "+i", str(home)], capture_output=True).returncode != 0:
         pytest.skip("cannot make a folder immutable here")
     try:
