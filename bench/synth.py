@@ -93,7 +93,8 @@ def base_home(quick: bool) -> Path:
     home = OUT / f"base-{key}" / "home"
     if (home / "index.sqlite").exists():
         return home
-    from ingest.embedder import Embedder
+    from common import make_embedder
+
     from ingest.pipeline import ingest_paths
 
     building = OUT / f"base-{key}.building-{os.getpid()}"  # per process: concurrent runs never collide
@@ -105,7 +106,7 @@ def base_home(quick: bool) -> Path:
         paths.append(link_corpus(abstracts, corpus / "scifact"))
     log(f"building the base index ({len(files)} files; cached in {home.parent})")
     started = time.perf_counter()
-    report = ingest_paths(paths, settings_for(building / "home"), Embedder())
+    report = ingest_paths(paths, settings_for(building / "home"), make_embedder())
     log(f"base index: {report.summary()} ({time.perf_counter() - started:.0f} s)")
     _release_chroma(building / "home")
     _publish(building, home.parent)
