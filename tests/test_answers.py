@@ -24,6 +24,7 @@ from dossier_common.settings import Settings
 from ingest.loaders import fold_for_match
 from ingest.pipeline import ingest_paths
 from tests.conftest import DEV_SET, ROOT, need_shared
+from tests.onnx_models import seed_models
 
 
 def test_answer_quotes_and_cites_its_sources(report_engine):
@@ -188,6 +189,7 @@ def test_eval_summary_on_a_tiny_file(report_engine, tmp_path):
 
 
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    seed_models(home)  # the session's ONNX export: no export per run
     env = {**os.environ, "DOSSIER_HOME": str(home), "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     return subprocess.run(
         [sys.executable, "-c", "from bot.cli import main; main()", *args],

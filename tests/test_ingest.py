@@ -22,6 +22,7 @@ from index.store import VectorStore
 from ingest.pipeline import ingest_paths
 from tests.conftest import CORPUS, ROOT, SHARED, need_shared
 from tests.fakes import HashEmbedder
+from tests.onnx_models import seed_models
 
 PG = SHARED / "datasets" / "pg-essays" / "essays"
 
@@ -259,6 +260,7 @@ def test_corpus_chunks_keep_metadata(fake_report_index):
 
 
 def _dossier(*args: str, home: Path, **kw) -> subprocess.Popen:
+    seed_models(home)  # the session's ONNX export: no export per run
     env = {
         **os.environ,
         "DOSSIER_HOME": str(home),
