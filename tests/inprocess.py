@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.onnx_models import shared_onnx_embedder
+
 # What bot.cli quietens: restored after each run, so one command's levels do not leak into tests.
 _QUIETENED = ("httpx", "chromadb", "sentence_transformers", "discord", "bm25s")
 
@@ -28,7 +30,8 @@ class CliResult:
 
 class InProcessCli:
     """`dossier ARGS` with DOSSIER_HOME and environment set for the call only. The session's
-    model stands in for a fresh load when the settings ask for the default model on torch."""
+    models stand in for a fresh load when the settings ask for the default model (on ONNX
+    Runtime, the default backend, or on torch)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, embedder: Any) -> None:
         self.monkeypatch = monkeypatch
@@ -42,12 +45,12 @@ class InProcessCli:
         load = Embedder.from_settings
 
         def from_settings(settings: Any) -> Any:
-            default = (
-                settings.embedding_model == shared.model_name
-                and settings.embedding_backend == "torch"
-                and settings.device is None
-            )
-            return shared if default else load(settings)
+            default = settings.embedding_model == shared.model_name and settings.device is None
+            if default and settings.embedding_backend == "torch":
+                return shared
+            if default and settings.embedding_backend == "onnx":
+                return shared_onnx_embedder()  # the session's one export, loaded once
+            return load(settings)
 
         out, err = io.StringIO(), io.StringIO()
         root = logging.getLogger()

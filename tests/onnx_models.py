@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 _lock = threading.Lock()
 _exported: Path | None = None
@@ -27,6 +28,21 @@ def exported_models() -> Path:
             assert embedder.model is not None and embedder.backend == "onnx", embedder.fallback_reason
             _exported = root
     return _exported
+
+
+_shared: Any = None
+
+
+def shared_onnx_embedder() -> Any:
+    """One ONNX-backend `Embedder` on the session's export, for in-process commands."""
+    global _shared
+    folder = exported_models()
+    with _lock:
+        if _shared is None:
+            from ingest.embedder import Embedder
+
+            _shared = Embedder(backend="onnx", cache_dir=folder)
+    return _shared
 
 
 def seed_models(home: Path) -> None:
