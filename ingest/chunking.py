@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from index.chunks import Chunk, chunk_ids, embed_text
-from index.languages import has_cjk
+from index.languages import detect_language, has_cjk
 from index.sentences import split_sentences
 from ingest.loaders import LoadedDocument, Section
 
@@ -51,6 +51,7 @@ def chunk_document(
                 page=section.page,
                 tokens=0,
                 content_hash=content_hash,
+                language=detect_language(text),
             )
         )
     # One batched call: the real token count of what the model will read, header included.
