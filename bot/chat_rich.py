@@ -59,6 +59,8 @@ class RichView:
             self._print(Text("Not in the documents", style="bold yellow"))
             self._print(Text(answer.text, style="yellow"))
         else:
+            if answer.source_note:
+                self._print(Text(answer.source_note, style="dim"))
             self._print(_answer_body(answer.text))
         if answer.note:
             self._print(Text(f"note: {answer.note}", style="dim yellow"))

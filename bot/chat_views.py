@@ -69,6 +69,7 @@ def _printable_answer(a: Answer) -> Answer:
         a,
         text=printable(a.text),
         note=printable(a.note),
+        source_note=printable(a.source_note),
         standalone_question=one_line(a.standalone_question),
         citations=tuple(_printable_citation(c) for c in a.citations),
         retrieved=tuple(_printable_passage(p) for p in a.retrieved),

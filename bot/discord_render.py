@@ -135,6 +135,8 @@ def render_answer(
     if question_header:
         blocks.append("**Q:** " + escape_clipped(answer.question, 300))
     text = answer.text.strip()
+    if answer.source_note and text:
+        blocks.append("-# " + escape(clip_text(answer.source_note, 200)))
     blocks.append(escape_answer_text(text) if text else NOT_COVERED)
     if answer.note:
         blocks.append("-# " + escape(clip_text(answer.note, 500)))

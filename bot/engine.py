@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.answer_language import cannot_answer, in_language, source_note
 from bot.extractive import ExtractiveAnswerer
 from bot.followup import standalone_question
 from bot.index_status import index_status, indexed_documents
@@ -20,6 +21,7 @@ from bot.understanding import Understood, understand
 from dossier_common.errors import NoIndexError, QuestionError
 from dossier_common.settings import Settings
 from index.keywords import terms
+from index.languages import detect_language, segmenter_available
 from index.layout import Layout
 from index.manifest import Manifest, open_for_reading
 from index.store import VectorStore, missing_vectors
@@ -208,6 +210,8 @@ class Engine:
         """
         started = time.perf_counter()
         question = self.check_question(question)
+        language = detect_language(question)
+        on_token = in_language(on_token, language)
         self._build_parts()
         timings = RetrievalTimings()
         t0 = time.perf_counter()
@@ -249,9 +253,12 @@ class Engine:
             "answer": (t2 - t1) * 1000,
             "total": (t2 - started) * 1000,
         }
+        # The answer speaks the asker's language where it is not quoting: the abstention, and a
+        # line when the quotes are in another language.
+        text = cannot_answer(language) if draft.abstained and language != "en" else draft.text
         return Answer(
             question=question,
-            text=draft.text,
+            text=text,
             citations=draft.citations,
             abstained=draft.abstained,
             retrieved=tuple(passages),
@@ -260,6 +267,8 @@ class Engine:
             note=draft.note,
             answerer=self.answerer.name if not draft.note else "extractive",
             kind=kind,
+            language=language,
+            source_note="" if draft.abstained else source_note(language, draft.citations, passages),
         )
 
     # -- overviews --------------------------------------------------------------------------
@@ -368,7 +377,9 @@ class Engine:
     def warm(self) -> None:
         """Do now what the first question would: load the model, open the index and its keyword
         side. The Discord bot calls it before connecting, so its first questions neither wait
-        for it nor hold up the event loop while torch is imported in a worker thread."""
+        for it nor hold up the event loop while torch is imported in a worker thread. Chinese
+        segmentation (jieba's dictionary, 1-5 s to load) is loaded too."""
+        segmenter_available()
         try:
             retriever = self._build_parts()
         except NoIndexError:

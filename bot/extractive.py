@@ -49,7 +49,7 @@ from bot.selection import ASKING_TERMS, BULLET_KINDS, select_covering, select_fa
 from bot.types import Draft, Passage, TokenCallback, Turn
 from dossier_common.settings import DEFAULT_ABSTAIN_THRESHOLD
 from index.keywords import terms
-from index.sentences import glued_heading_length, sentence_spans
+from index.sentences import glued_heading_length, sentence_spans, text_length
 
 _NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
 _HAS_NUMBER = re.compile(r"\d")
@@ -126,7 +126,7 @@ class ExtractiveAnswerer:
                 )
                 score = self.semantic_weight * cos + (1 - self.semantic_weight) * overlap
                 # Captions and fragments ("(Courtesy of X)") match names but say little.
-                score *= min(1.0, len(text.split()) / 8)
+                score *= min(1.0, text_length(text) / 8)
                 if (numeric and _HAS_NUMBER.search(text)) or (naming and _HAS_QUOTED.search(text)):
                     score += 0.05
                 score -= 0.01 * i  # a slight preference for the better-ranked passage
@@ -258,7 +258,7 @@ class ExtractiveAnswerer:
         scored = [
             s
             for s in self.score(asked, passages, stored)
-            if fits_type(question, s.text) and len(s.text.split()) >= MIN_WORDS
+            if fits_type(question, s.text) and text_length(s.text) >= MIN_WORDS
         ]
         if kind == "why":
             scored = [

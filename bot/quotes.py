@@ -16,7 +16,8 @@ from functools import lru_cache
 
 from bot.types import Citation, Draft, Passage
 from index.keywords import terms
-from index.sentences import SEAM, split_sentences
+from index.languages import CJK_RUN
+from index.sentences import SEAM, split_sentences, text_length
 
 # The source's own footnote markers ("banned. [4]The second reason"): in an answer they would
 # read as citations of ours, so the answer text drops them (the quote keeps them, verbatim).
@@ -67,7 +68,8 @@ def render(chosen: Sequence[ScoredSentence], passages: Sequence[Passage], *, bul
 _REFERS_BACK = re.compile(r"^(He|She|It|They|This|These|That|Those|His|Her|Its|Their|Such|The latter)\b")
 
 
-_OPENS = re.compile(r"^[A-Z0-9“\"‘'(\[]")
+# What a sentence opens with; a CJK character opens one too (Chinese has no capitals).
+_OPENS = re.compile(r"^[A-Z0-9“\"‘'(\[「『（《]|^" + CJK_RUN.pattern)
 
 
 _WHOLE_CHARS = 480
@@ -131,7 +133,7 @@ def _whole(s: ScoredSentence, text: str) -> ScoredSentence | None:
         # the question asks about is only after it (then the whole run, which opens properly).
         head, tail = s.text[: seam.start() + 1], s.text[seam.start() + 1 :]
         if len(set(terms(head)) & s.matched) >= len(set(terms(tail)) & s.matched):
-            if len(head.split()) < MIN_WORDS:
+            if text_length(head) < MIN_WORDS:
                 return None
             s = ScoredSentence(
                 s.passage, s.start, s.start + len(head), head, s.score, None, s.matched, s.previous

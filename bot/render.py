@@ -16,7 +16,7 @@ def excerpt_line(text: str, limit: int) -> str:
 
 
 def format_answer(answer: Answer, *, quote_chars: int = 300) -> str:
-    lines = [answer.text]
+    lines = [answer.source_note, answer.text] if answer.source_note else [answer.text]
     if answer.note:
         lines += ["", f"note: {answer.note}"]
     if answer.abstained:

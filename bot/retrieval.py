@@ -19,7 +19,7 @@ import numpy as np
 
 from bot.types import Passage
 from index.keywords import KeywordIndex, keyword_indexes
-from index.manifest import Manifest
+from index.manifest import Manifest, chunk_language
 from index.store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -365,6 +365,7 @@ def passage_of(row: Any, score: float = 0.0) -> Passage:
         start=row["start"],
         end=row["end"],
         chunk_ids=(row["id"],),
+        language=chunk_language(row),
     )
 
 

@@ -15,6 +15,7 @@ from bot.kinds import head_noun
 from bot.quotes import MAX_CHARS, ScoredSentence, first_sentences, same_sentence, sentence_count
 from bot.types import Passage
 from index.keywords import terms
+from index.sentences import text_length
 
 _MAX_SENTENCES = 3
 # A second sentence joins the answer when it scores within this of the best one (it often
@@ -34,7 +35,7 @@ def select_factoid(scored: list[ScoredSentence], bar: float) -> list[ScoredSente
         if len(chosen) >= _MAX_SENTENCES or s.score < max(bar, best - margin):
             continue
         if (
-            len(s.text.split()) < 6
+            text_length(s.text) < 6
             or length + len(s.text) > MAX_CHARS
             or any(same_sentence(s, c) for c in chosen)
         ):
@@ -87,7 +88,7 @@ def select_covering(
         if s.score < floor and not (head and head & set(terms(s.text))):
             continue
         if (
-            len(s.text.split()) < 6
+            text_length(s.text) < 6
             or any(same_sentence(s, c) or _overlaps(s, c, passages) for c in chosen)
             or length + len(s.text) > _KIND_CHARS.get(kind, 1400)
             or sentence_count(s) > budget
@@ -126,7 +127,7 @@ def select_names(
                 for s in pending
                 if names[id(s)] - seen
                 and (s.score >= bar or any(_near(s, c, passages) for c in chosen))
-                and len(s.text.split()) >= 6
+                and text_length(s.text) >= 6
                 and length + len(s.text) <= _KIND_CHARS["list"]
                 and not any(same_sentence(s, c) or _overlaps(s, c, passages) for c in chosen)
             ),

@@ -22,6 +22,7 @@ class Passage:
     start: int = 0  # char offsets into the source's normalised text
     end: int = 0
     chunk_ids: tuple[str, ...] = ()
+    language: str = ""  # of its (first) chunk: index.languages.detect_language codes
 
     def brief(self) -> dict[str, Any]:
         return {
@@ -64,6 +65,9 @@ class Answer:
     note: str = ""  # e.g. "The language model failed (timeout); showing the extractive answer."
     answerer: str = "extractive"
     kind: str = "factoid"  # what the question asks for (bot.kinds.KINDS)
+    language: str = "en"  # the question's (index.languages.detect_language)
+    # One line in the asker's language when the quotes are in another: "Quoted from the English source:"
+    source_note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The `dossier ask --json` object of DESIGN.md."""
@@ -80,6 +84,10 @@ class Answer:
             out["standalone_question"] = self.standalone_question
         if self.note:
             out["note"] = self.note
+        if self.language != "en":
+            out["language"] = self.language
+        if self.source_note:
+            out["source_note"] = self.source_note
         out["answerer"] = self.answerer
         return out
 

@@ -25,6 +25,7 @@ class Chunk:
     page: int | None
     tokens: int
     content_hash: str
+    language: str | None = None  # index.languages.detect_language of the text, set at ingest
 
     @property
     def embed_text(self) -> str:

@@ -2,8 +2,8 @@
 committed chunks and over whole documents, and the copies saved on disk per manifest
 generation so a new reader starts without re-tokenising the collection.
 
-The cache is derived data: each folder `bm25-<generation>` under the layout's keyword cache
-holds the chunk index and, beside it, the document index; a reader that finds none (or an
+The cache is derived data: each folder `bm25-t<tokenizer version>-<generation>` under the layout's keyword
+cache holds the chunk index and, beside it, the document index; a reader that finds none (or an
 unreadable one) builds them from the manifest and saves them for the next.
 """
 
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from index.chunks import embed_text
+from index.languages import cjk_terms, has_cjk, strip_cjk
 from index.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,21 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
-def terms(text: str) -> list[str]:
-    """Lowercased, stop-worded, stemmed word tokens: the keyword index's vocabulary."""
+# The tokenizer's version, part of the keyword cache's folder name: a change to `terms` (2: CJK
+# words) makes readers rebuild the saved indexes instead of reusing ones built with old tokens.
+TOKENIZER_VERSION = 2
+
+
+def terms(text: str, language: str | None = None) -> list[str]:
+    """The keyword index's vocabulary: lowercased, stop-worded, stemmed word tokens, and for text
+    with CJK characters the words of its CJK runs (`index.languages.cjk_terms`, not stemmed)
+    after those of the rest. `language` is the text's language when known (a chunk's)."""
+    if has_cjk(text):
+        return _word_terms(strip_cjk(text)) + cjk_terms(text, language)
+    return _word_terms(text)
+
+
+def _word_terms(text: str) -> list[str]:
     words = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
     return _stemmer().stemWords(words) if words else []
 
@@ -161,7 +175,7 @@ def keyword_indexes(
     """The BM25 indexes (chunks, and whole documents when `documents`) of this generation of
     the manifest, which holds `count` chunks: loaded from `cache_dir` when saved there, else
     built and saved (older generations' copies are removed). No `cache_dir`: built in memory."""
-    folder = cache_dir / f"bm25-{generation}" if cache_dir else None
+    folder = cache_dir / f"bm25-t{TOKENIZER_VERSION}-{generation}" if cache_dir else None
     index = _load_cached(folder, count)
     if index is None:
         index = KeywordIndex.from_rows(

@@ -27,6 +27,7 @@ from typing import Any
 
 from dossier_common.errors import StoreError
 from index.chunks import Chunk
+from index.languages import detect_language
 from index.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, connect_read_only, corrupt
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,14 @@ class FileRecord:
     title: str
     n_chunks: int
     ingested_at: float
+
+
+def chunk_language(row: sqlite3.Row) -> str:
+    """The language of a chunk row: as recorded at ingest, or detected from its text for rows
+    written before schema 3 (NULL, or no column in a manifest a reader opened unmigrated)."""
+    # sqlite3.Row: `in` looks at the values, keys() at the column names.
+    language = row["language"] if "language" in row.keys() else None  # noqa: SIM118
+    return str(language) if language else detect_language(row["text"])
 
 
 def open_for_reading(path: Path) -> Manifest:
@@ -292,10 +301,23 @@ class Manifest:
                     db.execute("DELETE FROM files WHERE source = ?", (other,))
                     db.execute("DELETE FROM briefs WHERE source = ?", (other,))
                 db.executemany(
-                    'INSERT OR REPLACE INTO chunks(id, source, ord, text, start, "end", title, section, page, tokens)'
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO chunks"
+                    '(id, source, ord, text, start, "end", title, section, page, tokens, language)'
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (c.id, c.source, c.ord, c.text, c.start, c.end, c.title, c.section, c.page, c.tokens)
+                        (
+                            c.id,
+                            c.source,
+                            c.ord,
+                            c.text,
+                            c.start,
+                            c.end,
+                            c.title,
+                            c.section,
+                            c.page,
+                            c.tokens,
+                            c.language,
+                        )
                         for c in chunks
                     ],
                 )

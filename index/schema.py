@@ -18,7 +18,7 @@ from dossier_common.errors import CorruptIndexError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     title TEXT NOT NULL,
     section TEXT NOT NULL,
     page INTEGER,
-    tokens INTEGER NOT NULL
+    tokens INTEGER NOT NULL,
+    language TEXT            -- index.languages.detect_language of the text; NULL before schema 3
 );
 CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source, ord);
 CREATE TABLE IF NOT EXISTS pending (id TEXT PRIMARY KEY);
@@ -115,5 +116,14 @@ def v1_to_v2(db: sqlite3.Connection) -> None:
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS files_by_path ON files(path)")
 
 
+def v2_to_v3(db: sqlite3.Connection) -> None:
+    """Chunks record their language (detected at ingest). Existing rows keep NULL, and readers
+    detect it from the text: nothing is re-embedded. A manifest created by this version already
+    has the column (SCHEMA runs before the migrations)."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(chunks)")}
+    if "language" not in columns:
+        db.execute("ALTER TABLE chunks ADD COLUMN language TEXT")
+
+
 # MIGRATIONS[n] brings a manifest from schema n to n + 1, inside one transaction.
-MIGRATIONS = {1: v1_to_v2}
+MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from index.languages import CJK_RUN, cjk_sentence_spans, has_cjk
+
 # A sentence ends at . ! ? (optionally followed by closing quotes or brackets) when
 # whitespace and something that can start a sentence come next. Blank lines always end one,
 # and so does a period glued to the next sentence ("repression.According", common in machine
@@ -44,8 +46,20 @@ _ABBREVIATIONS = frozenset(
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-    """Spans (start, end) of the sentences in text[start:end], trimmed of surrounding space."""
+    """Spans (start, end) of the sentences in text[start:end], trimmed of surrounding space.
+    Chinese, Japanese and Korean sentences end at 。！？； (`index.languages.cjk_sentence_spans`),
+    which need no space after them: a span with CJK text is split at those as well."""
     end = len(text) if end is None else end
+    spans = _split_western(text, start, end)
+    if not has_cjk(text[start:end]):
+        return spans
+    refined: list[tuple[int, int]] = []
+    for a, b in spans:
+        refined.extend(cjk_sentence_spans(text, a, b) if has_cjk(text[a:b]) else [(a, b)])
+    return refined
+
+
+def _split_western(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _BOUNDARY.finditer(text, start, end):
@@ -105,19 +119,37 @@ def sentence_spans(text: str) -> list[tuple[int, int, int]]:
     return out
 
 
+# Characters of Chinese or Japanese text per English word, for the length rules below: a CJK
+# sentence is one "word" to split() (40 characters are about 16 words).
+CJK_CHARS_PER_WORD = 2.5
+# Where a clause ends: , ; : and dashes followed by space; in CJK text the full-width ，；：、
+# need no space after them.
+_CLAUSE_CUT = re.compile(r"[,;:—–]\s+|[，；：、]\s*")
+
+
+def text_length(text: str) -> float:
+    """Length in words: split() words, and a CJK run's characters divided by
+    `CJK_CHARS_PER_WORD`."""
+    if not has_cjk(text):
+        return len(text.split())
+    cjk = sum(len(run) for run in CJK_RUN.findall(text))
+    return len(CJK_RUN.sub(" ", text).split()) + cjk / CJK_CHARS_PER_WORD
+
+
 def clause_spans(sentence: str) -> list[tuple[int, int]]:
-    """Clauses of a long sentence (cut at , ; : and dashes), each of at least five words: a long
-    sentence's vector is diluted by its other content, a clause's much less."""
-    if len(sentence.split()) < 16:
+    """Clauses of a long sentence (at least 16 words or 40 CJK characters; cut at , ; : and
+    dashes, and at ，；：、), each of at least five words (or 13 CJK characters): a long sentence's
+    vector is diluted by its other content, a clause's much less."""
+    if text_length(sentence) < 16:
         return []
     spans: list[tuple[int, int]] = []
     start = 0
-    for cut in re.finditer(r"[,;:—–]\s+", sentence):
-        if len(sentence[start : cut.start()].split()) >= 5:
+    for cut in _CLAUSE_CUT.finditer(sentence):
+        if text_length(sentence[start : cut.start()]) >= 5:
             spans.append((start, cut.start()))
             start = cut.end()
     if spans and start < len(sentence):
-        if len(sentence[start:].split()) >= 5:
+        if text_length(sentence[start:]) >= 5:
             spans.append((start, len(sentence)))
         else:
             spans[-1] = (spans[-1][0], len(sentence))

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from index.chunks import Chunk, chunk_ids, embed_text
+from index.languages import detect_language, has_cjk
 from index.sentences import split_sentences
 from ingest.loaders import LoadedDocument, Section
 
@@ -50,6 +51,7 @@ def chunk_document(
                 page=section.page,
                 tokens=0,
                 content_hash=content_hash,
+                language=detect_language(text),
             )
         )
     # One batched call: the real token count of what the model will read, header included.
@@ -100,10 +102,16 @@ def _units(text: str, start: int, end: int, count_tokens: TokenCounter, budget: 
     return units
 
 
+_WORD = re.compile(r"\S+")
+_CJK_PIECE = re.compile(r"[^\s，；：、,;:]+[，；：、,;:]*|[，；：、,;:]+")
+
+
 def _word_windows(
     text: str, a: int, b: int, count_tokens: TokenCounter, budget: int
 ) -> list[tuple[int, int]]:
-    words = [(m.start() + a, m.end() + a) for m in re.finditer(r"\S+", text[a:b])]
+    # CJK text has no spaces between words: its "words" are its clauses (cut after ，；：、).
+    word = _CJK_PIECE if has_cjk(text[a:b]) else _WORD
+    words = [(m.start() + a, m.end() + a) for m in word.finditer(text[a:b])]
     sizes = count_tokens([text[x:y] for x, y in words])
     # A single "word" over budget (a long URL, base64): cut it into pieces of budget characters,
     # since a word piece is never shorter than one character.

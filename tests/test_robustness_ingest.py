@@ -132,7 +132,7 @@ def test_version_1_manifest_is_migrated_and_keeps_other_tables(settings, tmp_pat
         )
         db.execute(
             "INSERT INTO chunks SELECT id || 'x', 'sub/lens.md', ord, text, start, \"end\", title, section,"
-            " page, tokens FROM chunks"
+            " page, tokens, language FROM chunks"
         )
         db.execute("CREATE TABLE extras (source TEXT PRIMARY KEY, note TEXT)")
         db.execute("INSERT INTO extras VALUES ('lens.md', 'A lens.')")
