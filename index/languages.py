@@ -167,9 +167,9 @@ def cjk_sentence_spans(text: str, start: int = 0, end: int | None = None) -> lis
         if match.group()[-1] in _CLOSERS and text[match.end() : match.end() + 1] in _QUOTATIVE:
             continue  # 「本当か？」と彼は聞いた。: the quote is part of the sentence
         cut = match.start() if match.group().startswith("\n") else match.end()
-        _append(text, spans, cursor, cut)
+        append_span(text, spans, cursor, cut)
         cursor = match.end()
-    _append(text, spans, cursor, end)
+    append_span(text, spans, cursor, end)
     return spans
 
 
@@ -178,7 +178,8 @@ def split_cjk_sentences(text: str) -> list[str]:
     return [text[a:b] for a, b in cjk_sentence_spans(text)]
 
 
-def _append(text: str, spans: list[tuple[int, int]], a: int, b: int) -> None:
+def append_span(text: str, spans: list[tuple[int, int]], a: int, b: int) -> None:
+    """Add text[a:b] to `spans` without its surrounding white space (nothing if that is all)."""
     while a < b and text[a].isspace():
         a += 1
     while b > a and text[b - 1].isspace():

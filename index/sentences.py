@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from index.languages import CJK_RUN, cjk_sentence_spans, has_cjk
+from index.languages import CJK_RUN, append_span, cjk_sentence_spans, has_cjk
 
 # A sentence ends at . ! ? (optionally followed by closing quotes or brackets) when
 # whitespace and something that can start a sentence come next. Blank lines always end one,
@@ -68,19 +68,10 @@ def _split_western(text: str, start: int, end: int) -> list[tuple[int, int]]:
         word = before[-1].rstrip(".").lower() if before else ""
         if match.group("close") == "" and word in _ABBREVIATIONS:
             continue
-        _append(text, spans, cursor, cut)
+        append_span(text, spans, cursor, cut)
         cursor = match.end()
-    _append(text, spans, cursor, end)
+    append_span(text, spans, cursor, end)
     return spans
-
-
-def _append(text: str, spans: list[tuple[int, int]], a: int, b: int) -> None:
-    while a < b and text[a].isspace():
-        a += 1
-    while b > a and text[b - 1].isspace():
-        b -= 1
-    if b > a:
-        spans.append((a, b))
 
 
 # Web pages flattened to text often glue a section heading onto the next sentence with no
