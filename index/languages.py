@@ -62,6 +62,7 @@ ZH_STOPWORDS = frozenset(
 log = logging.getLogger(__name__)
 
 
+@lru_cache(maxsize=8192)  # readers detect old chunks' language at every question: once each
 def detect_language(text: str) -> str:
     """ "zh", "ja", "ko", "en" or "other", from the scripts of the text's letters (see the module
     docstring for what it cannot tell apart). Text without letters is "other"."""
