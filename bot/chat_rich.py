@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 from bot.chat_session import COMMANDS, Ask
 from bot.chat_views import call_in_worker, documents_and_chunks, find_span, rewritten
+from bot.excerpts import shown_quote
 from bot.render import excerpt_line
 from bot.types import Answer, DocumentInfo, Passage
 
@@ -71,7 +72,7 @@ class RichView:
         elif answer.citations:
             self._print(Text("\nSources", style="bold dim"))
             for c in answer.citations:
-                self._source_line(c.n, c.source, c.location, c.quote)
+                self._source_line(c.n, c.source, c.location, shown_quote(c, QUOTE_CHARS))
         if first and (answer.citations or answer.retrieved):
             self._print(Text("/sources shows the full passages, /open N one in context.", style="dim"))
         self._print()

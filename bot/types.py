@@ -40,6 +40,9 @@ class Citation:
     location: str
     quote: str
     passage_id: str = ""
+    # The sentences the answer uses, as offsets into `quote` (empty: all of it); what a shown
+    # excerpt of a long quote is centred on.
+    spans: tuple[tuple[int, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "source": self.source, "location": self.location, "quote": self.quote}

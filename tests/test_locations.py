@@ -118,3 +118,46 @@ def test_a_citation_at_the_wrong_lines_is_counted_wrong(tmp_path):
     assert check(Citation(1, "two.pdf", "p. 2, lines 3-3", "The second page speaks of terns."))
     assert not check(Citation(1, "two.pdf", "p. 1", "The second page speaks of terns."))
     assert not check(Citation(1, "two.pdf", "p. 3", "The second page speaks of terns."))
+
+
+def test_the_quote_shown_is_centred_on_the_sentences_the_answer_uses():
+    from bot.chat_session import at_quote
+    from bot.discord_render import sources_embeds
+    from bot.excerpts import excerpt
+    from bot.quotes import ScoredSentence, render
+    from bot.render import format_answer
+    from bot.types import Answer, Passage
+
+    filler = " ".join(f"The tide table for day {i} was copied into the ledger by hand." for i in range(30))
+    first = "The harbour office opened in 1887."
+    last = "Admiral Whiskers slept in the lamp room every winter night."
+    text = f"{first} {filler} {last} The ledger ends there."
+    passage = Passage(
+        id="p1",
+        source="harbour.txt",
+        text=text,
+        location="lines 1-40",
+        score=1.0,
+        end=len(text),
+        chunk_ids=("p1",),
+    )
+    a = text.index(last)
+    # One sentence near the end of a long passage: quoted alone, and a long text cut around it.
+    draft = render([ScoredSentence(0, a, a + len(last), last, 1.0)], [passage], bullets=False)
+    assert draft.citations[0].quote == last
+    shown = excerpt(text, 120, [(a, a + len(last))])
+    assert last in shown and shown.startswith("…") and len(shown) <= 120
+    # Two sentences of one passage: one citation whose quote spans both (with the filler in
+    # between); every front end shows both sentences, not the quote's first 300 characters.
+    chosen = [ScoredSentence(0, 0, len(first), first, 1.0), ScoredSentence(0, a, a + len(last), last, 0.9)]
+    draft = render(chosen, [passage], bullets=False)
+    (citation,) = draft.citations
+    assert len(citation.quote) > 1000 and citation.quote.endswith(last)
+    answer = Answer("q", draft.text, draft.citations, False, (passage,))
+    cli = format_answer(answer)
+    assert first in cli and last in cli and "The tide table for day 12" not in cli
+    (embed,) = sources_embeds(answer.citations)
+    assert last in embed.fields[0].value and first in embed.fields[0].value
+    # /open shows the quote in its context, under the citation's location.
+    opened = at_quote(answer, 1, passage)
+    assert opened.text == citation.quote and opened.location == citation.location
