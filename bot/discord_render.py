@@ -67,6 +67,13 @@ def _quote_value(text: str, chars: int) -> str:
     return "“" + body + "”" if body else "\u2014"
 
 
+def _with_link(value: str, c: Citation) -> str:
+    """The field value with a link to the page at the quote, for a source ingested from a URL
+    (left out when it would not fit in the field)."""
+    link = f"\n[open at the quote](<{c.link}>)" if c.link and not any(ch in c.link for ch in "()<> ") else ""
+    return value + link if link and len(value) + len(link) <= MAX_FIELD_VALUE else value
+
+
 def _fill_embeds(
     title: str, colour: discord.Colour, fields: Sequence[tuple[str, str]], footer: str = ""
 ) -> list[discord.Embed]:
@@ -91,7 +98,10 @@ def sources_embeds(
     citations: Sequence[Citation], quote_chars: int = QUOTE_CHARS, footer: str = ""
 ) -> list[discord.Embed]:
     fields = [
-        (_field_name(c.n, c.source, c.location), _quote_value(shown_quote(c, quote_chars), quote_chars))
+        (
+            _field_name(c.n, c.source, c.location),
+            _with_link(_quote_value(shown_quote(c, quote_chars), quote_chars), c),
+        )
         for c in citations
     ]
     return _fill_embeds("Sources", COLOUR_ANSWER, fields, footer=footer)

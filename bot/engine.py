@@ -39,8 +39,9 @@ def _overlap(a: Passage, b: Passage) -> bool:
 class OriginalLines:
     """Line numbers of indexed txt and Markdown files as an editor shows them, one per line of
     the indexed text: derived by reading the file again while it is the one indexed (same
-    SHA-256), kept per file until its size, time or record changes. None otherwise, and
-    citations count lines of the indexed text, as before.
+    SHA-256), kept per file until its size, time or record changes; empty for formats that
+    have no lines of their own (PDF, HTML, DOCX). None when not known (the file changed or
+    is gone): citations then count lines of the indexed text, as before.
 
     Derived at answer time rather than stored at ingest: nothing in the index changes, so
     every existing index gets exact lines without a migration or a re-ingest, and the cost is
@@ -59,8 +60,10 @@ class OriginalLines:
                 records = {s: (r.path, r.content_hash) for s, r in self.manifest.files().items()}
                 self._records = (generation, records)
             record = self._records[1].get(source)
-        if record is None or Path(record[0]).suffix.lower() not in LINE_SUFFIXES:
+        if record is None:
             return None
+        if Path(record[0]).suffix.lower() not in LINE_SUFFIXES:
+            return []  # a PDF, a web page, a DOCX: cited by page and heading, not lines
         try:
             info = os.stat(record[0])
         except OSError:

@@ -33,6 +33,8 @@ def format_answer(answer: Answer, *, quote_chars: int = 300) -> str:
             # A newline in a file name would otherwise forge a line of its own.
             lines.append(f"  [{c.n}] {one_line(c.source)} ({one_line(c.location)})")
             lines.append(textwrap.indent(f"“{shown_quote(c, quote_chars)}”", "      "))
+            if c.link:  # opens the page at the quote
+                lines.append(f"      {one_line(c.link)}")
     return "\n".join(lines)
 
 

@@ -338,14 +338,16 @@ class HybridRetriever:
         first = text.count("\n", 0, start) + 1
         last = first + text.count("\n", start, max(start, end - 1) if end > start else start)
         numbers = self.line_numbers(source) if self.line_numbers is not None else None
-        if numbers is not None and last <= len(numbers):
+        if numbers and last <= len(numbers):
             first, last = numbers[first - 1], numbers[last - 1]
         parts = []
         if page is not None:
             parts.append(f"p. {page}")
         if section:
             parts.append(f"§ {section}")
-        parts.append(f"line {first}" if first == last else f"lines {first}-{last}")
+        # A format without lines of its own is cited by page and heading when it has them.
+        if numbers is None or len(numbers) > 0 or not parts:
+            parts.append(f"line {first}" if first == last else f"lines {first}-{last}")
         return ", ".join(parts)
 
     def cite(self, citation: Citation, passage: Passage, text: str | None = None) -> Citation:

@@ -161,3 +161,24 @@ def test_the_quote_shown_is_centred_on_the_sentences_the_answer_uses():
     # /open shows the quote in its context, under the citation's location.
     opened = at_quote(answer, 1, passage)
     assert opened.text == citation.quote and opened.location == citation.location
+
+
+def test_a_source_from_a_url_links_to_the_quote():
+    from bot.discord_render import sources_embeds
+    from bot.render import format_answer
+    from bot.types import Answer
+    from dossier_common.urls import quote_link
+
+    url = "https://example.com/news/lanterns.html"
+    quote = "The lantern fair of Quellmoor opens on the first Friday of October, rain or shine."
+    link = quote_link(url + "#top", quote)
+    assert link == url + "#:~:text=The%20lantern%20fair%20of%20Quellmoor%20opens%20on%20the"
+    assert quote_link(url, "A-B, C&D") == url + "#:~:text=A%2DB%2C%20C%26D"
+    cited = Citation(1, url, "§ Fairs", quote)
+    assert cited.link == link and cited.to_dict()["link"] == link
+    plain = Citation(1, "notes.txt", "line 3", quote)
+    assert plain.link == "" and "link" not in plain.to_dict()  # files: the ask --json keys as before
+    answer = Answer("q", f"{quote} [1]", (cited,), False, ())
+    assert f"      {link}" in format_answer(answer).splitlines()
+    (embed,) = sources_embeds(answer.citations)
+    assert f"(<{link}>)" in embed.fields[0].value
