@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 from bot.chat_session import COMMANDS, Ask
 from bot.chat_views import call_in_worker, documents_and_chunks, find_span, rewritten
+from bot.excerpts import shown_quote
 from bot.render import excerpt_line
 from bot.types import Answer, DocumentInfo, Passage
 
@@ -71,17 +72,19 @@ class RichView:
         elif answer.citations:
             self._print(Text("\nSources", style="bold dim"))
             for c in answer.citations:
-                self._source_line(c.n, c.source, c.location, c.quote)
+                self._source_line(c.n, c.source, c.location, shown_quote(c, QUOTE_CHARS), c.link)
         if first and (answer.citations or answer.retrieved):
             self._print(Text("/sources shows the full passages, /open N one in context.", style="dim"))
         self._print()
 
-    def _source_line(self, n: int, source: str, location: str, quote: str) -> None:
+    def _source_line(self, n: int, source: str, location: str, quote: str, link: str = "") -> None:
         from rich.text import Text
 
         line = Text.assemble((f"[{n}] ", "bold cyan"), (source, "bold"), (f" · {location}", "dim"))
         self._print(line)
         self._print(Text(f"    “{excerpt_line(quote, QUOTE_CHARS)}”", style="italic dim"))
+        if link:  # opens the page at the quote
+            self._print(Text(f"    {link}", style=f"dim link {link}"))
 
     def passages(self, items: Sequence[tuple[int, Passage]], *, cited: bool) -> None:
         from rich.padding import Padding

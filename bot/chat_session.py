@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
 from bot.render import excerpt_line
@@ -182,8 +183,24 @@ class Chat:
         if passage is None:
             self.view.notice(f"No passage {wanted}: the last answer has passages {span}.")
             return
+        passage = at_quote(answer, wanted, passage)
         context = self.engine.context(passage) if passage.end > passage.start else passage.text
         self.view.context(wanted, passage, context)
+
+
+def at_quote(answer: Answer, n: int, passage: Passage) -> Passage:
+    """The cited passage narrowed to citation [n]'s quote, under the citation's location, so
+    /open shows the quote in its context (not the passage's start) where the answer cites it."""
+    citation = next((c for c in answer.citations if c.n == n), None)
+    at = passage.text.find(citation.quote) if citation is not None and citation.quote else -1
+    if citation is None or at < 0:
+        return passage
+    if passage.end <= passage.start:  # no offsets into its source
+        return replace(passage, text=citation.quote, location=citation.location)
+    start = passage.start + at
+    return replace(
+        passage, text=citation.quote, location=citation.location, start=start, end=start + len(citation.quote)
+    )
 
 
 def numbered_passages(answer: Answer) -> list[tuple[int, Passage]]:

@@ -22,6 +22,7 @@ from bot.discord_text import (
     source_name,
     split_text,
 )
+from bot.excerpts import shown_quote
 from bot.prompts import CANNOT_ANSWER
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage
 
@@ -66,6 +67,13 @@ def _quote_value(text: str, chars: int) -> str:
     return "“" + body + "”" if body else "\u2014"
 
 
+def _with_link(value: str, c: Citation) -> str:
+    """The field value with a link to the page at the quote, for a source ingested from a URL
+    (left out when it would not fit in the field)."""
+    link = f"\n[open at the quote](<{c.link}>)" if c.link and not any(ch in c.link for ch in "()<> ") else ""
+    return value + link if link and len(value) + len(link) <= MAX_FIELD_VALUE else value
+
+
 def _fill_embeds(
     title: str, colour: discord.Colour, fields: Sequence[tuple[str, str]], footer: str = ""
 ) -> list[discord.Embed]:
@@ -89,7 +97,13 @@ def _fill_embeds(
 def sources_embeds(
     citations: Sequence[Citation], quote_chars: int = QUOTE_CHARS, footer: str = ""
 ) -> list[discord.Embed]:
-    fields = [(_field_name(c.n, c.source, c.location), _quote_value(c.quote, quote_chars)) for c in citations]
+    fields = [
+        (
+            _field_name(c.n, c.source, c.location),
+            _with_link(_quote_value(shown_quote(c, quote_chars), quote_chars), c),
+        )
+        for c in citations
+    ]
     return _fill_embeds("Sources", COLOUR_ANSWER, fields, footer=footer)
 
 
@@ -112,7 +126,7 @@ def _compact_sources(citations: Sequence[Citation], quote_chars: int) -> list[st
     lines = ["**Sources**"]
     for c in citations:
         where = escape(source_name(c.source)) + (", " + escape(c.location) if c.location else "")
-        lines.append(f"[{c.n}] {where}: “{escape_clipped(c.quote, quote_chars)}”")
+        lines.append(f"[{c.n}] {where}: “{escape_clipped(shown_quote(c, quote_chars), quote_chars)}”")
     return lines
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from bot.index_status import index_status, indexed_documents
 from bot.naming import CUE_TERMS, DocumentName, document_name, find_by_name
 from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of
 from bot.summary import Overview, Summaries
-from bot.types import Answer, Answerer, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
+from bot.types import Answer, Answerer, Citation, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
 from bot.understanding import Understood, understand
 from dossier_common.errors import NoIndexError, QuestionError
 from dossier_common.settings import Settings
@@ -25,6 +26,7 @@ from index.languages import detect_language, segmenter_available
 from index.layout import Layout
 from index.manifest import Manifest, open_for_reading
 from index.store import VectorStore, missing_vectors
+from ingest.loaders import LINE_SUFFIXES, original_lines
 from ingest.pipeline import IngestReport, Progress, ingest_paths
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,49 @@ log = logging.getLogger(__name__)
 
 def _overlap(a: Passage, b: Passage) -> bool:
     return a.source == b.source and a.start < b.end and b.start < a.end
+
+
+class OriginalLines:
+    """Line numbers of indexed txt and Markdown files as an editor shows them, one per line of
+    the indexed text: derived by reading the file again while it is the one indexed (same
+    SHA-256), kept per file until its size, time or record changes; empty for formats that
+    have no lines of their own (PDF, HTML, DOCX). None when not known (the file changed or
+    is gone): citations then count lines of the indexed text, as before.
+
+    Derived at answer time rather than stored at ingest: nothing in the index changes, so
+    every existing index gets exact lines without a migration or a re-ingest, and the cost is
+    one read of each cited file per process."""
+
+    def __init__(self, manifest: Manifest) -> None:
+        self.manifest = manifest
+        self._records: tuple[int, dict[str, tuple[str, str]]] = (-1, {})
+        self._cache: dict[str, tuple[tuple[str, str, int, int], list[int] | None]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, source: str) -> list[int] | None:
+        generation = self.manifest.generation()
+        with self._lock:
+            if self._records[0] != generation:
+                records = {s: (r.path, r.content_hash) for s, r in self.manifest.files().items()}
+                self._records = (generation, records)
+            record = self._records[1].get(source)
+        if record is None:
+            return None
+        if Path(record[0]).suffix.lower() not in LINE_SUFFIXES:
+            return []  # a PDF, a web page, a DOCX: cited by page and heading, not lines
+        try:
+            info = os.stat(record[0])
+        except OSError:
+            return None
+        key = (*record, info.st_size, info.st_mtime_ns)
+        with self._lock:
+            cached = self._cache.get(source)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        numbers = original_lines(Path(record[0]), record[1])
+        with self._lock:
+            self._cache[source] = (key, numbers)
+        return numbers
 
 
 class Engine:
@@ -113,6 +158,7 @@ class Engine:
                     cache_dir=Layout(self.settings.home).keyword_cache,
                     evidence=extractive.passage_scores,
                     context_chunks=self.settings.context_chunks,
+                    line_numbers=OriginalLines(self._manifest),
                 )
                 self._extractive = extractive
                 self._summaries = Summaries(self._manifest, retriever.locate)
@@ -256,10 +302,11 @@ class Engine:
         # The answer speaks the asker's language where it is not quoting: the abstention, and a
         # line when the quotes are in another language.
         text = cannot_answer(language) if draft.abstained and language != "en" else draft.text
+        citations = self.located(draft.citations, passages)
         return Answer(
             question=question,
             text=text,
-            citations=draft.citations,
+            citations=citations,
             abstained=draft.abstained,
             retrieved=tuple(passages),
             timings_ms=ms,
@@ -268,8 +315,25 @@ class Engine:
             answerer=self.answerer.name if not draft.note else "extractive",
             kind=kind,
             language=language,
-            source_note="" if draft.abstained else source_note(language, draft.citations, passages),
+            source_note="" if draft.abstained else source_note(language, citations, passages),
         )
+
+    def located(self, citations: Sequence[Citation], passages: Sequence[Passage]) -> tuple[Citation, ...]:
+        """Each citation located at its quote (the lines, page and heading that hold it), the
+        one location every front end shows."""
+        retriever = self._build_parts()
+        by_id = {p.id: p for p in passages}
+        texts: dict[str, str] = {}
+        out = []
+        for c in citations:
+            passage = by_id.get(c.passage_id)
+            if passage is None or passage.source != c.source:
+                out.append(c)
+                continue
+            if c.source not in texts:
+                texts[c.source] = retriever.manifest.file_text(c.source) or ""
+            out.append(retriever.cite(c, passage, texts[c.source]))
+        return tuple(out)
 
     # -- overviews --------------------------------------------------------------------------
     def overview(self, source: str | None, question: str = "") -> Overview:
@@ -321,7 +385,7 @@ class Engine:
         return Answer(
             question=f"Summarize {source}." if source else "Summarize the documents.",
             text=draft.text,
-            citations=draft.citations,
+            citations=self.located(draft.citations, overview.passages),
             abstained=draft.abstained,
             retrieved=overview.passages,
             timings_ms={"total": (time.perf_counter() - started) * 1000},
@@ -342,6 +406,10 @@ class Engine:
     # -- the index --------------------------------------------------------------------------
     def status(self) -> IndexStatus:
         return index_status(self.settings)
+
+    def source_paths(self) -> dict[str, Path]:
+        """Where each indexed source's file is on disk."""
+        return {s: Path(r.path) for s, r in self._build_parts().manifest.files().items()}
 
     def documents(self) -> list[DocumentInfo]:
         return indexed_documents(self.settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import time
 from collections.abc import Sequence
@@ -19,9 +20,18 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.retrieval import passages_by_source
-from bot.types import Answer, Passage
+from bot.types import Answer, Citation, Passage
 from dossier_common.errors import DossierError
-from ingest.loaders import fold_for_match
+from ingest.loaders import (
+    LINE_SUFFIXES,
+    LoadError,
+    decode_text,
+    editor_lines,
+    fold_for_match,
+    load_file,
+    normalize_text,
+    pdf_page_text,
+)
 
 
 class EvalQuestion(BaseModel):
@@ -86,7 +96,72 @@ def hit_rank(retrieved: Sequence[Passage], q: EvalQuestion) -> int | None:
     return next((i + 1 for i, p in enumerate(retrieved) if is_relevant(p, q)), None)
 
 
-def score_one(q: EvalQuestion, answer: Answer, ms: float, k: int) -> dict[str, Any]:
+_PAGE = re.compile(r"\bp\. (\d+)")
+_LINES = re.compile(r"\blines? (\d+)(?:-(\d+))?")
+_SECTION = re.compile(r"§ (.*?)(?:, lines? \d|$)")
+
+
+class LocationCheck:
+    """Whether a citation's quote lies inside the place its location names, in the original
+    file read again from disk: the cited lines of a txt or Markdown file, the cited page of a
+    PDF (its text extracted as ingest reads pages), the cited section of other formats.
+    Compared with case, quote style and whitespace folded. Files are read once."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self.paths = paths
+        self._data: dict[Path, bytes | None] = {}
+        self._pages: dict[tuple[Path, int], str | None] = {}
+
+    def _read(self, path: Path) -> bytes | None:
+        if path not in self._data:
+            try:
+                self._data[path] = path.read_bytes()
+            except OSError:
+                self._data[path] = None
+        return self._data[path]
+
+    def cited_text(self, citation: Citation) -> str | None:
+        """The text of the original file at the citation's location; None when it names none
+        or the file cannot be read."""
+        path = self.paths.get(citation.source)
+        data = self._read(path) if path is not None else None
+        if path is None or data is None:
+            return None
+        suffix = path.suffix.lower()
+        if suffix in LINE_SUFFIXES:
+            lines = _LINES.search(citation.location)
+            if lines is None:
+                return None
+            first, last = int(lines.group(1)), int(lines.group(2) or lines.group(1))
+            try:
+                raw = decode_text(data)
+            except LoadError:
+                return None
+            return "\n".join(editor_lines(raw)[first - 1 : last])
+        if suffix == ".pdf":
+            page = _PAGE.search(citation.location)
+            if page is None:
+                return None
+            key = (path, int(page.group(1)))
+            if key not in self._pages:
+                self._pages[key] = pdf_page_text(data, key[1])
+            return self._pages[key]
+        section = _SECTION.search(citation.location)
+        try:
+            document = load_file(path, path.parent)
+        except LoadError:
+            return None
+        heading = section.group(1) if section else ""
+        return "\n\n".join(s.text for s in document.sections if s.heading == heading) or None
+
+    def __call__(self, citation: Citation) -> bool:
+        cited = self.cited_text(citation)
+        return cited is not None and fold_for_match(citation.quote) in fold_for_match(normalize_text(cited))
+
+
+def score_one(
+    q: EvalQuestion, answer: Answer, ms: float, k: int, located: LocationCheck | None = None
+) -> dict[str, Any]:
     retrieved = answer.retrieved[:k]
     correct = None
     if q.answers:
@@ -108,6 +183,10 @@ def score_one(q: EvalQuestion, answer: Answer, ms: float, k: int) -> dict[str, A
         "citations_ok": citations_ok,
         "retrieved": [{"source": p.source, "location": p.location} for p in retrieved],
         "ms": round(ms, 1),
+        # [citations whose quote is at their location, citations]
+        "citation_locations": [sum(1 for c in answer.citations if located(c)), len(answer.citations)]
+        if located is not None
+        else None,
     }
 
 
@@ -154,6 +233,12 @@ def summarise(
         "p50_ms": _rounded_percentile(times, 50),
         "p95_ms": _rounded_percentile(times, 95),
     }
+    located = [r["citation_locations"] for r in results if r.get("citation_locations")]
+    if located:
+        total = sum(n for _, n in located)
+        summary["citation_location_accuracy"] = (
+            round(sum(ok for ok, _ in located) / total, 4) if total else None
+        )
     if ndcgs:
         summary["ndcg_at_10"] = _mean([n for n, _ in ndcgs])
     if per_kind:
@@ -172,11 +257,13 @@ def run_eval(engine: Any, questions: Sequence[EvalQuestion], *, k: int = 5) -> d
         raise DossierError("The question file holds no questions.")
     results: list[dict[str, Any]] = []
     ndcgs: list[tuple[float, str]] = []
+    paths = getattr(engine, "source_paths", None)
+    located = LocationCheck(paths()) if paths is not None else None
     for q in questions:
         started = time.perf_counter()
         answer = engine.ask(q.question, k=k)
         ms = (time.perf_counter() - started) * 1000
-        result = score_one(q, answer, ms, k)
+        result = score_one(q, answer, ms, k, located)
         result["_graded_retrieval"] = bool(q.evidence or q.relevant_sources)
         results.append(result)
         if q.relevant_sources:

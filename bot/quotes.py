@@ -50,13 +50,16 @@ def render(chosen: Sequence[ScoredSentence], passages: Sequence[Passage], *, bul
         p = passages[s.passage]
         if s.passage not in numbers:
             numbers[s.passage] = len(numbers) + 1
-            citations.append(Citation(numbers[s.passage], p.source, p.location, s.text, p.id))
+            first = ((0, len(s.text)),)
+            citations.append(Citation(numbers[s.passage], p.source, p.location, s.text, p.id, first))
         else:  # a second quote from the same passage: widen the quote to cover both
             n = numbers[s.passage]
             old = citations[n - 1]
-            lo = min(p.text.find(old.quote), s.start)
-            hi = max(p.text.find(old.quote) + len(old.quote), s.end)
-            citations[n - 1] = Citation(n, old.source, old.location, p.text[lo:hi], old.passage_id)
+            at = p.text.find(old.quote)
+            lo = min(at, s.start)
+            hi = max(at + len(old.quote), s.end)
+            spans = (*((a + at - lo, b + at - lo) for a, b in old.spans), (s.start - lo, s.end - lo))
+            citations[n - 1] = Citation(n, old.source, old.location, p.text[lo:hi], old.passage_id, spans)
         shown = f"{_clean(s.text)} …" if s.cut else _clean(s.text)  # "…": the sentence goes on
         lines.append(f"{shown} [{numbers[s.passage]}]")
     text = "\n".join(f"- {line}" for line in lines) if bullets else " ".join(lines)

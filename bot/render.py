@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 import time
 
+from bot.excerpts import shown_quote
 from bot.printable import one_line
 from bot.types import Answer, IndexStatus
 
@@ -31,7 +32,9 @@ def format_answer(answer: Answer, *, quote_chars: int = 300) -> str:
         for c in answer.citations:
             # A newline in a file name would otherwise forge a line of its own.
             lines.append(f"  [{c.n}] {one_line(c.source)} ({one_line(c.location)})")
-            lines.append(textwrap.indent(f"“{excerpt_line(c.quote, quote_chars)}”", "      "))
+            lines.append(textwrap.indent(f"“{shown_quote(c, quote_chars)}”", "      "))
+            if c.link:  # opens the page at the quote
+                lines.append(f"      {one_line(c.link)}")
     return "\n".join(lines)
 
 

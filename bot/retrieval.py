@@ -11,13 +11,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
-from bot.types import Passage
+from bot.types import Citation, Passage
 from index.keywords import KeywordIndex, keyword_indexes
 from index.manifest import Manifest, chunk_language
 from index.store import VectorStore
@@ -80,8 +80,12 @@ class HybridRetriever:
         cache_dir: Path | None = None,
         evidence: Callable[[str, Sequence[Passage]], Sequence[float]] | None = None,
         context_chunks: int = 0,
+        line_numbers: Callable[[str], Sequence[int] | None] | None = None,
     ) -> None:
         self.manifest = manifest
+        # A source's line numbers on disk, one per line of its indexed text (None: not known,
+        # and lines are counted in the indexed text).
+        self.line_numbers = line_numbers
         self.store = store
         self.embedder = embedder
         self.candidates = candidates
@@ -323,17 +327,47 @@ class HybridRetriever:
         """The passage with its human-readable location (page, section, lines); `text` is its
         source's text when the caller has already read it."""
         text = (self.manifest.file_text(passage.source) or "") if text is None else text
-        first = text.count("\n", 0, passage.start) + 1
-        last = first + text.count("\n", passage.start, passage.end)
-        parts = []
-        if passage.page is not None:
-            parts.append(f"p. {passage.page}")
-        if passage.section:
-            parts.append(f"§ {passage.section}")
-        parts.append(f"line {first}" if first == last else f"lines {first}-{last}")
+        where = self._where(passage.source, passage.page, passage.section, text, passage.start, passage.end)
         # Chunks are exact spans of the source text, so a merged passage is one slice of it.
         body = text[passage.start : passage.end] if len(passage.chunk_ids) > 1 and text else passage.text
-        return Passage(**{**passage.__dict__, "text": body, "location": ", ".join(parts)})
+        return Passage(**{**passage.__dict__, "text": body, "location": where})
+
+    def _where(self, source: str, page: int | None, section: str, text: str, start: int, end: int) -> str:
+        """ "p. 3, § Heading, lines 12-18": the lines are those of the file on disk when its
+        line numbers are known, else of the indexed text."""
+        first = text.count("\n", 0, start) + 1
+        last = first + text.count("\n", start, max(start, end - 1) if end > start else start)
+        numbers = self.line_numbers(source) if self.line_numbers is not None else None
+        if numbers and last <= len(numbers):
+            first, last = numbers[first - 1], numbers[last - 1]
+        parts = []
+        if page is not None:
+            parts.append(f"p. {page}")
+        if section:
+            parts.append(f"§ {section}")
+        # A format without lines of its own is cited by page and heading when it has them.
+        if numbers is None or len(numbers) > 0 or not parts:
+            parts.append(f"line {first}" if first == last else f"lines {first}-{last}")
+        return ", ".join(parts)
+
+    def cite(self, citation: Citation, passage: Passage, text: str | None = None) -> Citation:
+        """The citation located at its quote: the lines (and page, and section) of the passage
+        that hold the quoted text, rather than the whole passage's."""
+        at = passage.text.find(citation.quote) if citation.quote else -1
+        if at < 0:
+            return citation
+        start = passage.start + at
+        end = start + len(citation.quote)
+        page, section = passage.page, passage.section
+        if len(passage.chunk_ids) > 1:  # the chunk the quote starts in has its page and heading
+            for row in self.manifest.chunks(list(passage.chunk_ids)):
+                if row["start"] <= start < row["end"]:
+                    page, section = row["page"], row["section"]
+                    break
+        text = (self.manifest.file_text(passage.source) or "") if text is None else text
+        if text[start:end] != citation.quote:
+            return citation
+        return replace(citation, location=self._where(passage.source, page, section, text, start, end))
 
 
 def _merge(candidates: list[tuple[Any, float]], k: int) -> list[Passage]:

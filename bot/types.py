@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from dossier_common.urls import is_url, quote_link
+
 
 @dataclass(frozen=True)
 class Passage:
@@ -40,9 +42,26 @@ class Citation:
     location: str
     quote: str
     passage_id: str = ""
+    # The sentences the answer uses, as offsets into `quote` (empty: all of it); what a shown
+    # excerpt of a long quote is centred on.
+    spans: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def link(self) -> str:
+        """For a source ingested from a URL, that URL with a text fragment on the quote (a
+        click lands on it); "" for files."""
+        return quote_link(self.source, self.quote) if is_url(self.source) else ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "source": self.source, "location": self.location, "quote": self.quote}
+        out: dict[str, Any] = {
+            "n": self.n,
+            "source": self.source,
+            "location": self.location,
+            "quote": self.quote,
+        }
+        if self.link:
+            out["link"] = self.link
+        return out
 
 
 @dataclass(frozen=True)

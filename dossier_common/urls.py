@@ -7,7 +7,7 @@ here means none of those has to import the downloader (and httpx) to recognise o
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 # Query parameters that commonly carry a credential ("?token=", "&api_key=", "&X-Amz-Signature=").
 _SECRET_PARAM = re.compile(
@@ -44,4 +44,28 @@ def _is_secret_param(name: str) -> bool:
     return bool(_SECRET_PARAM.fullmatch(re.split(r"[-_.]", name)[-1]))
 
 
-__all__ = ["display_url", "is_url"]
+# A text fragment names the start of the quote: enough words to be unique on a page, short
+# enough that a line break or a footnote mark in the page's own text is unlikely to fall inside.
+FRAGMENT_WORDS = 8
+FRAGMENT_CHARS = 80
+
+
+def quote_link(url: str, quote_text: str) -> str:
+    """`url` with a text fragment (`#:~:text=`) on the start of `quote_text`, so a browser that
+    supports them scrolls to the quote and highlights it (any fragment of `url` is replaced).
+
+    >>> quote_link("https://example.com/a#top", "Prices rose 4% - a record, said A&B.")
+    'https://example.com/a#:~:text=Prices%20rose%204%25%20%2D%20a%20record%2C%20said%20A%26B.'
+    """
+    words = quote_text.split()[:FRAGMENT_WORDS]
+    start = " ".join(words)
+    if len(start) > FRAGMENT_CHARS:
+        start = start[:FRAGMENT_CHARS].rsplit(" ", 1)[0] or start[:FRAGMENT_CHARS]
+    base = url.split("#", 1)[0]
+    if not start:
+        return base
+    # "-", "," and "&" have meanings inside a text directive: percent-encoded like the rest.
+    return f"{base}#:~:text={quote(start, safe='').replace('-', '%2D')}"
+
+
+__all__ = ["display_url", "is_url", "quote_link"]

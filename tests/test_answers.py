@@ -130,6 +130,10 @@ def test_dev_set_meets_the_quality_bars(report_engine):
     assert s["false_abstention_rate"] <= 0.1
     assert s["median_answer_chars"] < 300
     assert s["by_kind"]["factoid"]["n"] == 16  # the file gives no kinds: all count as factoid
+    # Every citation's quote is at the lines it names in the file on disk.
+    assert s["citation_location_accuracy"] == 1.0
+    assert all(ok == n for ok, n in (r["citation_locations"] for r in report["results"]))
+    assert sum(n for _, n in (r["citation_locations"] for r in report["results"])) >= 12
     result = report["results"][0]
     assert set(result) >= {
         "id",

@@ -78,9 +78,13 @@ def test_sources_and_open_show_the_passages(fake_report_engine, fake_report_inde
     assert "So, at least in some countries, they’re certainly aware of it." in sources
     assert len(sources) > len(quote.group(1))
 
-    assert re.match(r"\[1\] overseas-police-stations-canada\.txt \(lines \d+-\d+\), in context:", opened)
+    # /open centres on the cited quote, under the citation's own location (its lines on disk).
+    located = re.search(r"^  \[1\] overseas-police-stations-canada\.txt \((lines? [\d-]+)\)$", answer, re.M)
+    assert located is not None, answer
+    assert opened.startswith(f"[1] overseas-police-stations-canada.txt ({located.group(1)}), in context:")
     marked = re.search(r">>> (.*?) <<<", opened, re.S)
     assert marked is not None and marked.group(1).startswith("Peter Dahlin, founder and director")
+    assert " ".join(marked.group(1).split()) == quote.group(1)
     before, after = opened[: marked.start()], opened[marked.end() :]
     assert "Spain-based Safeguard Defenders" in before  # the text around the passage
     assert "Other places" in after

@@ -220,6 +220,8 @@ def test_dossier_ingest_url_then_answer_cites_the_url(server: str, tmp_path: Pat
     assert ask.returncode == 0, ask.stderr
     answer = json.loads(ask.stdout)
     assert answer["citations"] and answer["citations"][0]["source"] == url
+    # The citation links back to the page, at the quote (a text fragment on its first words).
+    assert answer["citations"][0]["link"].startswith(url + "#:~:text=")
     missing = dossier_cli("ingest", f"{server}/nope.html", home=home, **env)
     assert missing.returncode != 0 and "404" in missing.stderr and "Traceback" not in missing.stderr
 

@@ -267,6 +267,8 @@ def test_open_dev_set_meets_the_bars(report_engine):
     assert s["abstention_accuracy"] == 1.0  # both unanswerable questions declined
     assert set(s["by_kind"]) == {"overview", "list", "yesno", "why", "compare", "multihop"}
     assert s["by_kind"]["overview"]["n"] == 4
+    assert s["citation_location_accuracy"] == 1.0  # every quote at the lines its citation names
+    assert all(ok == n for ok, n in (r["citation_locations"] for r in report["results"]))
     assert all(r["kind"] for r in report["results"])
 
 

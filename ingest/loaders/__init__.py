@@ -17,11 +17,14 @@ This module is the package's public face; the rest of the project imports from h
 
 from ingest.loaders.discovery import SUPPORTED_SUFFIXES, Skipped, discover, file_hash
 from ingest.loaders.document import BYTES_PER_MB, UNLIMITED, Budget, LoadedDocument, LoadError, Section
-from ingest.loaders.reader import load_file
-from ingest.loaders.text import fold_for_match, normalize_text
+from ingest.loaders.pdf import pdf_page_text
+from ingest.loaders.plain import decode_text
+from ingest.loaders.reader import LINE_SUFFIXES, load_file, original_lines
+from ingest.loaders.text import editor_lines, fold_for_match, normalize_text
 
 __all__ = [
     "BYTES_PER_MB",
+    "LINE_SUFFIXES",
     "SUPPORTED_SUFFIXES",
     "UNLIMITED",
     "Budget",
@@ -29,9 +32,13 @@ __all__ = [
     "LoadedDocument",
     "Section",
     "Skipped",
+    "decode_text",
     "discover",
+    "editor_lines",
     "file_hash",
     "fold_for_match",
     "load_file",
     "normalize_text",
+    "original_lines",
+    "pdf_page_text",
 ]

@@ -48,19 +48,40 @@ def load_pdf(data: bytes, budget: Budget) -> Parsed:
         for number in range(1, pages + 1):
             try:
                 page = document[number - 1]
-                raw = page.get_textpage().get_text_bounded()
+                body = _page_text(page)
             except Exception as err:
                 # One broken page should not cost the reader the rest of the document.
                 log.warning("PDF page %d could not be read: %s", number, error_summary(err))
                 failure = err
                 continue
-            blocks.append(Block(_dehyphenate(normalize_text(raw)), page=number))
+            blocks.append(Block(body, page=number))
             chars += len(blocks[-1].text)
             budget.check_chars(chars)
         text, sections = assemble(blocks)
         if not text and failure is not None:
             raise LoadError(f"corrupt PDF: {error_summary(failure)}")
         return _pdf_title(document) or first_line(text), text, sections
+    finally:
+        document.close()
+
+
+def _page_text(page: Any) -> str:
+    return _dehyphenate(normalize_text(page.get_textpage().get_text_bounded()))
+
+
+def pdf_page_text(data: bytes, number: int) -> str | None:
+    """The text of page `number` (1-based, as a viewer counts) read the way ingest reads it;
+    None when the PDF has no such page or it cannot be read."""
+    import pypdfium2 as pdfium
+
+    try:
+        document = pdfium.PdfDocument(data)
+    except Exception:
+        return None
+    try:
+        return _page_text(document[number - 1]) if 1 <= number <= len(document) else None
+    except Exception:
+        return None
     finally:
         document.close()
 

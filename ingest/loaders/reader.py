@@ -10,8 +10,8 @@ from ingest.loaders.document import BYTES_PER_MB, UNLIMITED, Budget, LoadedDocum
 from ingest.loaders.docx import load_docx
 from ingest.loaders.html import load_html
 from ingest.loaders.pdf import load_pdf
-from ingest.loaders.plain import load_markdown, load_txt
-from ingest.loaders.text import title_line
+from ingest.loaders.plain import decode_text, load_markdown, load_txt
+from ingest.loaders.text import normalize_text, original_line_numbers, title_line
 
 log = logging.getLogger(__name__)
 
@@ -90,3 +90,26 @@ def load_file(
         sections=sections,
         content_hash=hashlib.sha256(data).hexdigest(),
     )
+
+
+# Formats whose text is the file's own lines, so a citation can name them.
+LINE_SUFFIXES = frozenset({".txt", ".md", ".markdown"})
+
+
+def original_lines(path: Path, content_hash: str) -> list[int] | None:
+    """For each line of the indexed text of a txt or Markdown file, its line number in the file
+    on disk (see `original_line_numbers`); None for other formats, or when the file is gone or
+    no longer the one indexed (its SHA-256 differs from `content_hash`)."""
+    if Path(path).suffix.lower() not in LINE_SUFFIXES:
+        return None
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != content_hash:
+        return None
+    try:
+        raw = decode_text(data)
+    except LoadError:
+        return None
+    return original_line_numbers(raw, normalize_text(raw))

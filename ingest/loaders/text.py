@@ -146,3 +146,39 @@ def line_spans(text: str) -> list[tuple[int, str]]:
         spans.append((pos, line))
         pos += len(line) + 1
     return spans
+
+
+# -- lines of the original file ----------------------------------------------------------------
+
+# Where an editor ends a line: the text's own "\n", "\r\n" or "\r" (not a form feed or U+2028,
+# which normalisation also makes a line break).
+_EDITOR_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def editor_lines(raw: str) -> list[str]:
+    """`raw` cut into lines as an editor numbers them (line 1 is `[0]`)."""
+    return _EDITOR_LINE_END.split(raw)
+
+
+def original_line_numbers(raw: str, text: str) -> list[int] | None:
+    """For each line of `text` (`normalize_text(raw)`), the 1-based number of the line of `raw`
+    it comes from, as an editor counts them. None when the two cannot be aligned.
+
+    Normalisation only drops blank lines (runs collapsed, the ends stripped) and turns other
+    line-break characters into newlines, so the k-th non-blank line of `text` is the k-th
+    non-blank piece of `raw`'s lines; a blank line of `text` is given the line after its
+    predecessor's."""
+    pieces: list[int] = []
+    for number, line in enumerate(editor_lines(raw), 1):
+        pieces.extend(number for part in normalize_text(line).split("\n") if part.strip())
+    out: list[int] = []
+    k = 0
+    for line in text.split("\n"):
+        if line.strip():
+            if k >= len(pieces):
+                return None
+            out.append(pieces[k])
+            k += 1
+        else:
+            out.append(out[-1] + 1 if out else 1)
+    return out if k == len(pieces) else None
