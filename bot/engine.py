@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from bot.answer_language import cannot_answer, in_language, source_note
 from bot.extractive import ExtractiveAnswerer
 from bot.followup import standalone_question
 from bot.index_status import index_status, indexed_documents
+from bot.locations import OriginalLines
 from bot.naming import CUE_TERMS, DocumentName, document_name, find_by_name
 from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of
 from bot.summary import Overview, Summaries
@@ -34,49 +34,6 @@ log = logging.getLogger(__name__)
 
 def _overlap(a: Passage, b: Passage) -> bool:
     return a.source == b.source and a.start < b.end and b.start < a.end
-
-
-class OriginalLines:
-    """Line numbers of indexed txt and Markdown files as an editor shows them, one per line of
-    the indexed text: derived by reading the file again while it is the one indexed (same
-    SHA-256), kept per file until its size, time or record changes; empty for formats that
-    have no lines of their own (PDF, HTML, DOCX). None when not known (the file changed or
-    is gone): citations then count lines of the indexed text, as before.
-
-    Derived at answer time rather than stored at ingest: nothing in the index changes, so
-    every existing index gets exact lines without a migration or a re-ingest, and the cost is
-    one read of each cited file per process."""
-
-    def __init__(self, manifest: Manifest) -> None:
-        self.manifest = manifest
-        self._records: tuple[int, dict[str, tuple[str, str]]] = (-1, {})
-        self._cache: dict[str, tuple[tuple[str, str, int, int], list[int] | None]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, source: str) -> list[int] | None:
-        generation = self.manifest.generation()
-        with self._lock:
-            if self._records[0] != generation:
-                records = {s: (r.path, r.content_hash) for s, r in self.manifest.files().items()}
-                self._records = (generation, records)
-            record = self._records[1].get(source)
-        if record is None:
-            return None
-        if Path(record[0]).suffix.lower() not in LINE_SUFFIXES:
-            return []  # a PDF, a web page, a DOCX: cited by page and heading, not lines
-        try:
-            info = os.stat(record[0])
-        except OSError:
-            return None
-        key = (*record, info.st_size, info.st_mtime_ns)
-        with self._lock:
-            cached = self._cache.get(source)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        numbers = original_lines(Path(record[0]), record[1])
-        with self._lock:
-            self._cache[source] = (key, numbers)
-        return numbers
 
 
 class Engine:
@@ -158,7 +115,7 @@ class Engine:
                     cache_dir=Layout(self.settings.home).keyword_cache,
                     evidence=extractive.passage_scores,
                     context_chunks=self.settings.context_chunks,
-                    line_numbers=OriginalLines(self._manifest),
+                    line_numbers=OriginalLines(self._manifest, original_lines, LINE_SUFFIXES),
                 )
                 self._extractive = extractive
                 self._summaries = Summaries(self._manifest, retriever.locate)
@@ -321,19 +278,7 @@ class Engine:
     def located(self, citations: Sequence[Citation], passages: Sequence[Passage]) -> tuple[Citation, ...]:
         """Each citation located at its quote (the lines, page and heading that hold it), the
         one location every front end shows."""
-        retriever = self._build_parts()
-        by_id = {p.id: p for p in passages}
-        texts: dict[str, str] = {}
-        out = []
-        for c in citations:
-            passage = by_id.get(c.passage_id)
-            if passage is None or passage.source != c.source:
-                out.append(c)
-                continue
-            if c.source not in texts:
-                texts[c.source] = retriever.manifest.file_text(c.source) or ""
-            out.append(retriever.cite(c, passage, texts[c.source]))
-        return tuple(out)
+        return self._build_parts().locations.located(citations, passages)
 
     # -- overviews --------------------------------------------------------------------------
     def overview(self, source: str | None, question: str = "") -> Overview:

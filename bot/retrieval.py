@@ -11,12 +11,13 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 
+from bot.locations import Locations
 from bot.types import Citation, Passage
 from index.keywords import KeywordIndex, keyword_indexes
 from index.manifest import Manifest, chunk_language
@@ -83,9 +84,7 @@ class HybridRetriever:
         line_numbers: Callable[[str], Sequence[int] | None] | None = None,
     ) -> None:
         self.manifest = manifest
-        # A source's line numbers on disk, one per line of its indexed text (None: not known,
-        # and lines are counted in the indexed text).
-        self.line_numbers = line_numbers
+        self.locations = Locations(manifest, line_numbers)
         self.store = store
         self.embedder = embedder
         self.candidates = candidates
@@ -324,50 +323,12 @@ class HybridRetriever:
         return out
 
     def locate(self, passage: Passage, text: str | None = None) -> Passage:
-        """The passage with its human-readable location (page, section, lines); `text` is its
-        source's text when the caller has already read it."""
-        text = (self.manifest.file_text(passage.source) or "") if text is None else text
-        where = self._where(passage.source, passage.page, passage.section, text, passage.start, passage.end)
-        # Chunks are exact spans of the source text, so a merged passage is one slice of it.
-        body = text[passage.start : passage.end] if len(passage.chunk_ids) > 1 and text else passage.text
-        return Passage(**{**passage.__dict__, "text": body, "location": where})
-
-    def _where(self, source: str, page: int | None, section: str, text: str, start: int, end: int) -> str:
-        """ "p. 3, § Heading, lines 12-18": the lines are those of the file on disk when its
-        line numbers are known, else of the indexed text."""
-        first = text.count("\n", 0, start) + 1
-        last = first + text.count("\n", start, max(start, end - 1) if end > start else start)
-        numbers = self.line_numbers(source) if self.line_numbers is not None else None
-        if numbers and last <= len(numbers):
-            first, last = numbers[first - 1], numbers[last - 1]
-        parts = []
-        if page is not None:
-            parts.append(f"p. {page}")
-        if section:
-            parts.append(f"§ {section}")
-        # A format without lines of its own is cited by page and heading when it has them.
-        if numbers is None or len(numbers) > 0 or not parts:
-            parts.append(f"line {first}" if first == last else f"lines {first}-{last}")
-        return ", ".join(parts)
+        """The passage with its human-readable location (bot.locations)."""
+        return self.locations.locate(passage, text)
 
     def cite(self, citation: Citation, passage: Passage, text: str | None = None) -> Citation:
-        """The citation located at its quote: the lines (and page, and section) of the passage
-        that hold the quoted text, rather than the whole passage's."""
-        at = passage.text.find(citation.quote) if citation.quote else -1
-        if at < 0:
-            return citation
-        start = passage.start + at
-        end = start + len(citation.quote)
-        page, section = passage.page, passage.section
-        if len(passage.chunk_ids) > 1:  # the chunk the quote starts in has its page and heading
-            for row in self.manifest.chunks(list(passage.chunk_ids)):
-                if row["start"] <= start < row["end"]:
-                    page, section = row["page"], row["section"]
-                    break
-        text = (self.manifest.file_text(passage.source) or "") if text is None else text
-        if text[start:end] != citation.quote:
-            return citation
-        return replace(citation, location=self._where(passage.source, page, section, text, start, end))
+        """The citation located at its quote (bot.locations)."""
+        return self.locations.cite(citation, passage, text)
 
 
 def _merge(candidates: list[tuple[Any, float]], k: int) -> list[Passage]:
