@@ -20,9 +20,10 @@ from bot.discord_render import (
     MAX_FIELD_VALUE,
     document_choices,
     render_answer,
+    render_documents,
     render_ingest_report,
 )
-from bot.discord_text import CITATION_RE, MAX_CONTENT, ZWSP, escape, split_text
+from bot.discord_text import CITATION_RE, MAX_CONTENT, ZWSP, escape, in_quotes, split_text
 from bot.feedback import FeedbackStore, export_feedback
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
 from devtools.fake_discord import (
@@ -965,3 +966,42 @@ def test_feedback_store_votes_replace_and_export_csv(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="format"):
         store.export(io.StringIO(), "xml")
     assert FeedbackStore(tmp_path / "none.sqlite").export(io.StringIO()) == 0
+
+
+# -- fixes from the black-box check (issue 13) ----------------------------------------------------------------
+
+
+async def test_sources_counts_in_singular_and_quotes_never_doubled(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    quoted = "“110 Overseas: China’s Cross-Border Policing Runs Wild,” identified 54 stations."
+
+    def reply(question: str, history: Sequence[Turn]) -> Answer:
+        citation = Citation(n=1, source="docs/report.md", location="lines 1-7", quote=quoted)
+        return Answer(question, "It identified 54 stations [1].", (citation,), False, (passage(1),))
+
+    one = DocumentInfo(source="docs/one.md", title="", chunks=1, chars=10, ingested_at=0.0)
+    bot = make_bot(make_settings(tmp_path), FakeEngine(reply, docs=[one]))
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("sources")
+        [sources] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        msg = await fake_discord.send_message("How many stations?")
+        [answer] = await fake_discord.wait_posted(lambda p: p.channel_id == int(msg["id"]))
+    assert "**1 document indexed** (1 passage)" in sources.content
+    assert "one.md (1 passage)" in sources.content and "passages" not in sources.content
+    value = answer.embeds[0]["fields"][0]["value"]
+    assert value.startswith("“110 Overseas") and "““" not in value, value
+
+
+def test_quotes_and_counts_rendered_without_doubles() -> None:
+    assert in_quotes("plain text.") == "“plain text.”"
+    assert in_quotes("“Title,” said he.") == "“Title,” said he.”"
+    assert in_quotes('"Straight" start') == '"Straight" start”'
+    assert in_quotes("ends with “a quote.”") == "“ends with “a quote.”"
+    [part] = render_documents([doc("a.md"), doc("b.md")])
+    assert "**2 documents indexed** (6 passages)" in part.content and "(3 passages)" in part.content
+    citation = Citation(n=1, source="r.md", location="", quote="“Quoted” first")
+    [compact] = render_answer(Answer("q", "t [1]", (citation,), False, ()), compact=True)
+    assert "[1] r.md: “Quoted” first”" in compact.content and "““" not in compact.content
+    report = render_ingest_report({"added": 1, "chunks": 1, "embedded": 1, "seconds": 0.1})
+    assert "1 passage in the index" in report
