@@ -1005,3 +1005,17 @@ def test_quotes_and_counts_rendered_without_doubles() -> None:
     assert "[1] r.md: “Quoted” first”" in compact.content and "““" not in compact.content
     report = render_ingest_report({"added": 1, "chunks": 1, "embedded": 1, "seconds": 0.1})
     assert "1 passage in the index" in report
+
+
+async def test_admin_commands_registered_for_manage_server_and_not_in_dms(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    bot = make_bot(make_settings(tmp_path), FakeEngine())
+    async with running_bot(fake_discord, bot):
+        [sync] = fake_discord.calls_to("PUT", r"/applications/\d+/commands")
+    synced = {c["name"]: c for c in sync.json}
+    for name in ("ingest", "reingest"):
+        assert int(synced[name]["default_member_permissions"]) == 1 << 5  # Manage Server
+        assert synced[name]["dm_permission"] is False and synced[name]["contexts"] == [0]  # servers only
+    for name in ("ask", "sources", "summary", "status"):
+        assert synced[name]["default_member_permissions"] is None  # everyone
