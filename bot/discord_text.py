@@ -33,6 +33,15 @@ def neutralize_mentions(text: str) -> str:
     return text.replace("@", "@" + ZWSP)
 
 
+# Users, nicknames, roles, channels, slash commands, @everyone and @here, as Discord writes them.
+_MENTION_RE = re.compile(r"<(?:@[!&]?|#)\d+>|</[^\s<>:]+(?: [^\s<>:]+)*:\d+>|(?<![\w.])@(?:everyone|here)\b")
+
+
+def strip_mentions(text: str) -> str:
+    """A question without its mentions (they are noise to retrieval), on one line."""
+    return " ".join(_MENTION_RE.sub(" ", text).split())
+
+
 def _escape_markdown(text: str) -> str:
     return "".join("\\" + ch if ch in _MARKDOWN_CHARS else ch for ch in text)
 

@@ -23,7 +23,15 @@ from bot.discord_render import (
     render_documents,
     render_ingest_report,
 )
-from bot.discord_text import CITATION_RE, MAX_CONTENT, ZWSP, escape, in_quotes, split_text
+from bot.discord_text import (
+    CITATION_RE,
+    MAX_CONTENT,
+    ZWSP,
+    escape,
+    in_quotes,
+    split_text,
+    strip_mentions,
+)
 from bot.feedback import FeedbackStore, export_feedback
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
 from devtools.fake_discord import (
@@ -355,8 +363,9 @@ async def test_everyone_in_question_and_document_does_not_ping(
         assert post.payload["allowed_mentions"]["parse"] == []
         text = post.text()
         assert not re.search(r"@(everyone|here)|<@[&!]?\d", text), text
-    assert f"@{ZWSP}everyone" in followup.content
+    assert "You asked: hi [1]" in followup.content  # the mentions were no part of the question
     field = followup.embeds[0]["fields"][0]
+    assert f"@{ZWSP}everyone" in field["value"]
     assert "\\*\\*bold\\*\\*" in field["value"] and "\\[x\\]" in field["value"]
     [thread_call] = fake_discord.calls_to("POST", r"/channels/\d+/messages/\d+/threads")
     assert "@everyone" not in thread_call.json["name"]
@@ -1019,3 +1028,40 @@ async def test_admin_commands_registered_for_manage_server_and_not_in_dms(
         assert synced[name]["dm_permission"] is False and synced[name]["contexts"] == [0]  # servers only
     for name in ("ask", "sources", "summary", "status"):
         assert synced[name]["default_member_permissions"] is None  # everyone
+
+
+STATIONS = "How many overseas police stations did the report identify?"
+
+
+async def test_mentions_stripped_from_the_question(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path, discord_threads=False), engine)
+    noisy = f"{STATIONS} @everyone <@&456>"
+    async with running_bot(fake_discord, bot):
+        await fake_discord.send_message(noisy)
+        await fake_discord.send_message(f"@here <@!123> {STATIONS} <@123> <#789>")
+        await fake_discord.slash("ask", {"question": noisy})
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=3)
+        # a message that is nothing but mentions is not a question
+        await fake_discord.send_message("@everyone <@&456>")
+        [hint] = await fake_discord.wait_posted(lambda p: "Ask me something" in p.content)
+    assert [q for q, _ in engine.asked] == [STATIONS] * 3
+    assert hint.payload["allowed_mentions"]["parse"] == []
+
+
+async def test_mentions_do_not_change_a_real_answer(
+    fake_discord: FakeDiscord, tmp_path: Path, report_engine: Any
+) -> None:
+    bot = make_bot(make_settings(tmp_path, discord_threads=False), report_engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.send_message(STATIONS)
+        await fake_discord.send_message(f"{STATIONS} @everyone <@&456>")
+        plain, noisy = await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=2, timeout=30)
+    assert "54" in plain.content and "30" in plain.content
+    assert noisy.content == plain.content
+    assert noisy.embeds[0]["fields"] == plain.embeds[0]["fields"]  # the same passages cited
+
+
+def test_strip_mentions_every_form() -> None:
+    text = "<@1> hi <@!123> <@&456> <#789> @here </ask:42> @everyone, me@here.com"
+    assert strip_mentions(text) == "hi , me@here.com"
