@@ -117,13 +117,24 @@ class DossierBot(commands.Bot):
         )
         log.info("Watching %s for new documents", ", ".join(map(str, self.settings.watch_paths)))
 
-    async def on_ready(self) -> None:
+    async def on_ready(self) -> None:  # after each new session, the first and any later one
+        names = ", ".join(f"{g.name} ({g.id})" for g in self.guilds[:10])
+        more = f" and {len(self.guilds) - 10} more" if len(self.guilds) > 10 else ""
         log.info(
-            "Connected to Discord as %s (id %s) in %d guild(s)",
+            "Connected to Discord as %s (id %s) in %d guild(s): %s%s",
             self.user,
             getattr(self.user, "id", "?"),
             len(self.guilds),
+            names or "none yet (invite the bot to a server)",
+            more,
         )
+
+    async def on_disconnect(self) -> None:
+        if not self.is_closed():
+            log.info("Lost the connection to Discord; reconnecting")
+
+    async def on_resumed(self) -> None:
+        log.info("Reconnected to Discord (session resumed)")
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the asking cog's listener answers mentions and replies."""
@@ -209,12 +220,62 @@ def run_discord(
     token = settings.discord_token.get_secret_value().strip()
     if not logging.getLogger().handlers:
         discord.utils.setup_logging(level=logging.INFO)
+    with _bot_logs_at_info():
+        return _run(settings, token, engine_factory, bot_options)
+
+
+BOT_LOGGERS = tuple(
+    f"bot.{name}"
+    for name in ("discord_bot", "discord_asking", "discord_admin", "discord_feedback", "discord_replies")
+)
+
+
+@contextlib.contextmanager
+def _bot_logs_at_info() -> Iterator[None]:
+    """The bot's own lines (loaded, connected, reconnected) at INFO, even when the rest of the
+    program logs only warnings (`dossier`'s default); as they were afterwards."""
+    loggers = [logging.getLogger(name) for name in BOT_LOGGERS]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        if not logger.isEnabledFor(logging.INFO):
+            logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+
+
+def _log_loaded(engine: EngineAPI) -> None:
+    try:
+        status = engine.status()
+    except Exception as exc:  # the bot can still start; questions will say what is wrong
+        log.warning("Could not read the index: %s", exc)
+        return
+    log.info(
+        "Loaded the model %s and the index: %d document(s), %d chunk(s); answers by %s",
+        status.model,
+        status.documents,
+        status.chunks,
+        status.answerer,
+    )
+    if status.problem:
+        log.warning("The index has a problem: %s", status.problem)
+
+
+def _run(
+    settings: Settings,
+    token: str,
+    engine_factory: Callable[[Settings], EngineAPI] | None,
+    bot_options: dict[str, Any],
+) -> int:
     try:
         engine = (engine_factory or _default_engine)(settings)
         warm = getattr(engine, "warm", None)
         if warm is not None:  # before the gateway connects: see Engine.warm
             log.info("Loading the model and the index")
             warm()
+        _log_loaded(engine)
     except DossierError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code

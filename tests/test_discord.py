@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -1065,3 +1068,55 @@ async def test_mentions_do_not_change_a_real_answer(
 def test_strip_mentions_every_form() -> None:
     text = "<@1> hi <@!123> <@&456> <#789> @here </ask:42> @everyone, me@here.com"
     assert strip_mentions(text) == "hi , me@here.com"
+
+
+def test_dossier_discord_logs_loaded_connected_and_reconnected(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`dossier discord` as run from the command line (root logger at WARNING, as `dossier`
+    sets it) against the fake: the bot's own lines still appear at INFO."""
+    server = FakeDiscord()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    async def reconnect_then_stop() -> None:
+        await server.wait_connected(10)
+        await server.request_reconnect()
+        await server.wait_until(lambda: server.resumes == 1)
+        await asyncio.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)  # a container stop: the bot's handler closes it
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(5)
+    root = logging.getLogger()
+    saved_level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        settings = make_settings(
+            tmp_path, discord_api_base_url=server.api_base, discord_gateway_url=server.gateway_url
+        )
+        stopper = asyncio.run_coroutine_threadsafe(reconnect_then_stop(), loop)
+        code = run_discord(settings, engine_factory=lambda s: FakeEngine(), guild_ready_timeout=0.05)
+        stopper.result(5)
+    finally:
+        root.setLevel(saved_level)
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert code == 0
+    lines = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name.startswith("bot.")
+    ]
+    loaded = next(line for line in lines if line.startswith("Loaded"))
+    assert "all-MiniLM-L6-v2" in loaded and "1 document(s), 7 chunk(s)" in loaded
+    connected = next(line for line in lines if line.startswith("Connected to Discord"))
+    assert f"(id {BOT_ID})" in connected and "1 guild(s): " in connected and str(GUILD_ID) in connected
+    assert "Reconnected to Discord (session resumed)" in lines
+    assert logging.getLogger("bot.discord_bot").level == logging.NOTSET  # as it was
