@@ -60,7 +60,8 @@ class AskingCog(commands.Cog, name="Asking"):
         """Compute (bounded), store, remember and post one answer; `question` defaults to the answer's."""
         async with reply.working():
             try:
-                answer = await self.bot.run_bounded(work, on_queued=reply.queued if tell_queued else None)
+                on_queued = partial(reply.queued, new=conversation is None) if tell_queued else None
+                answer = await self.bot.run_bounded(work, on_queued=on_queued)
             except Exception as exc:
                 await reply.say(error_text(exc, reply.where))
                 return

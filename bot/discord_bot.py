@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+QUEUE_NOTICE_AFTER = 1.5  # seconds a question waits for a slot before the asker is told
+
 
 class DossierBot(commands.Bot):
     """The Discord front end. Give it settings and anything with the engine's methods."""
@@ -71,7 +73,8 @@ class DossierBot(commands.Bot):
         self.conversations = Conversations()
         self.rate_limiter = RateLimiter(settings.discord_rate_limit)
         self._answer_slots = asyncio.Semaphore(settings.discord_max_concurrent)
-        self._queued = 0
+        self._queued = 0  # questions waiting for a slot
+        self.queue_notice_after = QUEUE_NOTICE_AFTER
         # Uploads are ingested in a child process with a memory limit and a deadline, so a
         # runaway file cannot take the bot down (ingest.isolated).
         self.isolated_ingest = isolated_ingest
@@ -144,24 +147,35 @@ class DossierBot(commands.Bot):
     ) -> T:
         """`work(*args)` in a worker thread, once one of the answer slots is free.
 
-        While it waits, `on_queued(position)` tells the user (a failure to tell is logged)."""
-        queued = on_queued is not None and self._answer_slots.locked()
-        if queued:
-            self._queued += 1
-            assert on_queued is not None
-            try:
-                await on_queued(self._queued)
-            except discord.HTTPException as exc:
-                log.warning("Could not tell a user they are queued: %s", exc)
-        try:
-            await self._answer_slots.acquire()
-        finally:
-            if queued:
-                self._queued -= 1
+        When no slot has come free after `queue_notice_after` seconds, `on_queued(waiting)`
+        tells the user (a failure to tell is logged); a short wait goes unmentioned."""
+        if self._answer_slots.locked():
+            await self._wait_for_slot(on_queued)
+        else:
+            await self._answer_slots.acquire()  # free: no wait at all
         try:
             return await asyncio.to_thread(work, *args)
         finally:
             self._answer_slots.release()
+
+    async def _wait_for_slot(self, on_queued: Callable[[int], Awaitable[Any]] | None) -> None:
+        self._queued += 1
+        slot = asyncio.ensure_future(self._answer_slots.acquire())
+        try:
+            done, _ = await asyncio.wait({slot}, timeout=self.queue_notice_after)
+            if not done and on_queued is not None:
+                try:
+                    await on_queued(self._queued)
+                except discord.HTTPException as exc:
+                    log.warning("Could not tell a user they are queued: %s", exc)
+            await slot
+        except BaseException:
+            if slot.done() and not slot.cancelled() and slot.exception() is None:
+                self._answer_slots.release()  # got the slot, but the question was given up
+            slot.cancel()
+            raise
+        finally:
+            self._queued -= 1
 
     async def compute_answer(
         self,

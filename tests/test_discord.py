@@ -481,6 +481,7 @@ async def test_twenty_concurrent_questions_keep_heartbeats_flowing(
     fake_discord.heartbeat_interval_ms = 200
     engine = FakeEngine(delay=0.5)
     bot = make_bot(make_settings(tmp_path, discord_max_concurrent=8, discord_threads=False), engine)
+    bot.queue_notice_after = 0.2  # the last of them wait about 1 s
     async with running_bot(fake_discord, bot):
         start = time.monotonic()
         beats_before = len(fake_discord.heartbeats)
@@ -1120,3 +1121,44 @@ def test_dossier_discord_logs_loaded_connected_and_reconnected(
     assert f"(id {BOT_ID})" in connected and "1 guild(s): " in connected and str(GUILD_ID) in connected
     assert "Reconnected to Discord (session resumed)" in lines
     assert logging.getLogger("bot.discord_bot").level == logging.NOTSET  # as it was
+
+
+async def test_queue_notice_says_where_and_only_when_the_wait_is_real(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    engine = FakeEngine(delay=0.5)
+    bot = make_bot(make_settings(tmp_path, discord_max_concurrent=1), engine)
+    bot.queue_notice_after = 0.15
+    async with running_bot(fake_discord, bot):
+        first = await fake_discord.send_message("first question")
+        await fake_discord.wait_until(lambda: len(engine.asked) == 1)
+        second = await fake_discord.send_message("second question")  # will open a thread
+        await fake_discord.slash("ask", {"question": "third question"})
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=3, timeout=10)
+        # in the first question's thread, behind a new question: the answer comes right there
+        await fake_discord.send_message("fourth question")
+        await fake_discord.wait_until(lambda: len(engine.asked) == 4)
+        await fake_discord.send_message("and the fifth?", channel_id=int(first["id"]))
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=5, timeout=10)
+    notices = [p for p in fake_discord.posted if "queued" in p.content]
+    assert len(notices) == 3, [p.content for p in notices]
+    to_second, to_slash, in_thread = notices
+    assert int(to_second.payload["message_reference"]["message_id"]) == int(second["id"])
+    assert "I'll answer in a thread on your message." in to_second.content
+    assert to_slash.kind == "followup" and "I'll post the answer here." in to_slash.content
+    assert in_thread.channel_id == int(first["id"]) and "I'll answer here." in in_thread.content
+    assert "thread" not in in_thread.content
+    assert all(p.payload["allowed_mentions"]["parse"] == [] for p in notices)
+
+
+async def test_no_queue_notice_for_a_short_wait(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine(delay=0.1)
+    bot = make_bot(make_settings(tmp_path, discord_max_concurrent=1, discord_threads=False), engine)
+    bot.queue_notice_after = 1.0
+    async with running_bot(fake_discord, bot):
+        for i in range(3):
+            await fake_discord.send_message(f"question {i}")
+        await fake_discord.slash("ask", {"question": "slash question"})
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=4, timeout=10)
+    assert len(engine.asked) == 4
+    assert not [p for p in fake_discord.posted if "queued" in p.content]  # each waited < 1 s
