@@ -1162,3 +1162,31 @@ async def test_no_queue_notice_for_a_short_wait(fake_discord: FakeDiscord, tmp_p
         await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=4, timeout=10)
     assert len(engine.asked) == 4
     assert not [p for p in fake_discord.posted if "queued" in p.content]  # each waited < 1 s
+
+
+async def test_thread_follow_ups_resolve_against_the_whole_thread(
+    fake_discord: FakeDiscord, tmp_path: Path, report_engine: Any
+) -> None:
+    asked: list[tuple[str, tuple[Turn, ...]]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(report_engine, name)
+
+        def ask(self, question: str, history: Sequence[Turn] = (), **kw: Any) -> Answer:
+            asked.append((question, tuple(history)))
+            return report_engine.ask(question, history, **kw)  # type: ignore[no-any-return]
+
+    bot = make_bot(make_settings(tmp_path), Recording())
+    async with running_bot(fake_discord, bot):
+        msg = await fake_discord.send_message("Who founded Safeguard Defenders?")
+        thread = int(msg["id"])
+        [first] = await fake_discord.wait_posted(lambda p: p.channel_id == thread, timeout=30)
+        await fake_discord.send_message("Where is his organization based?", channel_id=thread)
+        await fake_discord.wait_posted(lambda p: p.channel_id == thread, count=2, timeout=30)
+        await fake_discord.send_message("And what is his job title there?", channel_id=thread)
+        posts = await fake_discord.wait_posted(lambda p: p.channel_id == thread, count=3, timeout=30)
+    assert "Dahlin" in first.content
+    assert "Spain" in posts[1].content
+    assert "founder and director" in posts[2].content and "don't say" not in posts[2].content
+    assert [t.question for t in asked[2][1]] == [q for q, _ in asked[:2]]  # the whole thread
