@@ -1126,42 +1126,58 @@ def test_dossier_discord_logs_loaded_connected_and_reconnected(
 async def test_queue_notice_says_where_and_only_when_the_wait_is_real(
     fake_discord: FakeDiscord, tmp_path: Path
 ) -> None:
-    engine = FakeEngine(delay=0.5)
+    gate = threading.Event()  # the "first" and "fourth" questions take until it opens
+
+    def reply(question: str, history: Sequence[Turn]) -> Answer:
+        if question in ("first question", "fourth question"):
+            gate.wait(10)
+        return cited_answer(question)
+
+    def notices(count: int) -> Any:
+        return fake_discord.wait_posted(lambda p: "queued" in p.content, count=count)
+
+    engine = FakeEngine(reply)
     bot = make_bot(make_settings(tmp_path, discord_max_concurrent=1), engine)
     bot.queue_notice_after = 0.15
     async with running_bot(fake_discord, bot):
         first = await fake_discord.send_message("first question")
         await fake_discord.wait_until(lambda: len(engine.asked) == 1)
         second = await fake_discord.send_message("second question")  # will open a thread
+        await notices(1)
         await fake_discord.slash("ask", {"question": "third question"})
-        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=3, timeout=10)
+        await notices(2)
+        gate.set()
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=3)
         # in the first question's thread, behind a new question: the answer comes right there
+        gate.clear()
         await fake_discord.send_message("fourth question")
         await fake_discord.wait_until(lambda: len(engine.asked) == 4)
         await fake_discord.send_message("and the fifth?", channel_id=int(first["id"]))
-        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=5, timeout=10)
-    notices = [p for p in fake_discord.posted if "queued" in p.content]
-    assert len(notices) == 3, [p.content for p in notices]
-    to_second, to_slash, in_thread = notices
+        await notices(3)
+        gate.set()
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=5)
+    told = [p for p in fake_discord.posted if "queued" in p.content]
+    assert len(told) == 3, [p.content for p in told]
+    to_second, to_slash, in_thread = told
     assert int(to_second.payload["message_reference"]["message_id"]) == int(second["id"])
     assert "I'll answer in a thread on your message." in to_second.content
     assert to_slash.kind == "followup" and "I'll post the answer here." in to_slash.content
     assert in_thread.channel_id == int(first["id"]) and "I'll answer here." in in_thread.content
     assert "thread" not in in_thread.content
-    assert all(p.payload["allowed_mentions"]["parse"] == [] for p in notices)
+    assert all(p.payload["allowed_mentions"]["parse"] == [] for p in told)
 
 
 async def test_no_queue_notice_for_a_short_wait(fake_discord: FakeDiscord, tmp_path: Path) -> None:
     engine = FakeEngine(delay=0.1)
     bot = make_bot(make_settings(tmp_path, discord_max_concurrent=1, discord_threads=False), engine)
-    bot.queue_notice_after = 1.0
+    bot.queue_notice_after = 2.0
     async with running_bot(fake_discord, bot):
         for i in range(3):
             await fake_discord.send_message(f"question {i}")
         await fake_discord.slash("ask", {"question": "slash question"})
         await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=4, timeout=10)
     assert len(engine.asked) == 4
-    assert not [p for p in fake_discord.posted if "queued" in p.content]  # each waited < 1 s
+    assert not [p for p in fake_discord.posted if "queued" in p.content]  # each waited about 0.1-0.3 s
 
 
 async def test_thread_follow_ups_resolve_against_the_whole_thread(
