@@ -1136,12 +1136,19 @@ async def test_queue_notice_says_where_and_only_when_the_wait_is_real(
     def notices(count: int) -> Any:
         return fake_discord.wait_posted(lambda p: "queued" in p.content, count=count)
 
+    async def asked(count: int) -> None:  # the engine runs in a thread: poll, no event tells
+        for _ in range(500):
+            if len(engine.asked) >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the engine was asked {len(engine.asked)} questions, not {count}")
+
     engine = FakeEngine(reply)
     bot = make_bot(make_settings(tmp_path, discord_max_concurrent=1), engine)
     bot.queue_notice_after = 0.15
     async with running_bot(fake_discord, bot):
         first = await fake_discord.send_message("first question")
-        await fake_discord.wait_until(lambda: len(engine.asked) == 1)
+        await asked(1)
         second = await fake_discord.send_message("second question")  # will open a thread
         await notices(1)
         await fake_discord.slash("ask", {"question": "third question"})
@@ -1151,7 +1158,7 @@ async def test_queue_notice_says_where_and_only_when_the_wait_is_real(
         # in the first question's thread, behind a new question: the answer comes right there
         gate.clear()
         await fake_discord.send_message("fourth question")
-        await fake_discord.wait_until(lambda: len(engine.asked) == 4)
+        await asked(4)
         await fake_discord.send_message("and the fifth?", channel_id=int(first["id"]))
         await notices(3)
         gate.set()
