@@ -70,7 +70,11 @@ def save_upload(folder: Path, filename: str, data: bytes) -> Path:
 
 
 class AdminCog(commands.Cog, name="Admin"):
-    """Changing the index is for admins: the Manage Server permission or DISCORD_ADMIN_ROLE."""
+    """Changing the index is for admins: the Manage Server permission or DISCORD_ADMIN_ROLE.
+
+    `/ingest` and `/reingest` are registered for servers only, shown by default to members
+    with Manage Server (a server can grant them to a role in its Integrations settings); the
+    check at run time stays, since a server may widen who sees them."""
 
     def __init__(self, bot: DossierBot) -> None:
         self.bot = bot
@@ -114,6 +118,8 @@ class AdminCog(commands.Cog, name="Admin"):
         )
 
     @app_commands.command(name="reingest", description="Admin: re-read the documents folder (incremental).")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
     async def reingest(self, interaction: discord.Interaction) -> None:
         if await self._refuse_non_admin(interaction):
             return
@@ -125,6 +131,8 @@ class AdminCog(commands.Cog, name="Admin"):
         await respond(interaction, render_ingest_report(report, title="Re-ingest finished"), ephemeral=False)
 
     @app_commands.command(name="ingest", description="Admin: add a document (pdf, txt, md, html, docx).")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
     @app_commands.describe(file="The document to add")
     async def ingest(self, interaction: discord.Interaction, file: discord.Attachment) -> None:
         if await self._refuse_non_admin(interaction):

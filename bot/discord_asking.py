@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 import secrets
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from bot.discord_feedback import feedback_view
 from bot.discord_parts import NO_MENTIONS, Conversation, error_text, message_kwargs, respond
 from bot.discord_render import document_choices, render_answer, render_documents
 from bot.discord_replies import MentionReply, Reply, SlashReply, safe_reply
+from bot.discord_text import strip_mentions
 from bot.types import Answer, DocumentInfo, Turn
 
 if TYPE_CHECKING:
@@ -60,7 +60,8 @@ class AskingCog(commands.Cog, name="Asking"):
         """Compute (bounded), store, remember and post one answer; `question` defaults to the answer's."""
         async with reply.working():
             try:
-                answer = await self.bot.run_bounded(work, on_queued=reply.queued if tell_queued else None)
+                on_queued = partial(reply.queued, new=conversation is None) if tell_queued else None
+                answer = await self.bot.run_bounded(work, on_queued=on_queued)
             except Exception as exc:
                 await reply.say(error_text(exc, reply.where))
                 return
@@ -126,6 +127,7 @@ class AskingCog(commands.Cog, name="Asking"):
     async def ask(self, interaction: discord.Interaction, question: str) -> None:
         if await self._refuse_to_answer(interaction):
             return
+        question = strip_mentions(question)
         await interaction.response.defer(thinking=True)
         conversation = self.bot.conversations.of_thread(interaction.channel_id)
         history = conversation.history() if conversation else ()
@@ -202,10 +204,8 @@ class AskingCog(commands.Cog, name="Asking"):
         if not (mentioned or replied_to_bot):
             return None
         conversation = self.bot.conversations.of_thread(message.channel.id) or conversation
-        question = re.sub(rf"<@!?{me.id}>", " ", message.content)
-        if own_role is not None:
-            question = question.replace(f"<@&{own_role.id}>", " ")
-        return " ".join(question.split()), conversation
+        # The bot's own mention and every other one (@everyone, users, roles, channels) go.
+        return strip_mentions(message.content), conversation
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:

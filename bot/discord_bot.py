@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+QUEUE_NOTICE_AFTER = 1.5  # seconds a question waits for a slot before the asker is told
+
 
 class DossierBot(commands.Bot):
     """The Discord front end. Give it settings and anything with the engine's methods."""
@@ -71,7 +73,8 @@ class DossierBot(commands.Bot):
         self.conversations = Conversations()
         self.rate_limiter = RateLimiter(settings.discord_rate_limit)
         self._answer_slots = asyncio.Semaphore(settings.discord_max_concurrent)
-        self._queued = 0
+        self._queued = 0  # questions waiting for a slot
+        self.queue_notice_after = QUEUE_NOTICE_AFTER
         # Uploads are ingested in a child process with a memory limit and a deadline, so a
         # runaway file cannot take the bot down (ingest.isolated).
         self.isolated_ingest = isolated_ingest
@@ -117,13 +120,24 @@ class DossierBot(commands.Bot):
         )
         log.info("Watching %s for new documents", ", ".join(map(str, self.settings.watch_paths)))
 
-    async def on_ready(self) -> None:
+    async def on_ready(self) -> None:  # after each new session, the first and any later one
+        names = ", ".join(f"{g.name} ({g.id})" for g in self.guilds[:10])
+        more = f" and {len(self.guilds) - 10} more" if len(self.guilds) > 10 else ""
         log.info(
-            "Connected to Discord as %s (id %s) in %d guild(s)",
+            "Connected to Discord as %s (id %s) in %d guild(s): %s%s",
             self.user,
             getattr(self.user, "id", "?"),
             len(self.guilds),
+            names or "none yet (invite the bot to a server)",
+            more,
         )
+
+    async def on_disconnect(self) -> None:
+        if not self.is_closed():
+            log.info("Lost the connection to Discord; reconnecting")
+
+    async def on_resumed(self) -> None:
+        log.info("Reconnected to Discord (session resumed)")
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the asking cog's listener answers mentions and replies."""
@@ -133,24 +147,35 @@ class DossierBot(commands.Bot):
     ) -> T:
         """`work(*args)` in a worker thread, once one of the answer slots is free.
 
-        While it waits, `on_queued(position)` tells the user (a failure to tell is logged)."""
-        queued = on_queued is not None and self._answer_slots.locked()
-        if queued:
-            self._queued += 1
-            assert on_queued is not None
-            try:
-                await on_queued(self._queued)
-            except discord.HTTPException as exc:
-                log.warning("Could not tell a user they are queued: %s", exc)
-        try:
-            await self._answer_slots.acquire()
-        finally:
-            if queued:
-                self._queued -= 1
+        When no slot has come free after `queue_notice_after` seconds, `on_queued(waiting)`
+        tells the user (a failure to tell is logged); a short wait goes unmentioned."""
+        if self._answer_slots.locked():
+            await self._wait_for_slot(on_queued)
+        else:
+            await self._answer_slots.acquire()  # free: no wait at all
         try:
             return await asyncio.to_thread(work, *args)
         finally:
             self._answer_slots.release()
+
+    async def _wait_for_slot(self, on_queued: Callable[[int], Awaitable[Any]] | None) -> None:
+        self._queued += 1
+        slot = asyncio.ensure_future(self._answer_slots.acquire())
+        try:
+            done, _ = await asyncio.wait({slot}, timeout=self.queue_notice_after)
+            if not done and on_queued is not None:
+                try:
+                    await on_queued(self._queued)
+                except discord.HTTPException as exc:
+                    log.warning("Could not tell a user they are queued: %s", exc)
+            await slot
+        except BaseException:
+            if slot.done() and not slot.cancelled() and slot.exception() is None:
+                self._answer_slots.release()  # got the slot, but the question was given up
+            slot.cancel()
+            raise
+        finally:
+            self._queued -= 1
 
     async def compute_answer(
         self,
@@ -209,12 +234,62 @@ def run_discord(
     token = settings.discord_token.get_secret_value().strip()
     if not logging.getLogger().handlers:
         discord.utils.setup_logging(level=logging.INFO)
+    with _bot_logs_at_info():
+        return _run(settings, token, engine_factory, bot_options)
+
+
+BOT_LOGGERS = tuple(
+    f"bot.{name}"
+    for name in ("discord_bot", "discord_asking", "discord_admin", "discord_feedback", "discord_replies")
+)
+
+
+@contextlib.contextmanager
+def _bot_logs_at_info() -> Iterator[None]:
+    """The bot's own lines (loaded, connected, reconnected) at INFO, even when the rest of the
+    program logs only warnings (`dossier`'s default); as they were afterwards."""
+    loggers = [logging.getLogger(name) for name in BOT_LOGGERS]
+    saved = [logger.level for logger in loggers]
+    for logger in loggers:
+        if not logger.isEnabledFor(logging.INFO):
+            logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, saved, strict=True):
+            logger.setLevel(level)
+
+
+def _log_loaded(engine: EngineAPI) -> None:
+    try:
+        status = engine.status()
+    except Exception as exc:  # the bot can still start; questions will say what is wrong
+        log.warning("Could not read the index: %s", exc)
+        return
+    log.info(
+        "Loaded the model %s and the index: %d document(s), %d chunk(s); answers by %s",
+        status.model,
+        status.documents,
+        status.chunks,
+        status.answerer,
+    )
+    if status.problem:
+        log.warning("The index has a problem: %s", status.problem)
+
+
+def _run(
+    settings: Settings,
+    token: str,
+    engine_factory: Callable[[Settings], EngineAPI] | None,
+    bot_options: dict[str, Any],
+) -> int:
     try:
         engine = (engine_factory or _default_engine)(settings)
         warm = getattr(engine, "warm", None)
         if warm is not None:  # before the gateway connects: see Engine.warm
             log.info("Loading the model and the index")
             warm()
+        _log_loaded(engine)
     except DossierError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return exc.exit_code

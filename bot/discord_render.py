@@ -19,6 +19,8 @@ from bot.discord_text import (
     escape,
     escape_answer_text,
     escape_clipped,
+    in_quotes,
+    plural,
     source_name,
     split_text,
 )
@@ -64,7 +66,7 @@ def _field_name(n: int | None, source: str, location: str) -> str:
 
 def _quote_value(text: str, chars: int) -> str:
     body = escape_clipped(text, min(chars, MAX_FIELD_VALUE - 4))
-    return "“" + body + "”" if body else "\u2014"
+    return in_quotes(body) if body else "\u2014"
 
 
 def _with_link(value: str, c: Citation) -> str:
@@ -126,7 +128,9 @@ def _compact_sources(citations: Sequence[Citation], quote_chars: int) -> list[st
     lines = ["**Sources**"]
     for c in citations:
         where = escape(source_name(c.source)) + (", " + escape(c.location) if c.location else "")
-        lines.append(f"[{c.n}] {where}: “{escape_clipped(shown_quote(c, quote_chars), quote_chars)}”")
+        lines.append(
+            f"[{c.n}] {where}: {in_quotes(escape_clipped(shown_quote(c, quote_chars), quote_chars))}"
+        )
     return lines
 
 
@@ -161,7 +165,7 @@ def render_answer(
             lines = ["**Closest passages**"] + [
                 f"• {escape(source_name(p.source))}"
                 + (f", {escape(p.location)}" if p.location else "")
-                + f": “{escape_clipped(p.text, quote_chars)}”"
+                + f": {in_quotes(escape_clipped(p.text, quote_chars))}"
                 for p in passages
             ]
             if passages:
@@ -213,14 +217,14 @@ def render_documents(documents: Sequence[DocumentInfo], limit: int = 40) -> list
             Part(content="No documents are indexed yet. An admin can add some with `/ingest` or `/reingest`.")
         ]
     total_chunks = sum(d.chunks for d in documents)
-    lines = [f"**{len(documents)} documents indexed** ({total_chunks} passages)"]
+    lines = [f"**{plural(len(documents), 'document')} indexed** ({plural(total_chunks, 'passage')})"]
     for doc in sorted(documents, key=lambda d: source_name(d.source).lower())[:limit]:
         title = (
             f" — {escape_clipped(doc.title, 80)}"
             if doc.title and doc.title != source_name(doc.source)
             else ""
         )
-        lines.append(f"• {escape(source_name(doc.source))}{title} ({doc.chunks} passages)")
+        lines.append(f"• {escape(source_name(doc.source))}{title} ({plural(doc.chunks, 'passage')})")
     if len(documents) > limit:
         lines.append(f"…and {len(documents) - limit} more.")
     return [Part(content=chunk) for chunk in split_text("\n".join(lines).replace("\n", "\n\n"))]
@@ -260,7 +264,8 @@ def render_ingest_report(report: Any, *, title: str = "Ingest finished") -> str:
     seconds = float(data.get("seconds") or 0.0)
     lines = [
         f"**{title}** in {seconds:.1f} s: {counts}.",
-        f"{_how_many(data.get('chunks'))} passages in the index, {_how_many(data.get('embedded'))} embedded by this run.",
+        f"{plural(_how_many(data.get('chunks')), 'passage')} in the index, "
+        f"{_how_many(data.get('embedded'))} embedded by this run.",
     ]
     for key in ("failed", "skipped"):
         problems = data.get(key)

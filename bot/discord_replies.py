@@ -44,8 +44,9 @@ class Reply(Protocol):
         """Entered while the answer is computed (a typing indicator, or nothing)."""
         ...
 
-    async def queued(self, position: int) -> None:
-        """Tell the user their question waits behind `position` others."""
+    async def queued(self, position: int, *, new: bool) -> None:
+        """Tell the user their question waits (`position` questions waiting) and where the
+        answer will appear (`new`: the question starts a conversation)."""
         ...
 
     async def say(self, text: str) -> None:
@@ -84,8 +85,9 @@ class SlashReply:
     def working(self) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()  # the deferred response already says "thinking"
 
-    async def queued(self, position: int) -> None:
-        await self.interaction.followup.send(queued_text(position), allowed_mentions=NO_MENTIONS)
+    async def queued(self, position: int, *, new: bool) -> None:
+        text = queued_text(position) + " I'll post the answer here."
+        await self.interaction.followup.send(text, allowed_mentions=NO_MENTIONS)
 
     async def say(self, text: str) -> None:
         await respond(self.interaction, text, ephemeral=False)
@@ -138,9 +140,12 @@ class MentionReply:
                 log.debug("typing indicator failed: %s", exc)
             await asyncio.sleep(TYPING_EVERY)
 
-    async def queued(self, position: int) -> None:
+    async def queued(self, position: int, *, new: bool) -> None:
+        channel = self.message.channel
+        in_thread = new and self.threads and isinstance(channel, discord.TextChannel)  # as `deliver` does
+        where = " I'll answer in a thread on your message." if in_thread else " I'll answer here."
         await self.message.reply(
-            queued_text(position) + " I'll answer here.", mention_author=False, allowed_mentions=NO_MENTIONS
+            queued_text(position) + where, mention_author=False, allowed_mentions=NO_MENTIONS
         )
 
     async def say(self, text: str) -> None:

@@ -33,6 +33,15 @@ def neutralize_mentions(text: str) -> str:
     return text.replace("@", "@" + ZWSP)
 
 
+# Users, nicknames, roles, channels, slash commands, @everyone and @here, as Discord writes them.
+_MENTION_RE = re.compile(r"<(?:@[!&]?|#)\d+>|</[^\s<>:]+(?: [^\s<>:]+)*:\d+>|(?<![\w.])@(?:everyone|here)\b")
+
+
+def strip_mentions(text: str) -> str:
+    """A question without its mentions (they are noise to retrieval), on one line."""
+    return " ".join(_MENTION_RE.sub(" ", text).split())
+
+
 def _escape_markdown(text: str) -> str:
     return "".join("\\" + ch if ch in _MARKDOWN_CHARS else ch for ch in text)
 
@@ -85,6 +94,25 @@ def escape_clipped(raw: str, limit: int) -> str:
         if len(out) <= limit or budget <= 1:
             return out[:limit]
         budget -= max(len(out) - limit, 1)
+
+
+_OPENING_QUOTES = '“"‘«„「『'
+_CLOSING_QUOTES = '”"»“」』'
+
+
+def in_quotes(text: str) -> str:
+    """`text` between “ and ”, without doubling a mark the text already opens or closes with
+    (a quote that starts with a quoted title reads “110 Overseas,” identified…”, not ““110…)."""
+    if not text:
+        return text
+    opening = "" if text[0] in _OPENING_QUOTES else "“"
+    closing = "" if text[-1] in _CLOSING_QUOTES else "”"
+    return opening + text + closing
+
+
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """ "1 passage", "2 passages"."""
+    return f"{n} {word if n == 1 else (words or word + 's')}"
 
 
 def source_name(source: str) -> str:

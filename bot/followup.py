@@ -31,8 +31,11 @@ def names(text: str) -> list[str]:
     return [w for i, w in enumerate(words) if i > 0 and w[:1].isupper() and w.lower() not in STOPWORDS]
 
 
-_POSSESSIVE = re.compile(r"\b(his|her|its|their)\s+([a-z]+)\b", re.I)
-_PRONOUN = re.compile(r"\b(he|she|it|they|him|them)\b", re.I)
+# "his organization" is the organization itself; "his job title" keeps its noun.
+_POSSESSIVE = re.compile(
+    r"\b(his|her|its|their)\s+(organi[sz]ation|group|company|report|article|study|paper|document)\b", re.I
+)
+_PRONOUN = re.compile(r"\b(he|she|it|they|him|them|his|her|its|their)\b", re.I)
 
 
 def name_phrase(text: str) -> str:
@@ -53,11 +56,22 @@ def needs_context(question: str) -> bool:
     return bool(_REFERRING.search(question)) or len(key_terms(question)) <= 1
 
 
+def referent(history: Sequence[Turn]) -> Turn:
+    """The earlier question a follow-up points back to: the latest one that names something or
+    stands on its own, walking back over follow-ups that themselves only referred back
+    ("Who founded Safeguard Defenders?" <- "Where is his organization based?" <- "And his title?")."""
+    for turn in reversed(history):
+        if name_phrase(turn.question) or not needs_context(turn.question):
+            return turn
+    return history[-1]
+
+
 def standalone_question(question: str, history: Sequence[Turn]) -> str:
-    """The question, plus the previous question's key terms when it refers back to them."""
+    """The question, plus the key terms of the question it refers back to (in the whole
+    history, not only the previous turn)."""
     if not history or not needs_context(question):
         return question
-    previous = history[-1].question
+    previous = referent(history).question
     phrase = name_phrase(previous)
     if phrase and phrase.lower() not in question.lower():
         # "Where is his organization based?" -> "Where is Safeguard Defenders based?"

@@ -72,6 +72,22 @@ def test_standalone_question_only_when_referring_back():
     assert standalone_question("Where is it?", []) == "Where is it?"
 
 
+def test_follow_up_of_a_follow_up_keeps_the_referent():
+    history = [
+        Turn("Who founded Safeguard Defenders?", "Peter Dahlin [1]"),
+        Turn("Where is his organization based?", "Spain [1]"),
+    ]
+    # the referent comes from the whole conversation, not only the question before
+    assert standalone_question("And what is his job title there?", history) == (
+        "And what is Safeguard Defenders job title there?"
+    )
+    assert standalone_question("What is its budget?", history) == "What is Safeguard Defenders budget?"
+    # a question that stands on its own starts a new referent
+    history.append(Turn("How many police stations were found in total?", "54 [1]"))
+    rewritten = standalone_question("Where are they?", history)
+    assert "police stations" in rewritten and "Safeguard" not in rewritten
+
+
 @pytest.mark.parametrize(
     ("question", "message"),
     [

@@ -57,6 +57,14 @@ def test_follow_up_is_read_with_the_conversation(fake_report_engine, fake_report
     assert "Spain" in answer_text
 
 
+def test_second_follow_up_keeps_the_subject(fake_report_engine, fake_report_index: Settings) -> None:
+    third = "And what is his job title there?"
+    code, pairs = chat(fake_report_engine, fake_report_index, FOUNDER, FOLLOW_UP, third)
+    assert code == 0 and [line for line, _ in pairs] == [FOUNDER, FOLLOW_UP, third]
+    # read with the subject of the first question, two questions back
+    assert re.search(r"^\(follow-up read as: .*Safeguard Defenders job title.*\)$", pairs[2][1], re.M)
+
+
 def test_reset_forgets_the_conversation(fake_report_engine, fake_report_index: Settings) -> None:
     _, pairs = chat(fake_report_engine, fake_report_index, FOUNDER, "/reset", FOLLOW_UP, "/sources")
     assert pairs[1] == ("/reset", "Conversation forgotten: the next question starts afresh.")

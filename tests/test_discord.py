@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,9 +23,18 @@ from bot.discord_render import (
     MAX_FIELD_VALUE,
     document_choices,
     render_answer,
+    render_documents,
     render_ingest_report,
 )
-from bot.discord_text import CITATION_RE, MAX_CONTENT, ZWSP, escape, split_text
+from bot.discord_text import (
+    CITATION_RE,
+    MAX_CONTENT,
+    ZWSP,
+    escape,
+    in_quotes,
+    split_text,
+    strip_mentions,
+)
 from bot.feedback import FeedbackStore, export_feedback
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
 from devtools.fake_discord import (
@@ -354,8 +366,9 @@ async def test_everyone_in_question_and_document_does_not_ping(
         assert post.payload["allowed_mentions"]["parse"] == []
         text = post.text()
         assert not re.search(r"@(everyone|here)|<@[&!]?\d", text), text
-    assert f"@{ZWSP}everyone" in followup.content
+    assert "You asked: hi [1]" in followup.content  # the mentions were no part of the question
     field = followup.embeds[0]["fields"][0]
+    assert f"@{ZWSP}everyone" in field["value"]
     assert "\\*\\*bold\\*\\*" in field["value"] and "\\[x\\]" in field["value"]
     [thread_call] = fake_discord.calls_to("POST", r"/channels/\d+/messages/\d+/threads")
     assert "@everyone" not in thread_call.json["name"]
@@ -468,6 +481,7 @@ async def test_twenty_concurrent_questions_keep_heartbeats_flowing(
     fake_discord.heartbeat_interval_ms = 200
     engine = FakeEngine(delay=0.5)
     bot = make_bot(make_settings(tmp_path, discord_max_concurrent=8, discord_threads=False), engine)
+    bot.queue_notice_after = 0.2  # the last of them wait about 1 s
     async with running_bot(fake_discord, bot):
         start = time.monotonic()
         beats_before = len(fake_discord.heartbeats)
@@ -965,3 +979,237 @@ def test_feedback_store_votes_replace_and_export_csv(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="format"):
         store.export(io.StringIO(), "xml")
     assert FeedbackStore(tmp_path / "none.sqlite").export(io.StringIO()) == 0
+
+
+# -- fixes from the black-box check (issue 13) ----------------------------------------------------------------
+
+
+async def test_sources_counts_in_singular_and_quotes_never_doubled(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    quoted = "“110 Overseas: China’s Cross-Border Policing Runs Wild,” identified 54 stations."
+
+    def reply(question: str, history: Sequence[Turn]) -> Answer:
+        citation = Citation(n=1, source="docs/report.md", location="lines 1-7", quote=quoted)
+        return Answer(question, "It identified 54 stations [1].", (citation,), False, (passage(1),))
+
+    one = DocumentInfo(source="docs/one.md", title="", chunks=1, chars=10, ingested_at=0.0)
+    bot = make_bot(make_settings(tmp_path), FakeEngine(reply, docs=[one]))
+    async with running_bot(fake_discord, bot):
+        await fake_discord.slash("sources")
+        [sources] = await fake_discord.wait_posted(lambda p: p.kind == "followup")
+        msg = await fake_discord.send_message("How many stations?")
+        [answer] = await fake_discord.wait_posted(lambda p: p.channel_id == int(msg["id"]))
+    assert "**1 document indexed** (1 passage)" in sources.content
+    assert "one.md (1 passage)" in sources.content and "passages" not in sources.content
+    value = answer.embeds[0]["fields"][0]["value"]
+    assert value.startswith("“110 Overseas") and "““" not in value, value
+
+
+def test_quotes_and_counts_rendered_without_doubles() -> None:
+    assert in_quotes("plain text.") == "“plain text.”"
+    assert in_quotes("“Title,” said he.") == "“Title,” said he.”"
+    assert in_quotes('"Straight" start') == '"Straight" start”'
+    assert in_quotes("ends with “a quote.”") == "“ends with “a quote.”"
+    [part] = render_documents([doc("a.md"), doc("b.md")])
+    assert "**2 documents indexed** (6 passages)" in part.content and "(3 passages)" in part.content
+    citation = Citation(n=1, source="r.md", location="", quote="“Quoted” first")
+    [compact] = render_answer(Answer("q", "t [1]", (citation,), False, ()), compact=True)
+    assert "[1] r.md: “Quoted” first”" in compact.content and "““" not in compact.content
+    report = render_ingest_report({"added": 1, "chunks": 1, "embedded": 1, "seconds": 0.1})
+    assert "1 passage in the index" in report
+
+
+async def test_admin_commands_registered_for_manage_server_and_not_in_dms(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    bot = make_bot(make_settings(tmp_path), FakeEngine())
+    async with running_bot(fake_discord, bot):
+        [sync] = fake_discord.calls_to("PUT", r"/applications/\d+/commands")
+    synced = {c["name"]: c for c in sync.json}
+    for name in ("ingest", "reingest"):
+        assert int(synced[name]["default_member_permissions"]) == 1 << 5  # Manage Server
+        assert synced[name]["dm_permission"] is False and synced[name]["contexts"] == [0]  # servers only
+    for name in ("ask", "sources", "summary", "status"):
+        assert synced[name]["default_member_permissions"] is None  # everyone
+
+
+STATIONS = "How many overseas police stations did the report identify?"
+
+
+async def test_mentions_stripped_from_the_question(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine()
+    bot = make_bot(make_settings(tmp_path, discord_threads=False), engine)
+    noisy = f"{STATIONS} @everyone <@&456>"
+    async with running_bot(fake_discord, bot):
+        await fake_discord.send_message(noisy)
+        await fake_discord.send_message(f"@here <@!123> {STATIONS} <@123> <#789>")
+        await fake_discord.slash("ask", {"question": noisy})
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=3)
+        # a message that is nothing but mentions is not a question
+        await fake_discord.send_message("@everyone <@&456>")
+        [hint] = await fake_discord.wait_posted(lambda p: "Ask me something" in p.content)
+    assert [q for q, _ in engine.asked] == [STATIONS] * 3
+    assert hint.payload["allowed_mentions"]["parse"] == []
+
+
+async def test_mentions_do_not_change_a_real_answer(
+    fake_discord: FakeDiscord, tmp_path: Path, report_engine: Any
+) -> None:
+    bot = make_bot(make_settings(tmp_path, discord_threads=False), report_engine)
+    async with running_bot(fake_discord, bot):
+        await fake_discord.send_message(STATIONS)
+        await fake_discord.send_message(f"{STATIONS} @everyone <@&456>")
+        plain, noisy = await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=2, timeout=30)
+    assert "54" in plain.content and "30" in plain.content
+    assert noisy.content == plain.content
+    assert noisy.embeds[0]["fields"] == plain.embeds[0]["fields"]  # the same passages cited
+
+
+def test_strip_mentions_every_form() -> None:
+    text = "<@1> hi <@!123> <@&456> <#789> @here </ask:42> @everyone, me@here.com"
+    assert strip_mentions(text) == "hi , me@here.com"
+
+
+def test_dossier_discord_logs_loaded_connected_and_reconnected(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`dossier discord` as run from the command line (root logger at WARNING, as `dossier`
+    sets it) against the fake: the bot's own lines still appear at INFO."""
+    server = FakeDiscord()
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(server.start())
+        ready.set()
+        loop.run_forever()
+
+    async def reconnect_then_stop() -> None:
+        await server.wait_connected(10)
+        await server.request_reconnect()
+        await server.wait_until(lambda: server.resumes == 1)
+        await asyncio.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)  # a container stop: the bot's handler closes it
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    ready.wait(5)
+    root = logging.getLogger()
+    saved_level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        settings = make_settings(
+            tmp_path, discord_api_base_url=server.api_base, discord_gateway_url=server.gateway_url
+        )
+        stopper = asyncio.run_coroutine_threadsafe(reconnect_then_stop(), loop)
+        code = run_discord(settings, engine_factory=lambda s: FakeEngine(), guild_ready_timeout=0.05)
+        stopper.result(5)
+    finally:
+        root.setLevel(saved_level)
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+    assert code == 0
+    lines = [
+        r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name.startswith("bot.")
+    ]
+    loaded = next(line for line in lines if line.startswith("Loaded"))
+    assert "all-MiniLM-L6-v2" in loaded and "1 document(s), 7 chunk(s)" in loaded
+    connected = next(line for line in lines if line.startswith("Connected to Discord"))
+    assert f"(id {BOT_ID})" in connected and "1 guild(s): " in connected and str(GUILD_ID) in connected
+    assert "Reconnected to Discord (session resumed)" in lines
+    assert logging.getLogger("bot.discord_bot").level == logging.NOTSET  # as it was
+
+
+async def test_queue_notice_says_where_and_only_when_the_wait_is_real(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    gate = threading.Event()  # the "first" and "fourth" questions take until it opens
+
+    def reply(question: str, history: Sequence[Turn]) -> Answer:
+        if question in ("first question", "fourth question"):
+            gate.wait(10)
+        return cited_answer(question)
+
+    def notices(count: int) -> Any:
+        return fake_discord.wait_posted(lambda p: "queued" in p.content, count=count)
+
+    async def asked(count: int) -> None:  # the engine runs in a thread: poll, no event tells
+        for _ in range(500):
+            if len(engine.asked) >= count:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the engine was asked {len(engine.asked)} questions, not {count}")
+
+    engine = FakeEngine(reply)
+    bot = make_bot(make_settings(tmp_path, discord_max_concurrent=1), engine)
+    bot.queue_notice_after = 0.15
+    async with running_bot(fake_discord, bot):
+        first = await fake_discord.send_message("first question")
+        await asked(1)
+        second = await fake_discord.send_message("second question")  # will open a thread
+        await notices(1)
+        await fake_discord.slash("ask", {"question": "third question"})
+        await notices(2)
+        gate.set()
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=3)
+        # in the first question's thread, behind a new question: the answer comes right there
+        gate.clear()
+        await fake_discord.send_message("fourth question")
+        await asked(4)
+        await fake_discord.send_message("and the fifth?", channel_id=int(first["id"]))
+        await notices(3)
+        gate.set()
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=5)
+    told = [p for p in fake_discord.posted if "queued" in p.content]
+    assert len(told) == 3, [p.content for p in told]
+    to_second, to_slash, in_thread = told
+    assert int(to_second.payload["message_reference"]["message_id"]) == int(second["id"])
+    assert "I'll answer in a thread on your message." in to_second.content
+    assert to_slash.kind == "followup" and "I'll post the answer here." in to_slash.content
+    assert in_thread.channel_id == int(first["id"]) and "I'll answer here." in in_thread.content
+    assert "thread" not in in_thread.content
+    assert all(p.payload["allowed_mentions"]["parse"] == [] for p in told)
+
+
+async def test_no_queue_notice_for_a_short_wait(fake_discord: FakeDiscord, tmp_path: Path) -> None:
+    engine = FakeEngine(delay=0.1)
+    bot = make_bot(make_settings(tmp_path, discord_max_concurrent=1, discord_threads=False), engine)
+    bot.queue_notice_after = 2.0
+    async with running_bot(fake_discord, bot):
+        for i in range(3):
+            await fake_discord.send_message(f"question {i}")
+        await fake_discord.slash("ask", {"question": "slash question"})
+        await fake_discord.wait_posted(lambda p: bool(p.custom_ids), count=4, timeout=10)
+    assert len(engine.asked) == 4
+    assert not [p for p in fake_discord.posted if "queued" in p.content]  # each waited about 0.1-0.3 s
+
+
+async def test_thread_follow_ups_resolve_against_the_whole_thread(
+    fake_discord: FakeDiscord, tmp_path: Path, report_engine: Any
+) -> None:
+    asked: list[tuple[str, tuple[Turn, ...]]] = []
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(report_engine, name)
+
+        def ask(self, question: str, history: Sequence[Turn] = (), **kw: Any) -> Answer:
+            asked.append((question, tuple(history)))
+            return report_engine.ask(question, history, **kw)  # type: ignore[no-any-return]
+
+    bot = make_bot(make_settings(tmp_path), Recording())
+    async with running_bot(fake_discord, bot):
+        msg = await fake_discord.send_message("Who founded Safeguard Defenders?")
+        thread = int(msg["id"])
+        [first] = await fake_discord.wait_posted(lambda p: p.channel_id == thread, timeout=30)
+        await fake_discord.send_message("Where is his organization based?", channel_id=thread)
+        await fake_discord.wait_posted(lambda p: p.channel_id == thread, count=2, timeout=30)
+        await fake_discord.send_message("And what is his job title there?", channel_id=thread)
+        posts = await fake_discord.wait_posted(lambda p: p.channel_id == thread, count=3, timeout=30)
+    assert "Dahlin" in first.content
+    assert "Spain" in posts[1].content
+    assert "founder and director" in posts[2].content and "don't say" not in posts[2].content
+    assert [t.question for t in asked[2][1]] == [q for q, _ in asked[:2]]  # the whole thread
