@@ -52,14 +52,24 @@ from index.keywords import terms
 from index.languages import detect_language
 from index.sentences import glued_heading_length, sentence_spans, text_length
 
-_NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
+_NUMERIC_Q = re.compile(
+    r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b"
+    r"|多少|几[个年次座名位家国]|哪一?年|什么时候|何时",  # the same questions in Chinese
+    re.I,
+)
 _HAS_NUMBER = re.compile(r"\d")
 # Languages told apart by their scripts (index.languages.detect_language): between two of them
 # a question and a sentence share no terms.
 _SCRIPT_LANGUAGES = frozenset({"en", "zh", "ja", "ko"})
 # Answer types (classic factoid QA): a question asking for a name or title is answered by a
 # sentence that quotes one; a "how many" question by a sentence with a number.
-_NAME_Q = re.compile(r"\b(title|titled|called|named|name of|entitled)\b", re.I)
+_NAME_Q = re.compile(
+    r"\b(title|titled|called|named|name of|entitled)\b|标题|题目|名为|名叫|叫什么|名称", re.I
+)
+# "Who wrote this article?" in Chinese: answered by the byline, like ASKS_AUTHOR.
+_ASKS_AUTHOR_ZH = re.compile(
+    r"^(这|那|该|本)(篇|份|个)?(文章|报道|报告|文件|文档)(是)?(由)?谁(写|撰写|报道)的?[？?]?$|^(这|那|该|本)(篇|份|个)?(文章|报道|报告|文件|文档)的作者是谁[？?]?$"
+)
 _HAS_QUOTED = re.compile(r"[“\"][^”\"]{3,120}[”\"]")
 _PREFIXES = ("en", "re", "un", "co", "sub", "pre", "inter", "dis")
 
@@ -187,7 +197,7 @@ class ExtractiveAnswerer:
         # Below `bar` no sentence is quoted: the threshold, unless the whole question cleared it
         # and the narrowed one picks the sentences (their scores are then only compared).
         bar = self.threshold
-        if ASKS_AUTHOR.search(core(question)):
+        if ASKS_AUTHOR.search(core(question)) or _ASKS_AUTHOR_ZH.search(question):
             # Who wrote the document is said by its byline, whatever the words of the question.
             bylines = [s for s in scored if AUTHORSHIP.search(s.text)]
             scored, bar = (bylines, 0.0) if bylines else (scored, bar)

@@ -23,7 +23,9 @@ DEFAULT_ABSTAIN_THRESHOLD = 0.37
 # own default threshold; DOSSIER_ABSTAIN_THRESHOLD, when set, wins. Models not listed: the default.
 ABSTAIN_THRESHOLDS = {
     DEFAULT_MODEL: DEFAULT_ABSTAIN_THRESHOLD,
-    MULTILINGUAL_MODEL_NAME: DEFAULT_ABSTAIN_THRESHOLD,
+    # report-dev (English) holds its bars from 0.55 to 0.57, report-zh-dev at every value
+    # (README, "Languages"; bench/RESULTS.md, "Multilingual models (issue 16)").
+    MULTILINGUAL_MODEL_NAME: 0.56,
 }
 
 

@@ -114,3 +114,16 @@ def test_each_model_has_its_own_abstention_threshold_and_the_setting_wins():
         Settings(embedding_model="multilingual", abstain_threshold=0.2, _env_file=None).answer_threshold
         == 0.2
     )
+
+
+def test_chinese_questions_get_their_kind_and_answer_type():
+    from bot.extractive import _NAME_Q, _NUMERIC_Q
+    from bot.kinds import classify
+
+    assert classify("文章提到了哪些行动？") == "list"
+    assert classify("达林为什么认为警察站比已发现的还要多？") == "why"
+    assert classify("比较九月份的报告和2022年1月那份较早的报告。") == "compare"
+    assert classify("已知温哥华有警察站吗？") == "yesno"
+    assert classify("保护卫士是谁创办的？") == "factoid"
+    assert classify("Why did Darling think so?") == "why"  # English unchanged
+    assert _NUMERIC_Q.search("该组织查明了多少起绑架案？") and _NAME_Q.search("那份报告的标题是什么？")
