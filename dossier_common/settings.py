@@ -161,7 +161,7 @@ class Settings(BaseSettings):
     )
     abstain_threshold: float | None = Field(
         None,
-        description="Extractive answerer: below this evidence score it answers that the documents don't say. Unset: the embedding model's own value, calibrated on the report dev sets (0.37 for all-MiniLM-L6-v2).",
+        description="Extractive answerer: below this evidence score it answers that the documents don't say. Unset: the embedding model's own value, calibrated on the report dev sets (0.37 for all-MiniLM-L6-v2, 0.56 for multilingual).",
     )
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
 
