@@ -93,6 +93,12 @@ def test_switching_to_the_multilingual_model_needs_a_full_ingest(tmp_path, embed
     with pytest.raises(ModelMismatchError, match="--full") as refused:
         ingest_paths([docs], switched, multilingual)
     assert MULTILINGUAL_MODEL_NAME in str(refused.value)
+    reader = Engine(switched, embedder=multilingual)  # answering refuses the old index too
+    try:
+        with pytest.raises(ModelMismatchError, match="--full"):
+            reader.ask("Who founded the Lantern Society?")
+    finally:
+        reader.close()
     assert ingest_paths([docs], switched, multilingual, full=True).added == 1
     manifest = Manifest(Layout(switched.home).manifest)
     try:
