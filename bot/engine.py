@@ -103,7 +103,7 @@ class Engine:
                 # first and reaches the retriever through closures, called only after both exist.
                 extractive = ExtractiveAnswerer(
                     embedder,
-                    threshold=self.settings.abstain_threshold,
+                    threshold=self.settings.answer_threshold,
                     idf=lambda t: retriever.keyword.idf(t),
                     sentence_vectors=lambda passages: retriever.sentence_vectors(passages),
                 )

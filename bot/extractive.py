@@ -49,13 +49,27 @@ from bot.selection import ASKING_TERMS, BULLET_KINDS, select_covering, select_fa
 from bot.types import Draft, Passage, TokenCallback, Turn
 from dossier_common.settings import DEFAULT_ABSTAIN_THRESHOLD
 from index.keywords import terms
+from index.languages import detect_language
 from index.sentences import glued_heading_length, sentence_spans, text_length
 
-_NUMERIC_Q = re.compile(r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b", re.I)
+_NUMERIC_Q = re.compile(
+    r"\b(how (many|much|long|old|often)|what (year|number|percentage)|when)\b"
+    r"|多少|几[个年次座名位家国]|哪一?年|什么时候|何时",  # the same questions in Chinese
+    re.I,
+)
 _HAS_NUMBER = re.compile(r"\d")
+# Languages told apart by their scripts (index.languages.detect_language): between two of them
+# a question and a sentence share no terms.
+_SCRIPT_LANGUAGES = frozenset({"en", "zh", "ja", "ko"})
 # Answer types (classic factoid QA): a question asking for a name or title is answered by a
 # sentence that quotes one; a "how many" question by a sentence with a number.
-_NAME_Q = re.compile(r"\b(title|titled|called|named|name of|entitled)\b", re.I)
+_NAME_Q = re.compile(
+    r"\b(title|titled|called|named|name of|entitled)\b|标题|题目|名为|名叫|叫什么|名称", re.I
+)
+# "Who wrote this article?" in Chinese: answered by the byline, like ASKS_AUTHOR.
+_ASKS_AUTHOR_ZH = re.compile(
+    r"^(这|那|该|本)(篇|份|个)?(文章|报道|报告|文件|文档)(是)?(由)?谁(写|撰写|报道)的?[？?]?$|^(这|那|该|本)(篇|份|个)?(文章|报道|报告|文件|文档)的作者是谁[？?]?$"
+)
 _HAS_QUOTED = re.compile(r"[“\"][^”\"]{3,120}[”\"]")
 _PREFIXES = ("en", "re", "un", "co", "sub", "pre", "inter", "dis")
 
@@ -92,6 +106,7 @@ class ExtractiveAnswerer:
         units = stored if stored is not None else self._embed_units(passages)
         q_vec = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
         q_terms = frozenset(terms(question))
+        asker = detect_language(question)
         weights = {t: self.idf(t) for t in q_terms}
         total = sum(weights.values()) or 1.0
         numeric = bool(_NUMERIC_Q.search(question))
@@ -101,6 +116,7 @@ class ExtractiveAnswerer:
             previous = ""
             previous_span: tuple[int, int] | None = None
             sentences = [(a, b, v) for a, b, kind, v in spans if kind == 0]
+            semantic = self._semantic_weight(asker, passage.language)
             clauses = [(a, b, v) for a, b, kind, v in spans if kind == 1]
             for a, b, vector in sentences:
                 text = passage.text[a:b]  # scored whole: a glued heading is context ...
@@ -124,7 +140,7 @@ class ExtractiveAnswerer:
                 overlap = (
                     sum(weights[t] * max(own.get(t, 0.0), 0.5 * context.get(t, 0.0)) for t in q_terms) / total
                 )
-                score = self.semantic_weight * cos + (1 - self.semantic_weight) * overlap
+                score = semantic * cos + (1 - semantic) * overlap
                 # Captions and fragments ("(Courtesy of X)") match names but say little.
                 score *= min(1.0, text_length(text) / 8)
                 if (numeric and _HAS_NUMBER.search(text)) or (naming and _HAS_QUOTED.search(text)):
@@ -136,6 +152,14 @@ class ExtractiveAnswerer:
                 )
         scored.sort(key=lambda s: s.score, reverse=True)
         return scored
+
+    def _semantic_weight(self, asker: str, language: str) -> float:
+        """The weight of the cosine in a sentence's score. A question in one language over a
+        passage in another shares no terms with it, so the term overlap says nothing there and
+        the cosine (of a multilingual model) is all the evidence: it counts whole."""
+        if asker in _SCRIPT_LANGUAGES and language in _SCRIPT_LANGUAGES and asker != language:
+            return 1.0
+        return self.semantic_weight
 
     def passage_scores(self, question: str, passages: Sequence[Passage]) -> list[float]:
         """Each passage's best sentence score (a slight preference for better-ranked passages
@@ -173,7 +197,7 @@ class ExtractiveAnswerer:
         # Below `bar` no sentence is quoted: the threshold, unless the whole question cleared it
         # and the narrowed one picks the sentences (their scores are then only compared).
         bar = self.threshold
-        if ASKS_AUTHOR.search(core(question)):
+        if ASKS_AUTHOR.search(core(question)) or _ASKS_AUTHOR_ZH.search(question):
             # Who wrote the document is said by its byline, whatever the words of the question.
             bylines = [s for s in scored if AUTHORSHIP.search(s.text)]
             scored, bar = (bylines, 0.0) if bylines else (scored, bar)

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.types import DocumentInfo, IndexStatus
 from dossier_common.errors import StoreError
-from dossier_common.settings import Settings
+from dossier_common.settings import Settings, model_name
 from index.layout import Layout
 from index.manifest import open_for_reading
 from index.store import count_vectors, describe_store, missing_vectors
@@ -25,7 +25,7 @@ def index_status(settings: Settings) -> IndexStatus:
             manifest.close()
     vectors: int | None = None
     try:
-        vectors = count_vectors(settings, stats["model"] or settings.embedding_model)
+        vectors = count_vectors(settings, stats["model"] or model_name(settings.embedding_model))
         lost = stats["chunks"] and not vectors
         problem = str(missing_vectors(settings, stats["documents"])) if lost else ""
     except StoreError as err:
@@ -34,7 +34,7 @@ def index_status(settings: Settings) -> IndexStatus:
         home=str(settings.home.resolve()),
         store=describe_store(settings),
         collection=settings.collection,
-        model=stats["model"] or settings.embedding_model,
+        model=stats["model"] or model_name(settings.embedding_model),
         answerer=settings.llm,
         documents=stats["documents"],
         chunks=stats["chunks"],

@@ -70,6 +70,8 @@ def core(question: str) -> str:
 def classify(question: str) -> str:
     """One of KINDS."""
     text = " ".join(question.split())
+    if _CJK.search(text):
+        return _classify_chinese(text)
     body = core(text)
     if _OVERVIEW.search(text) and not _YESNO.match(body):
         return "overview"
@@ -85,6 +87,24 @@ def classify(question: str) -> str:
         return "why"
     if _HOW.match(body):
         return "how"
+    return "factoid"
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+# The same kinds asked in Chinese, by their usual words (no overview: it names a document).
+_ZH_KINDS = (
+    ("compare", re.compile(r"比较|相比|区别|有何不同|有什么不同")),
+    ("list", re.compile(r"列出|列举|有哪些|哪些")),
+    ("why", re.compile(r"为什么|为何|什么原因")),
+    ("how", re.compile(r"如何|怎样|怎么")),
+    ("yesno", re.compile(r"吗[？?]?$|是否|有没有")),
+)
+
+
+def _classify_chinese(text: str) -> str:
+    for kind, cue in _ZH_KINDS:
+        if cue.search(text):
+            return kind
     return "factoid"
 
 

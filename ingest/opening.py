@@ -91,7 +91,7 @@ def open_store(settings: Settings, manifest: Manifest, embedder: DocumentEmbedde
         if recorded and recorded != embedder.name:
             raise ModelMismatchError(
                 f"The index was built with the embedding model {recorded!r}, but DOSSIER_EMBEDDING_MODEL "
-                f"is {embedder.name!r}. Re-ingest with `dossier ingest PATH --full` or set the model back."
+                f"selects {embedder.name!r}. Re-ingest with `dossier ingest PATH --full` or set the model back."
             )
         # The dimension is only known once the model is loaded; an unchanged re-ingest never loads it.
         dimension = int(manifest.get_meta("dimension") or 0) or None
