@@ -156,8 +156,11 @@ class ExtractiveAnswerer:
     def _semantic_weight(self, asker: str, language: str) -> float:
         """The weight of the cosine in a sentence's score. A question in one language over a
         passage in another shares no terms with it, so the term overlap says nothing there and
-        the cosine (of a multilingual model) is all the evidence: it counts whole."""
-        if asker in _SCRIPT_LANGUAGES and language in _SCRIPT_LANGUAGES and asker != language:
+        the cosine of a multilingual model is all the evidence: it counts whole. An English-only
+        model's cosine across languages means little: the usual weights stand, and such a
+        question is declined rather than answered from noise."""
+        crosses = asker in _SCRIPT_LANGUAGES and language in _SCRIPT_LANGUAGES and asker != language
+        if crosses and getattr(self.embedder, "multilingual", False):
             return 1.0
         return self.semantic_weight
 

