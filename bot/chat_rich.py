@@ -7,7 +7,7 @@ from typing import Any, TextIO
 
 from bot.chat_session import COMMANDS, Ask
 from bot.chat_views import call_in_worker, documents_and_chunks, find_span, rewritten
-from bot.excerpts import shown_quote
+from bot.excerpts import in_quotes, shown_quote
 from bot.render import excerpt_line
 from bot.types import Answer, DocumentInfo, Passage
 
@@ -82,7 +82,7 @@ class RichView:
 
         line = Text.assemble((f"[{n}] ", "bold cyan"), (source, "bold"), (f" · {location}", "dim"))
         self._print(line)
-        self._print(Text(f"    “{excerpt_line(quote, QUOTE_CHARS)}”", style="italic dim"))
+        self._print(Text("    " + in_quotes(excerpt_line(quote, QUOTE_CHARS)), style="italic dim"))
         if link:  # opens the page at the quote
             self._print(Text(f"    {link}", style=f"dim link {link}"))
 

@@ -19,12 +19,11 @@ from bot.discord_text import (
     escape,
     escape_answer_text,
     escape_clipped,
-    in_quotes,
     plural,
     source_name,
     split_text,
 )
-from bot.excerpts import shown_quote
+from bot.excerpts import in_quotes, shown_quote
 from bot.prompts import CANNOT_ANSWER
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage
 

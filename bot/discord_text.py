@@ -96,20 +96,6 @@ def escape_clipped(raw: str, limit: int) -> str:
         budget -= max(len(out) - limit, 1)
 
 
-_OPENING_QUOTES = '“"‘«„「『'
-_CLOSING_QUOTES = '”"»“」』'
-
-
-def in_quotes(text: str) -> str:
-    """`text` between “ and ”, without doubling a mark the text already opens or closes with
-    (a quote that starts with a quoted title reads “110 Overseas,” identified…”, not ““110…)."""
-    if not text:
-        return text
-    opening = "" if text[0] in _OPENING_QUOTES else "“"
-    closing = "" if text[-1] in _CLOSING_QUOTES else "”"
-    return opening + text + closing
-
-
 def plural(n: int, word: str, words: str | None = None) -> str:
     """ "1 passage", "2 passages"."""
     return f"{n} {word if n == 1 else (words or word + 's')}"

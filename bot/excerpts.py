@@ -64,3 +64,17 @@ def excerpt(text: str, limit: int, spans: Sequence[tuple[int, int]] = ()) -> str
 def shown_quote(citation: Citation, limit: int) -> str:
     """The citation's quote as shown under its source: centred on the sentences the answer uses."""
     return excerpt(citation.quote, limit, citation.spans)
+
+
+_OPENING_QUOTES = '“"‘«„「『'
+_CLOSING_QUOTES = '”"»“」』'
+
+
+def in_quotes(text: str) -> str:
+    """`text` between “ and ”, without doubling a mark the text already opens or closes with
+    (a quote that starts with a quoted title reads “110 Overseas,” identified…”, not ““110…)."""
+    if not text:
+        return text
+    opening = "" if text[0] in _OPENING_QUOTES else "“"
+    closing = "" if text[-1] in _CLOSING_QUOTES else "”"
+    return opening + text + closing

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 import time
 
-from bot.excerpts import shown_quote
+from bot.excerpts import in_quotes, shown_quote
 from bot.printable import one_line
 from bot.types import Answer, IndexStatus
 
@@ -25,14 +25,14 @@ def format_answer(answer: Answer, *, quote_chars: int = 300) -> str:
             lines += ["", "Closest passages:"]
             for p in answer.retrieved[:3]:
                 lines.append(
-                    f"  - {one_line(p.source)} ({one_line(p.location)}): “{excerpt_line(p.text, quote_chars)}”"
+                    f"  - {one_line(p.source)} ({one_line(p.location)}): {in_quotes(excerpt_line(p.text, quote_chars))}"
                 )
     elif answer.citations:
         lines += ["", "Sources:"]
         for c in answer.citations:
             # A newline in a file name would otherwise forge a line of its own.
             lines.append(f"  [{c.n}] {one_line(c.source)} ({one_line(c.location)})")
-            lines.append(textwrap.indent(f"“{shown_quote(c, quote_chars)}”", "      "))
+            lines.append(textwrap.indent(in_quotes(shown_quote(c, quote_chars)), "      "))
             if c.link:  # opens the page at the quote
                 lines.append(f"      {one_line(c.link)}")
     return "\n".join(lines)

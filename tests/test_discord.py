@@ -31,10 +31,10 @@ from bot.discord_text import (
     MAX_CONTENT,
     ZWSP,
     escape,
-    in_quotes,
     split_text,
     strip_mentions,
 )
+from bot.excerpts import in_quotes
 from bot.feedback import FeedbackStore, export_feedback
 from bot.types import Answer, Citation, DocumentInfo, IndexStatus, Passage, Turn
 from devtools.fake_discord import (
@@ -1213,3 +1213,19 @@ async def test_thread_follow_ups_resolve_against_the_whole_thread(
     assert "Spain" in posts[1].content
     assert "founder and director" in posts[2].content and "don't say" not in posts[2].content
     assert [t.question for t in asked[2][1]] == [q for q, _ in asked[:2]]  # the whole thread
+
+
+def test_terminal_sources_never_double_a_quote_mark() -> None:
+    from bot.render import format_answer
+
+    quote = "“110 Overseas,” identified 54 stations."
+    answer = Answer(
+        question="q",
+        text=f"{quote} [1]",
+        citations=(Citation(1, "report.txt", "line 8", quote),),
+        abstained=False,
+        retrieved=(),
+        timings_ms={},
+    )
+    out = format_answer(answer)
+    assert "““" not in out and "“110 Overseas,” identified 54 stations.”" in out
