@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from dossier_common.errors import ConfigError, ModelNotFoundError
 from dossier_common.settings import DEFAULT_MODEL, MULTILINGUAL, Settings
 from index.layout import Layout
 from ingest.multilingual import MultilingualEmbedder
+from ingest.query_cache import QueryCache
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class Embedder(Embeddings):
         self.calls = 0  # embedding calls (documents), for tests and benchmarks
         self.embedded = 0  # texts embedded as documents
         self._model: Any = None
-        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._queries = QueryCache()
         self._lock = threading.Lock()
 
     @property
@@ -193,22 +193,14 @@ class Embedder(Embeddings):
         return vectors, span_vectors
 
     def embed_query(self, text: str) -> list[float]:
-        with self._lock:
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return hit
-        vector = self.model.encode([text], normalize_embeddings=True, show_progress_bar=False)[0].tolist()
-        with self._lock:
-            self._cache[text] = vector
-            if len(self._cache) > 512:
-                self._cache.popitem(last=False)
-        return vector
+        return self._queries.get(
+            text,
+            lambda t: self.model.encode([t], normalize_embeddings=True, show_progress_bar=False)[0].tolist(),
+        )
 
     def clear_cache(self) -> None:
         """Forget the cached query vectors, so the next queries are embedded again."""
-        with self._lock:
-            self._cache.clear()
+        self._queries.clear()
 
     def encode(self, texts: Sequence[str], **kwargs: Any) -> Any:
         """Raw numpy embeddings (normalised), for sentence scoring in the answerer."""

