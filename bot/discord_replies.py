@@ -141,15 +141,19 @@ class MentionReply:
             await asyncio.sleep(TYPING_EVERY)
 
     async def queued(self, position: int, *, new: bool) -> None:
-        channel = self.message.channel
-        in_thread = new and self.threads and isinstance(channel, discord.TextChannel)  # as `deliver` does
-        where = " I'll answer in a thread on your message." if in_thread else " I'll answer here."
+        where = (
+            " I'll answer in a thread on your message." if self._opens_thread(new) else " I'll answer here."
+        )
         await self.message.reply(
             queued_text(position) + where, mention_author=False, allowed_mentions=NO_MENTIONS
         )
 
     async def say(self, text: str) -> None:
         await safe_reply(self.message, text)
+
+    def _opens_thread(self, new: bool) -> bool:
+        """Whether the answer to this message goes to a new thread on it."""
+        return new and self.threads and isinstance(self.message.channel, discord.TextChannel)
 
     async def deliver(
         self,
@@ -163,7 +167,7 @@ class MentionReply:
         channel = self.message.channel
         if isinstance(channel, discord.Thread):
             self.conversations.bind(conversation, thread=channel.id)
-        elif new and self.threads and isinstance(channel, discord.TextChannel):
+        elif self._opens_thread(new):
             try:
                 thread = await self.message.create_thread(
                     name=thread_name(question), auto_archive_duration=1440

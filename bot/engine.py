@@ -18,7 +18,7 @@ from bot.naming import CUE_TERMS, DocumentName, document_name, find_by_name
 from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of
 from bot.summary import Overview, Summaries
 from bot.types import Answer, Answerer, Citation, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
-from bot.understanding import Understood, understand
+from bot.understanding import Understood, only_document, understand
 from dossier_common.errors import NoIndexError, QuestionError
 from dossier_common.settings import Settings
 from index.keywords import terms
@@ -305,9 +305,7 @@ class Engine:
         return [retriever.locate(passage_of(row), text) for row in retriever.manifest.chunks_of(source)]
 
     def _only_document(self) -> str | None:
-        """The source when exactly one document is indexed ("the report" can only mean it)."""
-        names = self.document_names()
-        return names[0].source if len(names) == 1 else None
+        return only_document(self.document_names())
 
     def _matching(self, question: str, source: str, n: int = 3) -> list[tuple[int, int]]:
         """The document's sentences (offsets into its text) that best match what an overview

@@ -84,6 +84,16 @@ class Locations:
         body = text[passage.start : passage.end] if len(passage.chunk_ids) > 1 and text else passage.text
         return Passage(**{**passage.__dict__, "text": body, "location": where})
 
+    def locate_all(self, passages: Sequence[Passage]) -> list[Passage]:
+        """`locate` for each passage, each source's text read once."""
+        texts: dict[str, str] = {}
+        return [self.locate(p, self._text(texts, p.source)) for p in passages]
+
+    def _text(self, texts: dict[str, str], source: str) -> str:
+        if source not in texts:
+            texts[source] = self.manifest.file_text(source) or ""
+        return texts[source]
+
     def _where(self, source: str, page: int | None, section: str, text: str, start: int, end: int) -> str:
         """ "p. 3, § Heading, lines 12-18": the lines are those of the file on disk when its
         line numbers are known, else of the indexed text."""
@@ -131,7 +141,5 @@ class Locations:
             if passage is None or passage.source != c.source:
                 out.append(c)
                 continue
-            if c.source not in texts:  # each source's text read once
-                texts[c.source] = self.manifest.file_text(c.source) or ""
-            out.append(self.cite(c, passage, texts[c.source]))
+            out.append(self.cite(c, passage, self._text(texts, c.source)))
         return tuple(out)

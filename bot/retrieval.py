@@ -204,7 +204,7 @@ class HybridRetriever:
         passages = _merge([(rows[i], fused[i]) for i in ranked], k)
         if self.context_chunks > 0:
             passages = [self._widen(p, rows) for p in passages]
-        located = [self.locate(p) for p in passages]
+        located = self.locations.locate_all(passages)  # each source's text read once
         if by_evidence and self.evidence is not None and len(located) > 1:
             # Best evidence first: the passage holding the sentence that answers the question
             # best leads (ties keep the retrieval order).

@@ -144,11 +144,8 @@ def select_names(
 
 def _near(a: ScoredSentence, b: ScoredSentence, passages: Sequence[Passage]) -> bool:
     """Whether two sentences of one document are at most a short sentence or two apart."""
-    pa, pb = passages[a.passage], passages[b.passage]
-    if pa.source != pb.source:
-        return False
-    a0, a1, b0, b1 = pa.start + a.start, pa.start + a.end, pb.start + b.start, pb.start + b.end
-    return 0 <= a0 - b1 <= _NEAR_CHARS or 0 <= b0 - a1 <= _NEAR_CHARS
+    (source_a, a0, a1), (source_b, b0, b1) = _in_document(a, passages), _in_document(b, passages)
+    return source_a == source_b and (0 <= a0 - b1 <= _NEAR_CHARS or 0 <= b0 - a1 <= _NEAR_CHARS)
 
 
 _NEAR_CHARS = 300
@@ -156,12 +153,14 @@ _NEAR_CHARS = 300
 
 def _overlaps(a: ScoredSentence, b: ScoredSentence, passages: Sequence[Passage]) -> bool:
     """Whether two quotes share text of one document (overlapping passages quote it twice)."""
-    pa, pb = passages[a.passage], passages[b.passage]
-    return (
-        pa.source == pb.source
-        and pa.start + a.start < pb.start + b.end
-        and pb.start + b.start < pa.start + a.end
-    )
+    (source_a, a0, a1), (source_b, b0, b1) = _in_document(a, passages), _in_document(b, passages)
+    return source_a == source_b and a0 < b1 and b0 < a1
+
+
+def _in_document(s: ScoredSentence, passages: Sequence[Passage]) -> tuple[str, int, int]:
+    """The sentence's source and its offsets in that source's text."""
+    p = passages[s.passage]
+    return p.source, p.start + s.start, p.start + s.end
 
 
 # A side of a comparison is quoted when its best sentence scores at least this share of the

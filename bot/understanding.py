@@ -21,8 +21,8 @@ def understand(question: str, names: Sequence[DocumentName], idf: Callable[[str]
     """`names`: how each indexed document is known; `idf`: the keyword index's term weights."""
     kind = classify(question)
     named = named_document(question, names, idf)
-    if named is None and mentions_document(question) and len(names) == 1:
-        named = names[0].source  # "the report", and there is one
+    if named is None and mentions_document(question):
+        named = only_document(names)  # "the report", and there is one
     by_source = {n.source: n for n in names}
     narrowed = ""
     if named is None:
@@ -39,3 +39,8 @@ def understand(question: str, names: Sequence[DocumentName], idf: Callable[[str]
                 narrowed = without_title(question, by_source[named])
     whole = kind == "overview" and whole_document(question, by_source.get(named or ""))
     return Understood(kind, named, whole, narrowed)
+
+
+def only_document(names: Sequence[DocumentName]) -> str | None:
+    """The source when exactly one document is indexed ("the report" can only mean it)."""
+    return names[0].source if len(names) == 1 else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -718,8 +719,10 @@ def test_missing_token_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "DISCORD_TOKEN" in capsys.readouterr().err
 
 
-def test_bad_token_clean_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """run_discord in its own event loop (as `dossier discord` runs) against the fake."""
+@contextlib.contextmanager
+def _fake_in_its_own_loop() -> Iterator[tuple[FakeDiscord, asyncio.AbstractEventLoop]]:
+    """A fake Discord served from an event loop in a thread of its own, as `dossier discord`
+    needs it (run_discord runs its own loop); stopped afterwards."""
     server = FakeDiscord()
     loop = asyncio.new_event_loop()
     ready = threading.Event()
@@ -733,10 +736,20 @@ def test_bad_token_clean_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     ready.wait(5)
+    try:
+        yield server, loop
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+def test_bad_token_clean_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run_discord in its own event loop (as `dossier discord` runs) against the fake."""
     import discord
 
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
-    try:
+    with _fake_in_its_own_loop() as (server, _loop):
         settings = make_settings(
             tmp_path,
             discord_token="wrong-token",
@@ -744,10 +757,6 @@ def test_bad_token_clean_exit(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             discord_gateway_url=server.gateway_url,
         )
         code = run_discord(settings, engine_factory=lambda s: FakeEngine())
-    finally:
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
     assert saved == (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     err = capsys.readouterr().err
     assert code == 2
@@ -1076,41 +1085,27 @@ def test_dossier_discord_logs_loaded_connected_and_reconnected(
 ) -> None:
     """`dossier discord` as run from the command line (root logger at WARNING, as `dossier`
     sets it) against the fake: the bot's own lines still appear at INFO."""
-    server = FakeDiscord()
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
 
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(server.start())
-        ready.set()
-        loop.run_forever()
-
-    async def reconnect_then_stop() -> None:
+    async def reconnect_then_stop(server: FakeDiscord) -> None:
         await server.wait_connected(10)
         await server.request_reconnect()
         await server.wait_until(lambda: server.resumes == 1)
         await asyncio.sleep(0.2)
         os.kill(os.getpid(), signal.SIGTERM)  # a container stop: the bot's handler closes it
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    ready.wait(5)
     root = logging.getLogger()
     saved_level = root.level
     root.setLevel(logging.WARNING)
     try:
-        settings = make_settings(
-            tmp_path, discord_api_base_url=server.api_base, discord_gateway_url=server.gateway_url
-        )
-        stopper = asyncio.run_coroutine_threadsafe(reconnect_then_stop(), loop)
-        code = run_discord(settings, engine_factory=lambda s: FakeEngine(), guild_ready_timeout=0.05)
-        stopper.result(5)
+        with _fake_in_its_own_loop() as (server, loop):
+            settings = make_settings(
+                tmp_path, discord_api_base_url=server.api_base, discord_gateway_url=server.gateway_url
+            )
+            stopper = asyncio.run_coroutine_threadsafe(reconnect_then_stop(server), loop)
+            code = run_discord(settings, engine_factory=lambda s: FakeEngine(), guild_ready_timeout=0.05)
+            stopper.result(5)
     finally:
         root.setLevel(saved_level)
-        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
     assert code == 0
     lines = [
         r.getMessage() for r in caplog.records if r.levelno == logging.INFO and r.name.startswith("bot.")
