@@ -130,6 +130,11 @@ def ingest(
             _echo(f"failed: {one_line(failure.path)}: {one_line(failure.reason)}", err=True)
         for skipped in report.skipped:
             _echo(f"skipped: {one_line(str(skipped.path))}: {one_line(skipped.reason)}", err=True)
+        for file in report.files:
+            if file.skipped_pages:
+                pages = ", ".join(str(n) for n in file.skipped_pages)
+                advice = f" ({one_line(file.advice)})" if file.advice else ""
+                _echo(f"note: {one_line(file.path)}: pages {pages} not read{advice}", err=True)
         _echo(report.summary())
     if not report.ok:
         raise typer.Exit(1)

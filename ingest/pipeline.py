@@ -63,6 +63,17 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class FileReport:
+    """What reading one ingested file found (see `FileNotes`)."""
+
+    path: str
+    tables: int = 0
+    ocr_pages: int = 0
+    skipped_pages: tuple[int, ...] = ()
+    advice: str = ""
+
+
+@dataclass(frozen=True)
 class IngestReport:
     added: int = 0
     updated: int = 0
@@ -70,6 +81,7 @@ class IngestReport:
     unchanged: int = 0
     failed: tuple[Failure, ...] = ()
     skipped: tuple[Failure, ...] = ()
+    files: tuple[FileReport, ...] = ()  # each file read by this run (added or updated)
     chunks: int = 0  # in the index after this run
     embedded: int = 0  # chunks embedded by this run
     seconds: float = 0.0
@@ -78,6 +90,7 @@ class IngestReport:
         out = asdict(self)
         out["failed"] = [asdict(f) for f in self.failed]
         out["skipped"] = [asdict(f) for f in self.skipped]
+        out["files"] = [{**asdict(f), "skipped_pages": list(f.skipped_pages)} for f in self.files]
         out["seconds"] = round(self.seconds, 3)
         return out
 
@@ -85,7 +98,11 @@ class IngestReport:
     def from_dict(cls, data: dict[str, Any]) -> IngestReport:
         """The inverse of `to_dict` (a report sent by another process)."""
         problems = {key: tuple(Failure(**f) for f in data.get(key, ())) for key in ("failed", "skipped")}
-        return cls(**{**data, **problems})
+        files = tuple(
+            FileReport(**{**f, "skipped_pages": tuple(f.get("skipped_pages", ()))})
+            for f in data.get("files", ())
+        )
+        return cls(**{**data, **problems, "files": files})
 
     @property
     def ok(self) -> bool:
@@ -162,6 +179,7 @@ def _run(
     the records of files this run did not ingest."""
     counts = {"added": 0, "updated": 0, "deleted": 0, "unchanged": 0, "embedded": 0}
     failed: list[Failure] = []
+    files: list[FileReport] = []
     found, skipped_files = discover([Path(p) for p in paths])
     skipped = [Failure(str(s.path), s.reason) for s in skipped_files if s.reason != "does not exist"]
     known = manifest.files()
@@ -249,6 +267,10 @@ def _run(
             except LoadError as err:
                 failed.append(Failure(str(path), err.reason))
                 continue
+            notes = doc.notes
+            files.append(
+                FileReport(str(path), notes.tables, notes.ocr_pages, notes.skipped_pages, notes.advice)
+            )
             keep = previous is not None and previous.source == source and not rebuild
             old_ids = manifest.chunk_ids(source) if keep else set()
             item = _Pending(doc, root, chunks, new=previous is None or rebuild)
@@ -282,7 +304,7 @@ def _run(
     finally:
         if progress is not None:
             progress.finish()
-    return {**counts, "failed": tuple(failed), "skipped": tuple(skipped)}
+    return {**counts, "failed": tuple(failed), "skipped": tuple(skipped), "files": tuple(files)}
 
 
 def _flush(

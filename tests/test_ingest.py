@@ -19,7 +19,7 @@ from dossier_common.settings import Settings
 from index.layout import Layout
 from index.manifest import Manifest
 from index.store import VectorStore
-from ingest.pipeline import ingest_paths
+from ingest.pipeline import IngestReport, ingest_paths
 from tests.conftest import CORPUS, ROOT, SHARED, need_shared
 from tests.fakes import HashEmbedder
 from tests.onnx_models import seed_models
@@ -334,6 +334,10 @@ def test_cli_ingest_json_and_exit_codes(tmp_path, dossier_cli):
     }
     assert summary["added"] == 1 and len(summary["failed"]) == 5
     assert all(set(f) == {"path", "reason"} for f in summary["failed"])
+    # Each file read is reported with what reading it found (plain text: no tables, no OCR).
+    [read] = summary["files"]
+    assert read["path"].endswith(".txt") and read["tables"] == 0 and read["skipped_pages"] == []
+    assert IngestReport.from_dict(summary).files[0].path == read["path"]
 
     only_bad = tmp_path / "bad"
     only_bad.mkdir()

@@ -8,7 +8,8 @@ exceptions never escape.
 
 This module is the package's public face; the rest of the project imports from here:
 
-- `document`: `LoadedDocument`, `Section`, `Budget`, `LoadError`, what every loader returns;
+- `document`: `LoadedDocument`, `Section`, `Budget`, `LoadError`, `Parsed` (what every loader
+  returns) and `FileNotes` (tables, OCR'd and skipped pages, reported per file);
 - `discovery`: `discover` (files and folders into files to load), `file_hash`;
 - `text`: `normalize_text`, `fold_for_match`, and sections cut at headings and pages;
 - `reader`: `load_file`, which reads a file and hands it to the loader for its format:
@@ -16,7 +17,17 @@ This module is the package's public face; the rest of the project imports from h
 """
 
 from ingest.loaders.discovery import SUPPORTED_SUFFIXES, Skipped, discover, file_hash
-from ingest.loaders.document import BYTES_PER_MB, UNLIMITED, Budget, LoadedDocument, LoadError, Section
+from ingest.loaders.document import (
+    BYTES_PER_MB,
+    NO_NOTES,
+    UNLIMITED,
+    Budget,
+    FileNotes,
+    LoadedDocument,
+    LoadError,
+    Parsed,
+    Section,
+)
 from ingest.loaders.pdf import pdf_page_text
 from ingest.loaders.plain import decode_text
 from ingest.loaders.reader import LINE_SUFFIXES, load_file, original_lines
@@ -25,11 +36,14 @@ from ingest.loaders.text import editor_lines, fold_for_match, normalize_text
 __all__ = [
     "BYTES_PER_MB",
     "LINE_SUFFIXES",
+    "NO_NOTES",
     "SUPPORTED_SUFFIXES",
     "UNLIMITED",
     "Budget",
+    "FileNotes",
     "LoadError",
     "LoadedDocument",
+    "Parsed",
     "Section",
     "Skipped",
     "decode_text",

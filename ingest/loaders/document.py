@@ -25,6 +25,21 @@ class Section:
 
 
 @dataclass(frozen=True)
+class FileNotes:
+    """What reading one file found that its owner may want to know (`ingest --json` gives it
+    per file): tables kept as tables, pages read with OCR, pages left out and what would let
+    them be read."""
+
+    tables: int = 0
+    ocr_pages: int = 0
+    skipped_pages: tuple[int, ...] = ()
+    advice: str = ""
+
+
+NO_NOTES = FileNotes()
+
+
+@dataclass(frozen=True)
 class LoadedDocument:
     source: str
     path: Path
@@ -32,6 +47,7 @@ class LoadedDocument:
     text: str
     sections: tuple[Section, ...]
     content_hash: str
+    notes: FileNotes = NO_NOTES
 
 
 @dataclass(frozen=True)
@@ -61,8 +77,16 @@ class LoadError(DossierError):
         self.path = path
 
 
-# What each per-format loader returns from the raw bytes: (title, text, sections).
-Parsed = tuple[str, str, tuple[Section, ...]]
+@dataclass(frozen=True)
+class Parsed:
+    """What each per-format loader makes of the raw bytes."""
+
+    title: str
+    text: str
+    sections: tuple[Section, ...]
+    notes: FileNotes = NO_NOTES
+
+
 Loader = Callable[[bytes, Budget], Parsed]
 
 

@@ -67,7 +67,7 @@ def load_docx(data: bytes, budget: Budget) -> Parsed:
     except Exception as err:
         raise LoadError(f"corrupt DOCX: {error_summary(err)}") from err
     text, sections = assemble(blocks)
-    return core_title or first_heading or first_line(text), text, sections
+    return Parsed(core_title or first_heading or first_line(text), text, sections)
 
 
 def _docx_table_rows(table: Table) -> list[str]:

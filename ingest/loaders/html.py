@@ -124,4 +124,4 @@ def load_html(data: bytes, budget: Budget) -> Parsed:
     except Exception as err:
         raise LoadError(f"could not parse HTML: {error_summary(err)}") from err
     text, sections = assemble(blocks)
-    return title or first_line(text), text, sections
+    return Parsed(title or first_line(text), text, sections)

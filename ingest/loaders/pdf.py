@@ -60,7 +60,7 @@ def load_pdf(data: bytes, budget: Budget) -> Parsed:
         text, sections = assemble(blocks)
         if not text and failure is not None:
             raise LoadError(f"corrupt PDF: {error_summary(failure)}")
-        return _pdf_title(document) or first_line(text), text, sections
+        return Parsed(_pdf_title(document) or first_line(text), text, sections)
     finally:
         document.close()
 

@@ -53,7 +53,7 @@ def load_txt(data: bytes, budget: Budget) -> Parsed:
         after_blank = i + 1 < len(lines) and not lines[i + 1][1].strip()
         if before_blank and after_blank and _is_txt_heading(line):
             breaks.append(Break(offset, title_line(line)))
-    return first_line(text), text, split_sections(text, breaks)
+    return Parsed(first_line(text), text, split_sections(text, breaks))
 
 
 _ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
@@ -89,4 +89,4 @@ def load_markdown(data: bytes, budget: Budget) -> Parsed:
         ):
             breaks.append(Break(offset, title_line(line)))
     title = breaks[0].heading if breaks else first_line(text)
-    return title, text, split_sections(text, breaks)
+    return Parsed(title, text, split_sections(text, breaks))

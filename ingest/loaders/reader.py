@@ -70,25 +70,26 @@ def load_file(
     if not data or data.isspace():
         raise LoadError("empty file", path)
     try:
-        title, text, sections = loader(data, budget)
-        budget.check_chars(len(text))
+        parsed = loader(data, budget)
+        budget.check_chars(len(parsed.text))
     except LoadError as err:
         err.path = path
         raise
     except MemoryError:
         # Only under a memory limit (ingest.isolated); the budgets should have caught it first.
         raise LoadError("needs more memory than this ingest may use", path) from None
-    if not text:
+    if not parsed.text:
         reason = "no extractable text (scanned PDF?)" if suffix == ".pdf" else "empty file"
         raise LoadError(reason, path)
-    log.debug("loaded %s: %d chars, %d sections", path, len(text), len(sections))
+    log.debug("loaded %s: %d chars, %d sections", path, len(parsed.text), len(parsed.sections))
     return LoadedDocument(
         source=_source_name(path, root),
         path=path,
-        title=title_line(title) or path.stem,
-        text=text,
-        sections=sections,
+        title=title_line(parsed.title) or path.stem,
+        text=parsed.text,
+        sections=parsed.sections,
         content_hash=hashlib.sha256(data).hexdigest(),
+        notes=parsed.notes,
     )
 
 
