@@ -135,6 +135,12 @@ class AutoCog(commands.Cog, name=COG_NAME):
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(SolvedButton, PersonButton)
+        allowed = self.bot.settings.discord_channel_ids
+        if allowed and self.channels - set(allowed):
+            log.warning(
+                "DISCORD_AUTO_CHANNELS %s are not in DISCORD_CHANNEL_IDS: the bot will not answer there",
+                sorted(self.channels - set(allowed)),
+            )
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(SolvedButton, PersonButton)
