@@ -161,8 +161,10 @@ class AutoCog(commands.Cog, name=COG_NAME):
         if post is not None:
             if post.parent_id not in self.channels:
                 return None
-            # Every new post asks something; its title often is the question.
-            return strip_mentions(f"{post.name}\n{message.content}")
+            # Every new post asks something; its title often is the question. A long post is
+            # cut to the question limit rather than refused (a refusal would be a message).
+            limit = self.bot.settings.max_question_chars
+            return strip_mentions(f"{post.name}\n{message.content}")[:limit]
         if message.channel.id in self.channels and isinstance(message.channel, discord.TextChannel):
             return strip_mentions(message.content) if reads_as_question(message.content) else None
         return None
