@@ -17,6 +17,7 @@ from discord.ext import commands
 
 from bot.discord_parts import NO_MENTIONS, message_kwargs, respond
 from bot.discord_render import render_ingest_report, render_status
+from bot.discord_scopes import scope_line
 from bot.discord_text import escape, neutralize_mentions
 from dossier_common.errors import DossierError
 from ingest.loaders import SUPPORTED_SUFFIXES
@@ -113,8 +114,13 @@ class AdminCog(commands.Cog, name="Admin"):
     async def status(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         status = await asyncio.to_thread(self.bot.engine.status)
+        part = render_status(status)
+        # What this channel answers from (DISCORD_SCOPES).
+        part.embeds[0].add_field(
+            name="This channel", value=scope_line(self.bot.scopes.of(interaction.channel)), inline=False
+        )
         await interaction.followup.send(
-            ephemeral=True, allowed_mentions=NO_MENTIONS, **message_kwargs(render_status(status), None)
+            ephemeral=True, allowed_mentions=NO_MENTIONS, **message_kwargs(part, None)
         )
 
     @app_commands.command(name="reingest", description="Admin: re-read the documents folder (incremental).")

@@ -25,6 +25,7 @@ from bot.discord_feedback import feedback_view
 from bot.discord_parts import NO_MENTIONS, Conversation, error_text, message_kwargs, respond
 from bot.discord_render import document_choices, render_answer, render_documents
 from bot.discord_replies import MentionReply, Reply, SlashReply, safe_reply
+from bot.discord_scopes import documents_in_scope, scope_line, scoped_ask
 from bot.discord_text import strip_mentions
 from bot.types import Answer, DocumentInfo, Turn
 
@@ -77,6 +78,9 @@ class AskingCog(commands.Cog, name="Asking"):
             await reply.deliver(question, parts, feedback_view(answer_id), conversation, new=new)
         except Exception as exc:
             await reply.could_not_deliver(exc)
+            return
+        # Escalation listens (a declined question may go to the moderators).
+        self.bot.dispatch("dossier_answered", answer, answer_id, getattr(reply, "last_sent", None))
 
     async def _remember(
         self, answer: Answer, answer_id: str, guild_id: int | None, channel_id: int | None
@@ -133,7 +137,7 @@ class AskingCog(commands.Cog, name="Asking"):
         history = conversation.history() if conversation else ()
         await self.answer_and_deliver(
             SlashReply(interaction, self.bot.conversations, "answering /ask"),
-            partial(self.bot.engine.ask, question, history),
+            scoped_ask(self.bot.engine, self.bot.scopes.of(interaction.channel), question, history),
             conversation,
             question=question,
         )
@@ -142,6 +146,12 @@ class AskingCog(commands.Cog, name="Asking"):
     async def sources(self, interaction: discord.Interaction) -> None:
         await interaction.response.defer(thinking=True, ephemeral=True)
         documents = await asyncio.to_thread(self.bot.engine.documents)
+        scope = self.bot.scopes.of(interaction.channel)
+        if scope is not None:
+            documents = await asyncio.to_thread(documents_in_scope, self.bot.engine, documents, scope)
+            await interaction.followup.send(
+                scope_line(scope, len(documents)), ephemeral=True, allowed_mentions=NO_MENTIONS
+            )
         for part in render_documents(documents):
             await interaction.followup.send(
                 ephemeral=True, allowed_mentions=NO_MENTIONS, **message_kwargs(part, None)
@@ -240,7 +250,7 @@ class AskingCog(commands.Cog, name="Asking"):
         history = conversation.history() if conversation else ()
         await self.answer_and_deliver(
             MentionReply(message, self.bot.conversations, self.bot.settings.discord_threads),
-            partial(self.bot.engine.ask, question, history),
+            scoped_ask(self.bot.engine, self.bot.scopes.of(message.channel), question, history),
             conversation,
             question=question,
         )

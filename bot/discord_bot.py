@@ -26,6 +26,8 @@ from discord.ext import commands
 
 from bot.discord_admin import AdminCog, safe_filename, save_upload
 from bot.discord_asking import AskingCog
+from bot.discord_auto import AutoCog
+from bot.discord_escalation import EscalationCog
 from bot.discord_feedback import FeedbackCog
 from bot.discord_parts import (
     NO_MENTIONS,
@@ -35,6 +37,7 @@ from bot.discord_parts import (
     error_text,
     respond,
 )
+from bot.discord_scopes import ChannelScopes
 from bot.feedback import FeedbackStore
 from bot.types import Answer, Turn
 from dossier_common.errors import DossierError
@@ -71,6 +74,7 @@ class DossierBot(commands.Bot):
         self.engine = engine
         self.feedback = feedback or FeedbackStore.for_settings(settings)
         self.conversations = Conversations()
+        self.scopes = ChannelScopes.from_setting(settings.discord_scopes)  # a ConfigError stops the bot
         self.rate_limiter = RateLimiter(settings.discord_rate_limit)
         self._answer_slots = asyncio.Semaphore(settings.discord_max_concurrent)
         self._queued = 0  # questions waiting for a slot
@@ -81,7 +85,7 @@ class DossierBot(commands.Bot):
         self._watcher: Any = None  # ingest.watch.WatcherHandle when DOSSIER_WATCH_PATHS is set
 
     async def setup_hook(self) -> None:
-        for cog in (AskingCog(self), AdminCog(self), FeedbackCog(self)):
+        for cog in (AskingCog(self), AdminCog(self), FeedbackCog(self), AutoCog(self), EscalationCog(self)):
             await self.add_cog(cog)
         self.tree.error(self._on_app_command_error)
         if self.settings.watch_paths:
@@ -240,7 +244,15 @@ def run_discord(
 
 BOT_LOGGERS = tuple(
     f"bot.{name}"
-    for name in ("discord_bot", "discord_asking", "discord_admin", "discord_feedback", "discord_replies")
+    for name in (
+        "discord_bot",
+        "discord_asking",
+        "discord_admin",
+        "discord_feedback",
+        "discord_replies",
+        "discord_auto",
+        "discord_escalation",
+    )
 )
 
 

@@ -81,6 +81,7 @@ class FeedbackCog(commands.Cog, name=COG_NAME):
         except Exception as exc:
             await respond(interaction, error_text(exc, "recording feedback"))
             return
+        self.bot.dispatch("dossier_vote", interaction, answer_id, vote)  # escalation listens
         await respond(
             interaction,
             "Thanks for the feedback!" if vote > 0 else "Thanks: noted that this answer was not helpful.",

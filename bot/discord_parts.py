@@ -31,7 +31,9 @@ NO_MENTIONS = discord.AllowedMentions.none()
 class EngineAPI(Protocol):
     """What the bot needs of `bot.engine.Engine` (tests pass fakes with the same methods)."""
 
-    def ask(self, question: str, history: Sequence[Turn] = (), *, k: int | None = None) -> Answer: ...
+    def ask(self, question: str, history: Sequence[Turn] = (), *, k: int | None = None) -> Answer:
+        """Scoped channels also pass `sources=[folders or globs]` (bot.discord_scopes.scoped_ask)."""
+        ...
 
     def summary(self, document: str | None = None) -> Answer: ...
 

@@ -81,6 +81,7 @@ class SlashReply:
         self.where = where
         self.guild_id: int | None = interaction.guild_id
         self.channel_id: int | None = interaction.channel_id
+        self.last_sent: discord.Message | None = None  # the answer's last message, once posted
 
     def working(self) -> contextlib.AbstractAsyncContextManager[None]:
         return contextlib.nullcontext()  # the deferred response already says "thinking"
@@ -105,6 +106,7 @@ class SlashReply:
             kwargs = message_kwargs(part, view if index == len(parts) - 1 else None)
             sent = await self.interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
             self.conversations.bind(conversation, messages=[sent.id])
+            self.last_sent = sent
 
     async def could_not_deliver(self, exc: Exception) -> None:
         raise exc  # the command tree's error handler tells the user
@@ -122,6 +124,7 @@ class MentionReply:
         self.threads = threads
         self.guild_id: int | None = message.guild.id if message.guild else None
         self.channel_id: int | None = message.channel.id
+        self.last_sent: discord.Message | None = None  # the answer's last message, once posted
 
     @contextlib.asynccontextmanager
     async def working(self) -> AsyncIterator[None]:
@@ -197,6 +200,7 @@ class MentionReply:
                 kwargs["allowed_mentions"] = NO_MENTIONS
             sent = await channel.send(**kwargs)
             self.conversations.bind(conversation, messages=[sent.id])
+            self.last_sent = sent
 
     async def could_not_deliver(self, exc: Exception) -> None:
         # e.g. Discord unreachable after a reconnect: say so if we still can.

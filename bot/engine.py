@@ -15,9 +15,21 @@ from bot.followup import standalone_question
 from bot.index_status import index_status, indexed_documents
 from bot.locations import OriginalLines
 from bot.naming import CUE_TERMS, DocumentName, document_name, find_by_name
+from bot.prompts import CANNOT_ANSWER
 from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of
+from bot.scope import in_scope
 from bot.summary import Overview, Summaries
-from bot.types import Answer, Answerer, Citation, DocumentInfo, IndexStatus, Passage, TokenCallback, Turn
+from bot.types import (
+    Answer,
+    Answerer,
+    Citation,
+    DocumentInfo,
+    Draft,
+    IndexStatus,
+    Passage,
+    TokenCallback,
+    Turn,
+)
 from bot.understanding import Understood, only_document, understand
 from dossier_common.errors import NoIndexError, QuestionError
 from dossier_common.settings import Settings
@@ -206,9 +218,12 @@ class Engine:
         *,
         k: int | None = None,
         on_token: TokenCallback | None = None,
+        sources: Sequence[str] | None = None,
     ) -> Answer:
         """Answer `question`; `history` holds earlier turns for follow-ups.
 
+        `sources`: folders or globs (bot.scope) the answer must come from. Passages of other
+        documents are left out before ranking, so they can never be cited; None: every document.
         Raises QuestionError (empty or too long) and NoIndexError (nothing ingested).
         """
         started = time.perf_counter()
@@ -221,23 +236,29 @@ class Engine:
         query = self.standalone(question, history)
         condense_ms = (time.perf_counter() - t0) * 1000
         kind, named, whole, narrowed = self.understand(query)
+        allowed = self.in_scope(sources) if sources is not None else None
+        if allowed is not None and named is not None and named not in allowed:
+            named, narrowed = None, ""  # a document outside the scope is not there to name
         t1 = time.perf_counter()
-        if whole:
-            overview = self.overview(named, query)
+        evidence: float | None = None
+        if whole and allowed == []:
+            passages, draft = [], Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
+        elif whole:
+            overview = self.overview(named, query, within=allowed)
             summarize = getattr(self.answerer, "summarize", None)
             if summarize is not None:  # a language model writes it from the document itself
-                overview = summarize(query, self.document_passages(named), overview, on_token)
+                overview = summarize(query, self.document_passages(named, within=allowed), overview, on_token)
             elif on_token:
                 on_token(overview.draft.text)
             passages, draft = list(overview.passages), overview.draft
         else:
-            sources = [named] if named else None
-            passages = self.retrieve(query, k, timings, sources)
+            within = [named] if named else allowed
+            passages = self.retrieve(query, k, timings, within)
             if kind not in ("factoid", "yesno"):
                 # Lists, comparisons and explanations read twice as much; the best k passages
                 # stay first, as a factoid would see them.
                 more = self._build_parts().retrieve(
-                    query, 2 * (k or self.settings.top_k), timings, sources, by_evidence=False
+                    query, 2 * (k or self.settings.top_k), timings, within, by_evidence=False
                 )
                 passages += [p for p in more if not any(_overlap(p, q) for q in passages)]
             if kind == "list" and named:
@@ -246,6 +267,9 @@ class Engine:
                 passages += [p for p in rest if not any(_overlap(p, q) for q in passages)]
             t1 = time.perf_counter()
             draft = self.answerer.answer(query, passages, history, on_token, kind=kind, narrowed=narrowed)
+            evidence = draft.evidence
+            if evidence is None and self._extractive is not None:  # a language model's answer
+                evidence = self._extractive.evidence(query, passages, kind)
         t2 = time.perf_counter()
         ms = {
             "condense": condense_ms,
@@ -273,7 +297,12 @@ class Engine:
             kind=kind,
             language=language,
             source_note="" if draft.abstained else source_note(language, citations, passages),
+            evidence=evidence,
         )
+
+    def in_scope(self, patterns: Sequence[str]) -> list[str]:
+        """The indexed sources that the folders or globs `patterns` take (bot.scope)."""
+        return in_scope(patterns, self.source_paths(), self.settings.documents_dir)
 
     def located(self, citations: Sequence[Citation], passages: Sequence[Passage]) -> tuple[Citation, ...]:
         """Each citation located at its quote (the lines, page and heading that hold it), the
@@ -281,30 +310,36 @@ class Engine:
         return self._build_parts().locations.located(citations, passages)
 
     # -- overviews --------------------------------------------------------------------------
-    def overview(self, source: str | None, question: str = "") -> Overview:
-        """A document's brief as cited bullets, or (source None) one cited line per document,
-        those that match the question best first."""
+    def overview(
+        self, source: str | None, question: str = "", *, within: Sequence[str] | None = None
+    ) -> Overview:
+        """A document's brief as cited bullets, or (source None) one cited line per document
+        (of `within` only, when given), those that match the question best first."""
         retriever = self._build_parts()
         assert self._summaries is not None
-        source = source or self._only_document()
+        source = source or self._only_document(within)
         if source is not None:
             return self._summaries.document(source, self._matching(question, source))
-        rows = retriever.manifest.documents()
+        rows = [r for r in retriever.manifest.documents() if within is None or r["source"] in within]
         ranked = retriever.rank_documents(question, len(rows)) if question else []
+        ranked = [s for s in ranked if within is None or s in within]
         ranked += [r["source"] for r in sorted(rows, key=lambda r: -r["chars"]) if r["source"] not in ranked]
         return self._summaries.collection(ranked)
 
-    def document_passages(self, source: str | None) -> list[Passage]:
+    def document_passages(self, source: str | None, *, within: Sequence[str] | None = None) -> list[Passage]:
         """Every chunk of the document, in order, as located passages (with None, or a
-        collection of one document: the collection's one-line-per-document passages)."""
-        source = source or self._only_document()
+        collection of one document: the collection's one-line-per-document passages, of
+        `within` only when given)."""
+        source = source or self._only_document(within)
         if source is None:
-            return list(self.overview(None).passages)
+            return list(self.overview(None, within=within).passages)
         retriever = self._build_parts()
         text = retriever.manifest.file_text(source) or ""  # read once, not once per chunk
         return [retriever.locate(passage_of(row), text) for row in retriever.manifest.chunks_of(source)]
 
-    def _only_document(self) -> str | None:
+    def _only_document(self, within: Sequence[str] | None = None) -> str | None:
+        if within is not None:
+            return within[0] if len(within) == 1 else None
         return only_document(self.document_names())
 
     def _matching(self, question: str, source: str, n: int = 3) -> list[tuple[int, int]]:

@@ -197,6 +197,26 @@ class ExtractiveAnswerer:
         stored = self.sentence_vectors(passages) if self.sentence_vectors is not None else None
         asked = focus(question) or question
         scored = self._ranked(asked, passages, stored, kind, question)
+        draft = self._answer(question, passages, stored, asked, scored, on_token, kind, narrowed)
+        return replace(draft, evidence=scored[0].score if scored else 0.0)
+
+    def evidence(self, question: str, passages: Sequence[Passage], kind: str = "factoid") -> float:
+        """The score the abstention is decided on: the best sentence (of the type asked for)."""
+        stored = self.sentence_vectors(passages) if self.sentence_vectors is not None else None
+        scored = self._ranked(focus(question) or question, passages, stored, kind, question)
+        return scored[0].score if scored else 0.0
+
+    def _answer(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        stored: Sequence[Sequence[SpanVector]] | None,
+        asked: str,
+        scored: list[ScoredSentence],
+        on_token: TokenCallback | None,
+        kind: str,
+        narrowed: str,
+    ) -> Draft:
         # Below `bar` no sentence is quoted: the threshold, unless the whole question cleared it
         # and the narrowed one picks the sentences (their scores are then only compared).
         bar = self.threshold

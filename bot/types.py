@@ -87,6 +87,9 @@ class Answer:
     language: str = "en"  # the question's (index.languages.detect_language)
     # One line in the asker's language when the quotes are in another: "Quoted from the English source:"
     source_note: str = ""
+    # The best sentence score the extractive answerer found for the question (what the
+    # abstention threshold is compared with); None for overviews. Auto-answers need more of it.
+    evidence: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The `dossier ask --json` object of DESIGN.md."""
@@ -145,6 +148,7 @@ class Draft:
     citations: tuple[Citation, ...]
     abstained: bool
     note: str = ""
+    evidence: float | None = None  # the best sentence score, when the answerer measures one
 
 
 TokenCallback = Callable[[str], None]

@@ -43,6 +43,14 @@ USER_ID = 1_100_000_000_000_000_100
 ADMIN_ID = 1_100_000_000_000_000_101
 OTHER_BOT_ID = 1_100_000_000_000_000_102
 ADMIN_ROLE_NAME = "Dossier Admin"
+# A help desk: a category holding a help channel, a forum with tags, a moderators' channel and role.
+CATEGORY_ID = 1_100_000_000_000_000_022
+HELP_CHANNEL_ID = 1_100_000_000_000_000_023
+FORUM_ID = 1_100_000_000_000_000_024
+MOD_CHANNEL_ID = 1_100_000_000_000_000_025
+MOD_ROLE_ID = 1_100_000_000_000_000_031
+SOLVED_TAG_ID = 1_100_000_000_000_000_040
+QUESTION_TAG_ID = 1_100_000_000_000_000_041
 
 # Permission bits the fake hands out in interactions.
 PERM_VIEW_SEND = (1 << 10) | (1 << 11) | (1 << 38)  # view channel, send messages, send in threads
@@ -117,6 +125,29 @@ def channel_payload(channel_id: int, name: str, position: int) -> dict[str, Any]
         "topic": None,
         "last_message_id": None,
         "rate_limit_per_user": 0,
+    }
+
+
+def category_payload(channel_id: int, name: str, position: int) -> dict[str, Any]:
+    return {**channel_payload(channel_id, name, position), "type": 4}
+
+
+def forum_payload(
+    channel_id: int, name: str, position: int, tags: dict[int, str], parent_id: int | None = None
+) -> dict[str, Any]:
+    """A forum channel (type 15) offering `tags` (id -> name) for its posts."""
+    return {
+        **channel_payload(channel_id, name, position),
+        "type": 15,
+        "parent_id": str(parent_id) if parent_id else None,
+        "available_tags": [
+            {"id": str(tid), "name": tname, "moderated": False, "emoji_id": None, "emoji_name": None}
+            for tid, tname in tags.items()
+        ],
+        "default_reaction_emoji": None,
+        "default_sort_order": None,
+        "default_forum_layout": 0,
+        "flags": 0,
     }
 
 
@@ -212,6 +243,12 @@ class FakeDiscord:
         self.channels = {
             CHANNEL_ID: channel_payload(CHANNEL_ID, "general", 0),
             OTHER_CHANNEL_ID: channel_payload(OTHER_CHANNEL_ID, "random", 1),
+            CATEGORY_ID: category_payload(CATEGORY_ID, "Support", 2),
+            HELP_CHANNEL_ID: {**channel_payload(HELP_CHANNEL_ID, "help", 3), "parent_id": str(CATEGORY_ID)},
+            FORUM_ID: forum_payload(
+                FORUM_ID, "questions", 4, {SOLVED_TAG_ID: "Solved", QUESTION_TAG_ID: "Question"}, CATEGORY_ID
+            ),
+            MOD_CHANNEL_ID: channel_payload(MOD_CHANNEL_ID, "moderators", 5),
         }
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -366,6 +403,7 @@ class FakeDiscord:
             "roles": [
                 role_payload(GUILD_ID, "@everyone", 0, PERM_VIEW_SEND),
                 role_payload(ADMIN_ROLE_ID, ADMIN_ROLE_NAME, 1),
+                role_payload(MOD_ROLE_ID, "Moderators", 2),
             ],
             "channels": list(self.channels.values()),
             "threads": [],
@@ -462,6 +500,64 @@ class FakeDiscord:
         self.messages[int(msg["id"])] = msg
         await self.dispatch("MESSAGE_CREATE", msg)
         return msg
+
+    async def forum_post(
+        self,
+        title: str,
+        content: str,
+        *,
+        author_id: int = USER_ID,
+        forum_id: int = FORUM_ID,
+        tags: list[int] = (),  # type: ignore[assignment]
+    ) -> dict[str, Any]:
+        """A user opens a post in a forum: THREAD_CREATE (the post, owned by the user, with
+        `tags` applied), then MESSAGE_CREATE of its starter message (same id as the post)."""
+        author = self.users[author_id]
+        post_id = self.next_id()
+        thread = {
+            "id": str(post_id),
+            "guild_id": str(GUILD_ID),
+            "parent_id": str(forum_id),
+            "owner_id": str(author_id),
+            "name": title,
+            "type": 11,
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "applied_tags": [str(t) for t in tags],
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 4320,
+                "archive_timestamp": _now(),
+                "locked": False,
+            },
+        }
+        self.threads[post_id] = thread
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        message: dict[str, Any] = {
+            "id": str(post_id),
+            "channel_id": str(post_id),
+            "guild_id": str(GUILD_ID),
+            "type": 0,
+            "content": content,
+            "author": author,
+            "member": member_payload(author, self.roles.get(author_id, [])),
+            "mentions": [],
+            "mention_roles": [],
+            "mention_everyone": False,
+            "embeds": [],
+            "attachments": [],
+            "timestamp": _now(),
+            "edited_timestamp": None,
+            "tts": False,
+            "pinned": False,
+            "flags": 0,
+            "components": [],
+        }
+        self.messages[post_id] = message
+        await self.dispatch("MESSAGE_CREATE", message)
+        return message
 
     def _interaction_base(
         self, kind: int, user_id: int, channel_id: int, permissions: int | None
@@ -610,6 +706,8 @@ class FakeDiscord:
         yield "GET", r"/oauth2/applications/@me", self._get_application
         yield "PUT", r"/applications/(?P<app>\d+)/commands", self._put_commands
         yield "PUT", r"/applications/(?P<app>\d+)/guilds/(?P<guild>\d+)/commands", self._put_commands
+        yield "GET", r"/channels/(?P<channel>\d+)", self._get_channel
+        yield "PATCH", r"/channels/(?P<channel>\d+)", self._patch_channel
         yield "POST", r"/channels/(?P<channel>\d+)/messages", self._post_message
         yield "GET", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", self._get_message
         yield "PATCH", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", self._patch_message
@@ -728,6 +826,34 @@ class FakeDiscord:
         self._record("channel", msg, call.json or {}, call)
         await self._echo(msg)
         return msg
+
+    async def _get_channel(self, call: Call, channel: str) -> web.StreamResponse | dict[str, Any]:
+        cid = int(channel)
+        if cid in self.threads or cid in self.channels:
+            return self._channel_ref(cid)
+        return _json({"message": "Unknown Channel", "code": 10003}, 404)
+
+    async def _patch_channel(self, call: Call, channel: str) -> web.StreamResponse | dict[str, Any]:
+        """Edit a thread (a forum post's tags, its name, archiving); THREAD_UPDATE follows."""
+        cid = int(channel)
+        thread = self.threads.get(cid)
+        if thread is None:
+            self.unknown_routes.append(f"PATCH /channels/{channel} (only threads can be edited here)")
+            return _json({"message": "Unknown Channel", "code": 10003}, 404)
+        body = call.json or {}
+        if "applied_tags" in body:
+            forum = self.channels.get(int(thread["parent_id"]), {})
+            known = {t["id"] for t in forum.get("available_tags", [])}
+            tags = [str(t) for t in body["applied_tags"]]
+            if len(tags) > 5 or not set(tags) <= known:
+                self.unknown_routes.append(f"bad applied_tags for post {channel}: {tags}")
+            thread["applied_tags"] = tags
+        if "name" in body:
+            thread["name"] = body["name"]
+        if "archived" in body:
+            thread["thread_metadata"]["archived"] = bool(body["archived"])
+        await self.dispatch("THREAD_UPDATE", thread)
+        return thread
 
     async def _get_message(
         self, call: Call, channel: str, message: str

@@ -29,6 +29,15 @@ ABSTAIN_THRESHOLDS = {
 }
 
 
+# Auto-answers (Discord help channels) need stronger evidence than a question put to the bot.
+# Measured on the report dev sets (bench/auto_answer_threshold.py, README "Help desk"): the
+# highest evidence of an unanswerable question is 0.38 and of a wrong answer 0.52; from 0.55
+# every answer given is correct. Models not measured get their abstain threshold times the
+# same ratio (stricter on a narrow-band model: silence, never a weak answer).
+DEFAULT_AUTO_ANSWER_MIN_SCORE = 0.55
+AUTO_ANSWER_MIN_SCORES = {DEFAULT_MODEL: DEFAULT_AUTO_ANSWER_MIN_SCORE}
+
+
 def model_name(setting: str) -> str:
     """The name an embedding model setting is recorded under in the manifest."""
     if setting == MULTILINGUAL:
@@ -224,7 +233,32 @@ class Settings(BaseSettings):
         description="Largest file /ingest accepts.",
     )
 
-    @field_validator("discord_guild_ids", "discord_channel_ids", mode="before")
+    discord_auto_channels: IdList = Field(
+        default_factory=list,
+        validation_alias=_env("DISCORD_AUTO_CHANNELS"),
+        description="Comma-separated ids of help channels and forum channels where the bot answers on its own, without a mention: each new forum post, or each message that reads as a question, gets one answer when the evidence clears DOSSIER_AUTO_ANSWER_MIN_SCORE; otherwise the bot stays silent.",
+    )
+    auto_answer_min_score: float | None = Field(
+        None,
+        description="Evidence score an auto-answer needs (stricter than DOSSIER_ABSTAIN_THRESHOLD, which applies when someone asks the bot). Unset: 0.55 for all-MiniLM-L6-v2, measured on the report dev sets (README, Help desk); other models: their abstain threshold x 1.5.",
+    )
+    discord_scopes: str | None = Field(
+        None,
+        validation_alias=_env("DISCORD_SCOPES"),
+        description='Channels answered from part of the documents: JSON mapping a channel, category or forum id to folders or globs under the documents folder, e.g. {"123": ["policy/", "faq/*.md"]}, or the path of a .json or .toml file holding that mapping. Threads follow their channel, channels their category; unlisted channels see every document.',
+    )
+    discord_escalation_channel: int | None = Field(
+        None,
+        validation_alias=_env("DISCORD_ESCALATION_CHANNEL"),
+        description="Moderators' channel id: a question the bot declined, an answer voted 👎, or a press of 'Ask a person' is posted there once, with the answer and the closest passages. Unset: off.",
+    )
+    discord_escalation_role: int | None = Field(
+        None,
+        validation_alias=_env("DISCORD_ESCALATION_ROLE"),
+        description="Role id mentioned, once per question, when a person is needed: in the moderators' post when DISCORD_ESCALATION_CHANNEL is set, otherwise in the question's thread. Only this role is ever pinged. Unset: no mention.",
+    )
+
+    @field_validator("discord_guild_ids", "discord_channel_ids", "discord_auto_channels", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
@@ -251,6 +285,16 @@ class Settings(BaseSettings):
         if self.abstain_threshold is not None:
             return self.abstain_threshold
         return ABSTAIN_THRESHOLDS.get(model_name(self.embedding_model), DEFAULT_ABSTAIN_THRESHOLD)
+
+    @property
+    def auto_answer_bar(self) -> float:
+        """DOSSIER_AUTO_ANSWER_MIN_SCORE when set, else the embedding model's measured default."""
+        if self.auto_answer_min_score is not None:
+            return self.auto_answer_min_score
+        measured = AUTO_ANSWER_MIN_SCORES.get(model_name(self.embedding_model))
+        if measured is not None:
+            return measured
+        return self.answer_threshold * DEFAULT_AUTO_ANSWER_MIN_SCORE / DEFAULT_ABSTAIN_THRESHOLD
 
     @property
     def documents_dir(self) -> Path:
