@@ -26,6 +26,7 @@ from bot.discord_parts import NO_MENTIONS, Conversation, error_text, message_kwa
 from bot.discord_render import document_choices, render_answer, render_documents
 from bot.discord_replies import MentionReply, Reply, SlashReply, safe_reply
 from bot.discord_text import strip_mentions
+from bot.gaps import record_declined
 from bot.types import Answer, DocumentInfo, Turn
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class AskingCog(commands.Cog, name="Asking"):
         answer_id = secrets.token_hex(6)
         # Stored before it is shown, so that a vote can never arrive first.
         await self._remember(answer, answer_id, reply.guild_id, reply.channel_id)
+        if answer.abstained:  # a knowledge gap (/gaps)
+            await asyncio.to_thread(record_declined, self.bot.gaps, answer.question, "discord")
         question = answer.question if question is None else question
         new = conversation is None
         conversation = conversation or Conversation()

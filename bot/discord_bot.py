@@ -27,6 +27,7 @@ from discord.ext import commands
 from bot.discord_admin import AdminCog, safe_filename, save_upload
 from bot.discord_asking import AskingCog
 from bot.discord_feedback import FeedbackCog
+from bot.discord_gaps import GapsCog
 from bot.discord_parts import (
     NO_MENTIONS,
     Conversations,
@@ -36,6 +37,7 @@ from bot.discord_parts import (
     respond,
 )
 from bot.feedback import FeedbackStore
+from bot.gaps import GapStore
 from bot.types import Answer, Turn
 from dossier_common.errors import DossierError
 from dossier_common.settings import Settings
@@ -70,6 +72,7 @@ class DossierBot(commands.Bot):
         self.settings = settings
         self.engine = engine
         self.feedback = feedback or FeedbackStore.for_settings(settings)
+        self.gaps = GapStore.for_settings(settings)  # declined questions, for /gaps
         self.conversations = Conversations()
         self.rate_limiter = RateLimiter(settings.discord_rate_limit)
         self._answer_slots = asyncio.Semaphore(settings.discord_max_concurrent)
@@ -83,6 +86,7 @@ class DossierBot(commands.Bot):
     async def setup_hook(self) -> None:
         for cog in (AskingCog(self), AdminCog(self), FeedbackCog(self)):
             await self.add_cog(cog)
+        await self.add_cog(GapsCog(self))
         self.tree.error(self._on_app_command_error)
         if self.settings.watch_paths:
             await self._start_watcher()  # a ConfigError (no such folder) stops the bot with its message
