@@ -36,6 +36,7 @@ from bot.discord_parts import (
     error_text,
     respond,
 )
+from bot.discord_thread_documents import ThreadDocumentsCog
 from bot.feedback import FeedbackStore
 from bot.gaps import GapStore
 from bot.types import Answer, Turn
@@ -87,6 +88,7 @@ class DossierBot(commands.Bot):
         for cog in (AskingCog(self), AdminCog(self), FeedbackCog(self)):
             await self.add_cog(cog)
         await self.add_cog(GapsCog(self))
+        await self.add_cog(ThreadDocumentsCog(self))
         self.tree.error(self._on_app_command_error)
         if self.settings.watch_paths:
             await self._start_watcher()  # a ConfigError (no such folder) stops the bot with its message
