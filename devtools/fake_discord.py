@@ -912,6 +912,8 @@ class FakeDiscord:
     async def _patch_webhook_message(self, call: Call, app: str, token: str, message: str) -> dict[str, Any]:
         state = self.interactions[token]
         mid = state["original"] if message == "@original" else int(message)
+        if message == "@original":
+            state["deferred"] = False  # the "thinking" message is now the answer: follow-ups are new
         base = self.messages.get(mid) or self._message(state["channel_id"], {}, message_id=mid)
         msg = {
             **base,
