@@ -77,7 +77,7 @@ class AskingCog(commands.Cog, name="Asking"):
                 answer = None
             except Exception as exc:
                 if streamed is not None:
-                    await streamed.finish()
+                    await streamed.abandon()
                 await reply.say(error_text(exc, reply.where))
                 return
         if streamed is not None and (streamed.stopped or answer is None):

@@ -174,9 +174,18 @@ class AnswerStream:
             await asyncio.sleep(wait)
         return self.message
 
+    async def abandon(self) -> None:
+        """The answer failed: the text so far stays, without the writing mark or the button."""
+        await self._close_edits()
+        self.view.stop()
+        if self.message is not None:
+            await self._show(preview(self.text), None)
+
     async def _close_edits(self) -> None:
         self._closed = True
         self._wake.set()
+        if not self._edit_lock.locked():
+            self._task.cancel()  # waiting for tokens or for its turn: no need to wait that out
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         async with self._edit_lock:  # an edit in flight lands before what follows

@@ -8,7 +8,8 @@ own answers quote the documents already). A signed `NAME.url` sidecar (ingest.si
 holds the thread's link, so the index knows the document by that URL and answers citing it
 link back to the thread.
 
-No discord.py here: bot.discord_thread_documents reads the thread and calls these.
+Plain functions over text and files: bot.discord_thread_documents reads the thread from
+Discord and calls them.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,27 @@ async def test_slash_ask_streams_into_the_thinking_message(
     assert final.content.startswith("**Q:** " + QUESTION) and "54" in final.content
     assert final.embeds[0]["title"] == "Sources" and final.custom_ids[0].startswith("dossier:fb:up:")
     assert not fake_discord.calls_to("POST", r"/webhooks/\d+/[^/]+")  # no second message
+
+
+class FailingMidway:
+    """An engine whose model writes a little, then fails (not a fallback: an error)."""
+
+    def ask(self, question: str, history: Any = (), *, k: int | None = None, on_token: Any = None) -> Any:
+        on_token("The report says")
+        time.sleep(1.3)  # long enough for the first edit to go out
+        on_token(" more")
+        raise RuntimeError("boom")
+
+
+async def test_an_error_midway_leaves_the_text_without_the_stop_button(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    bot = make_bot(make_settings(tmp_path, llm=LLM), FailingMidway())
+    async with running_bot(fake_discord, bot):
+        msg = await fake_discord.send_message(QUESTION)
+        thread_id = int(msg["id"])
+        [error] = await fake_discord.wait_posted(lambda p: "something went wrong" in p.content, timeout=10)
+    calls = stream_calls(fake_discord, thread_id)
+    last = calls[-2] if calls[-1].json.get("content") == error.content else calls[-1]
+    assert last.method == "PATCH" and last.json["content"] == "The report says more"
+    assert last.json["components"] == []
