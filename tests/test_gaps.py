@@ -95,8 +95,10 @@ def test_cli_ask_records_declined_and_gaps_prints_json_and_csv(
     report_index: Settings, tmp_path: Path, dossier_cli: Any
 ) -> None:
     home = copy_index(report_index, tmp_path)
-    for question in [*PASSWORD, CONFERENCE, "Who founded Safeguard Defenders?"]:
+    for question in [*PASSWORD[:2], CONFERENCE, "Who founded Safeguard Defenders?"]:
         assert dossier_cli("ask", question, home=home).returncode == 0
+    chat = dossier_cli("chat", home=home, stdin=PASSWORD[2] + "\n")  # the chat records them too
+    assert chat.returncode == 0 and "don't" in chat.stdout
     # One old question, before --since
     GapStore(home / "gaps.sqlite").record("What is the refund policy?", "cli", at=time.time() - 30 * DAY)
 
