@@ -117,6 +117,10 @@ class Chat:
             return engine.ask(question, history, on_token=on_token)
 
         answer = self.view.run_answer(ask, stream=self.stream)
+        if answer.abstained:  # a knowledge gap (`dossier gaps`)
+            from bot.gaps import GapStore, record_declined
+
+            record_declined(GapStore.for_settings(self.settings), answer.question, "chat")
         self.last = answer
         self.history.append(Turn(answer.question, answer.text))
         self._answered += 1

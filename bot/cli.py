@@ -169,9 +169,13 @@ def ask(
     k: KOpt = None,
 ) -> None:
     """Answer one question with cited sources (or say the documents don't cover it)."""
+    from bot.gaps import GapStore, record_declined
     from bot.render import format_answer
 
-    answer = _engine(_settings()).ask(question, k=_check_k(k))
+    settings = _settings()
+    answer = _engine(settings).ask(question, k=_check_k(k))
+    if answer.abstained:  # a knowledge gap (`dossier gaps`)
+        record_declined(GapStore.for_settings(settings), answer.question, "cli")
     if as_json:
         _echo_json(answer.to_dict())
     else:
@@ -207,6 +211,32 @@ def chat() -> None:
     from bot.chat import run_chat
 
     raise typer.Exit(run_chat(_settings()))
+
+
+@app.command()
+def gaps(
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only questions from this date (2026-11-30) or days ago (7d)."),
+    ] = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one row per group.")] = False,
+) -> None:
+    """Questions the documents could not answer (declined or voted down), grouped by meaning,
+    most asked first, each with the nearest passages: which document to write next."""
+    from bot.gaps import gap_report, parse_since, write_gaps_csv
+    from bot.render import format_gaps
+
+    if as_json and as_csv:
+        raise ConfigError("Choose one of --json and --csv.")
+    settings = _settings()
+    groups = gap_report(settings, _engine(settings), parse_since(since))
+    if as_json:
+        _echo_json({"since": since, "groups": [g.to_dict() for g in groups]})
+    elif as_csv:
+        write_gaps_csv(groups, sys.stdout)
+    else:
+        _echo(format_gaps(groups))
 
 
 @app.command(name="eval")

@@ -97,6 +97,14 @@ class AdminCog(commands.Cog, name="Admin"):
         await respond(interaction, f"Sorry, only admins can do that ({who}).")
         return True
 
+    async def refuse_non_admin(self, interaction: discord.Interaction) -> bool:
+        """For other cogs' admin commands (/gaps): tell a non-admin no, and return True."""
+        return await self._refuse_non_admin(interaction)
+
+    async def ingest_files(self, paths: list[Path]) -> Any:
+        """For other cogs (a thread saved as a document): one ingest at a time, like /ingest."""
+        return await self._ingest(paths)
+
     async def _ingest(self, paths: list[Path]) -> Any:
         async with self._ingest_lock:  # one ingest at a time from this bot
             # The watcher thread may be mid-batch: wait for it rather than refuse.

@@ -26,8 +26,10 @@ from bot.discord_parts import NO_MENTIONS, Conversation, error_text, message_kwa
 from bot.discord_render import document_choices, render_answer, render_documents
 from bot.discord_replies import MentionReply, Reply, SlashReply, safe_reply
 from bot.discord_scopes import documents_in_scope, scope_line, scoped_ask
+from bot.discord_streaming import AnswerStream, StreamingReply, asker_id
 from bot.discord_text import strip_mentions
-from bot.types import Answer, DocumentInfo, Turn
+from bot.gaps import record_declined
+from bot.types import Answer, DocumentInfo, StopAnswer, Turn
 
 if TYPE_CHECKING:
     from bot.discord_bot import DossierBot
@@ -52,35 +54,73 @@ class AskingCog(commands.Cog, name="Asking"):
     async def answer_and_deliver(
         self,
         reply: Reply,
-        work: Callable[[], Answer],
+        work: Callable[..., Answer],
         conversation: Conversation | None,
         *,
         question: str | None = None,
         tell_queued: bool = True,
+        stream: bool = False,
     ) -> None:
-        """Compute (bounded), store, remember and post one answer; `question` defaults to the answer's."""
+        """Compute (bounded), store, remember and post one answer; `question` defaults to the answer's.
+
+        `stream`: `work` takes `on_token`, and a language model's answer is shown as it is
+        written (bot.discord_streaming)."""
+        new = conversation is None
+        conversation = conversation or Conversation()
+        streamed = self._answer_stream(reply, question or "", conversation, new) if stream else None
         async with reply.working():
             try:
-                on_queued = partial(reply.queued, new=conversation is None) if tell_queued else None
+                on_queued = partial(reply.queued, new=new) if tell_queued else None
+                if streamed is not None:
+                    work = partial(work, on_token=streamed.on_token)
                 answer = await self.bot.run_bounded(work, on_queued=on_queued)
+            except StopAnswer:
+                answer = None
             except Exception as exc:
+                if streamed is not None:
+                    await streamed.abandon()
                 await reply.say(error_text(exc, reply.where))
                 return
+        if streamed is not None and (streamed.stopped or answer is None):
+            await streamed.stop()  # a no-op after the button; keeps what came
+            if streamed.message is not None:  # a follow-up may refer to what was said
+                conversation.turns.append(Turn(question or "", streamed.text))
+            return
+        assert answer is not None
         answer_id = secrets.token_hex(6)
         # Stored before it is shown, so that a vote can never arrive first.
         await self._remember(answer, answer_id, reply.guild_id, reply.channel_id)
+        if answer.abstained:  # a knowledge gap (/gaps)
+            await asyncio.to_thread(record_declined, self.bot.gaps, answer.question, "discord")
         question = answer.question if question is None else question
-        new = conversation is None
-        conversation = conversation or Conversation()
         conversation.turns.append(Turn(question, answer.text))
         parts = render_answer(answer, question_header=reply.question_header)
         try:
-            await reply.deliver(question, parts, feedback_view(answer_id), conversation, new=new)
+            message = await streamed.finish() if streamed is not None else None
+            if message is not None:
+                assert isinstance(reply, StreamingReply)
+                await reply.finish_stream(message, parts, feedback_view(answer_id), conversation)
+            else:
+                await reply.deliver(question, parts, feedback_view(answer_id), conversation, new=new)
         except Exception as exc:
             await reply.could_not_deliver(exc)
             return
         # Escalation listens (a declined question may go to the moderators).
         self.bot.dispatch("dossier_answered", answer, answer_id, getattr(reply, "last_sent", None))
+
+    def _answer_stream(
+        self, reply: Reply, question: str, conversation: Conversation, new: bool
+    ) -> AnswerStream | None:
+        """An AnswerStream posting where `reply` answers, when a language model writes the
+        answers (the extractive answerer has nothing to stream); else None."""
+        if self.bot.settings.llm == "extractive" or not isinstance(reply, StreamingReply):
+            return None
+        return AnswerStream(
+            asyncio.get_running_loop(),
+            partial(reply.open_stream, question, conversation=conversation, new=new),
+            asker_id=asker_id(reply),
+            every=self.bot.settings.discord_stream_edit_seconds,
+        )
 
     async def _remember(
         self, answer: Answer, answer_id: str, guild_id: int | None, channel_id: int | None
@@ -140,6 +180,7 @@ class AskingCog(commands.Cog, name="Asking"):
             scoped_ask(self.bot.engine, self.bot.scopes.of(interaction.channel), question, history),
             conversation,
             question=question,
+            stream=True,
         )
 
     @app_commands.command(name="sources", description="List the indexed documents.")
@@ -253,4 +294,5 @@ class AskingCog(commands.Cog, name="Asking"):
             scoped_ask(self.bot.engine, self.bot.scopes.of(message.channel), question, history),
             conversation,
             question=question,
+            stream=True,
         )

@@ -29,6 +29,7 @@ from bot.discord_asking import AskingCog
 from bot.discord_auto import AutoCog
 from bot.discord_escalation import EscalationCog
 from bot.discord_feedback import FeedbackCog
+from bot.discord_gaps import GapsCog
 from bot.discord_parts import (
     NO_MENTIONS,
     Conversations,
@@ -38,7 +39,9 @@ from bot.discord_parts import (
     respond,
 )
 from bot.discord_scopes import ChannelScopes
+from bot.discord_thread_documents import ThreadDocumentsCog
 from bot.feedback import FeedbackStore
+from bot.gaps import GapStore
 from bot.types import Answer, Turn
 from dossier_common.errors import DossierError
 from dossier_common.settings import Settings
@@ -73,6 +76,7 @@ class DossierBot(commands.Bot):
         self.settings = settings
         self.engine = engine
         self.feedback = feedback or FeedbackStore.for_settings(settings)
+        self.gaps = GapStore.for_settings(settings)  # declined questions, for /gaps
         self.conversations = Conversations()
         self.scopes = ChannelScopes.from_setting(settings.discord_scopes)  # a ConfigError stops the bot
         self.rate_limiter = RateLimiter(settings.discord_rate_limit)
@@ -87,6 +91,8 @@ class DossierBot(commands.Bot):
     async def setup_hook(self) -> None:
         for cog in (AskingCog(self), AdminCog(self), FeedbackCog(self), AutoCog(self), EscalationCog(self)):
             await self.add_cog(cog)
+        await self.add_cog(GapsCog(self))
+        await self.add_cog(ThreadDocumentsCog(self))
         self.tree.error(self._on_app_command_error)
         if self.settings.watch_paths:
             await self._start_watcher()  # a ConfigError (no such folder) stops the bot with its message

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import discord
 
@@ -108,6 +108,29 @@ class SlashReply:
             self.conversations.bind(conversation, messages=[sent.id])
             self.last_sent = sent
 
+    async def open_stream(
+        self, question: str, content: str, view: discord.ui.View, conversation: Conversation, *, new: bool
+    ) -> discord.Message:
+        """An answer being written replaces the "thinking" message (bot.discord_streaming)."""
+        sent = await self.interaction.edit_original_response(
+            content=content, view=view, allowed_mentions=NO_MENTIONS
+        )
+        self.conversations.bind(conversation, messages=[sent.id])
+        return sent
+
+    async def finish_stream(
+        self,
+        message: discord.Message,
+        parts: Sequence[Part],
+        view: discord.ui.View,
+        conversation: Conversation,
+    ) -> None:
+        await message.edit(**final_edit(parts[0], view if len(parts) == 1 else None))
+        for index, part in enumerate(parts[1:], start=2):
+            kwargs = message_kwargs(part, view if index == len(parts) else None)
+            sent = await self.interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
+            self.conversations.bind(conversation, messages=[sent.id])
+
     async def could_not_deliver(self, exc: Exception) -> None:
         raise exc  # the command tree's error handler tells the user
 
@@ -167,6 +190,14 @@ class MentionReply:
         *,
         new: bool,
     ) -> None:
+        channel, reply_to = await self._destination(question, conversation, new)
+        await self._send_parts(channel, parts, view, conversation, reply_to=reply_to)
+
+    async def _destination(
+        self, question: str, conversation: Conversation, new: bool
+    ) -> tuple[discord.abc.Messageable, discord.Message | None]:
+        """Where the answer goes (a new thread on the question, or its channel) and the message
+        it replies to (None in a new thread)."""
         channel = self.message.channel
         if isinstance(channel, discord.Thread):
             self.conversations.bind(conversation, thread=channel.id)
@@ -179,9 +210,31 @@ class MentionReply:
                 log.warning("Could not open a thread (%s); answering in the channel", exc)
             else:
                 self.conversations.bind(conversation, thread=thread.id)
-                await self._send_parts(thread, parts, view, conversation)
-                return
-        await self._send_parts(channel, parts, view, conversation, reply_to=self.message)
+                return thread, None
+        return channel, self.message
+
+    async def open_stream(
+        self, question: str, content: str, view: discord.ui.View, conversation: Conversation, *, new: bool
+    ) -> discord.Message:
+        """The first message of an answer being written, where `deliver` would post it."""
+        channel, reply_to = await self._destination(question, conversation, new)
+        kwargs: dict[str, Any] = {"content": content, "view": view, "allowed_mentions": NO_MENTIONS}
+        if reply_to is not None:
+            kwargs.update(reference=reply_to, mention_author=True, allowed_mentions=REPLY_MENTIONS)
+        sent = await channel.send(**kwargs)
+        self.conversations.bind(conversation, messages=[sent.id])
+        return sent
+
+    async def finish_stream(
+        self,
+        message: discord.Message,
+        parts: Sequence[Part],
+        view: discord.ui.View,
+        conversation: Conversation,
+    ) -> None:
+        await message.edit(**final_edit(parts[0], view if len(parts) == 1 else None))
+        if len(parts) > 1:
+            await self._send_parts(message.channel, parts[1:], view, conversation)
 
     async def _send_parts(
         self,
@@ -205,6 +258,17 @@ class MentionReply:
     async def could_not_deliver(self, exc: Exception) -> None:
         # e.g. Discord unreachable after a reconnect: say so if we still can.
         await self.say("I found an answer but could not post it. " + error_text(exc, "posting an answer"))
+
+
+def final_edit(part: Part, view: discord.ui.View | None) -> dict[str, Any]:
+    """The edit that turns a message being written into a rendered part (the Stop button
+    goes: `view` is the vote buttons, or None)."""
+    return {
+        "content": part.content or None,
+        "embeds": part.embeds,
+        "view": view,
+        "allowed_mentions": NO_MENTIONS,
+    }
 
 
 async def safe_reply(message: discord.Message, text: str) -> discord.Message | None:

@@ -15,6 +15,7 @@ from pathlib import PurePath
 MAX_CONTENT = 2000
 MAX_THREAD_NAME = 100
 ZWSP = "\u200b"
+DISCORD_THREAD_URL = "https://discord.com/channels/"
 
 # `[3]`, `[1, 2]`, `[1][2]` are kept in one piece wherever a message is split.
 CITATION_RE = re.compile(r"\[\d+(?:\s*,\s*\d+)*\]")
@@ -103,6 +104,8 @@ def plural(n: int, word: str, words: str | None = None) -> str:
 
 def source_name(source: str) -> str:
     """The file name of a source path or the last part of a URL."""
+    if source.startswith(DISCORD_THREAD_URL):
+        return "Discord thread"  # a saved thread (bot.thread_documents): its URL ends in an id
     if "://" in source:
         tail = source.rstrip("/").rsplit("/", 1)[-1]
         return tail or source

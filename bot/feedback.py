@@ -150,6 +150,23 @@ class FeedbackStore:
             row["voted_at"] = _iso(row["voted_at"])
         return rows
 
+    def voted_down(self, since: float | None = None) -> list[tuple[str, float]]:
+        """(question, time of the last vote) of each answer with more 👎 than 👍, the last
+        vote at or after `since`; oldest first. For `dossier gaps` (bot.gaps)."""
+        if not self.path.exists():
+            return []
+        with self._connect() as conn:
+            rows = conn.execute(
+                """
+                SELECT a.question, MAX(v.created_at) AS last
+                FROM votes v JOIN answers a ON a.answer_id = v.answer_id
+                GROUP BY v.answer_id HAVING SUM(v.vote) < 0 AND MAX(v.created_at) >= ?
+                ORDER BY last
+                """,
+                (since if since is not None else float("-inf"),),
+            ).fetchall()
+        return [(str(question), float(last)) for question, last in rows]
+
     def export(self, out: TextIO, fmt: str = "jsonl") -> int:
         """Write every vote as JSON lines or CSV (sources as a JSON string); returns the count."""
         if fmt not in FORMATS:

@@ -43,7 +43,7 @@ from bot.llm_prompting import (
 )
 from bot.prompts import CANNOT_ANSWER
 from bot.summary import Overview
-from bot.types import Answerer, Draft, Passage, TokenCallback, Turn
+from bot.types import Answerer, Draft, Passage, StopAnswer, TokenCallback, Turn
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +202,8 @@ class LLMAnswerer:
         )
         try:
             return self._call_within_deadline(messages, on_token)
+        except StopAnswer:
+            raise  # the person stopped it: no fallback answer either
         except Exception as err:
             reason = short_reason(err)
             log.warning("language model call failed: %s", reason)

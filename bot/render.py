@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import textwrap
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bot.excerpts import in_quotes, shown_quote
 from bot.printable import one_line
 from bot.types import Answer, IndexStatus
+
+if TYPE_CHECKING:
+    from bot.gaps import GapGroup
 
 
 def excerpt_line(text: str, limit: int) -> str:
@@ -55,3 +60,31 @@ def format_status(info: IndexStatus) -> str:
             *([f"problem:    {info.problem}"] if info.problem else []),
         ]
     )
+
+
+def format_gaps(groups: Sequence[GapGroup]) -> str:
+    """`dossier gaps`: each group with its count, its most typical question and the nearest
+    passages (where a new or better document would go)."""
+    if not groups:
+        return "No declined or voted-down questions recorded."
+    asked = sum(g.count for g in groups)
+    lines = [f"{asked} question(s) in {len(groups)} group(s), most asked first:"]
+    for group in groups:
+        data = group.to_dict()
+        why = ", ".join(
+            f"{data[key]} {label}"
+            for key, label in (("declined", "declined"), ("voted_down", "voted down"))
+            if data[key]
+        )
+        lines += [
+            "",
+            f"{group.count}x  {in_quotes(excerpt_line(one_line(group.example), 200))}  ({why}; last {data['last_asked']})",
+        ]
+        for other in [q for q in data["questions"] if q != group.example][:OTHER_QUESTIONS_LISTED]:
+            lines.append(f"      also: {in_quotes(excerpt_line(one_line(other), 160))}")
+        for p in group.passages:
+            lines.append(f"      nearest: {one_line(p['source'])} ({one_line(p['location'])})")
+    return "\n".join(lines)
+
+
+OTHER_QUESTIONS_LISTED = 3  # besides the example, per group

@@ -154,6 +154,11 @@ class Draft:
 TokenCallback = Callable[[str], None]
 
 
+class StopAnswer(Exception):
+    """Raised by a TokenCallback to end an answer being written (a Stop button): the answerers
+    let it through instead of falling back, and `Engine.ask` raises it to its caller."""
+
+
 class Answerer(Protocol):
     """Turns a question and numbered passages (1-based, in the order given) into a Draft."""
 

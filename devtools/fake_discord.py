@@ -640,6 +640,39 @@ class FakeDiscord:
         await self.wait_until(lambda: "choices" in state)
         return state["choices"]  # type: ignore[no-any-return]
 
+    async def open_thread(
+        self,
+        name: str,
+        *,
+        parent_id: int = CHANNEL_ID,
+        owner_id: int = USER_ID,
+        on_message: int | None = None,
+    ) -> int:
+        """A user opens a public thread in a text channel (on one of its messages, whose id the
+        thread then takes, as on Discord); returns the thread's id."""
+        thread_id = on_message or self.next_id()
+        thread = self._thread_payload(thread_id, str(parent_id), name, owner_id)
+        self.threads[thread_id] = thread
+        await self.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+        return thread_id
+
+    async def message_command(
+        self, name: str, message_id: int, *, user_id: int = USER_ID, permissions: int | None = None
+    ) -> dict[str, Any]:
+        """A user runs the message context-menu command `name` on a message (type 3 command)."""
+        command = self.command(name)
+        message = self.messages[message_id]
+        payload = self._interaction_base(2, user_id, int(message["channel_id"]), permissions)
+        payload["data"] = {
+            "id": command["id"],
+            "name": name,
+            "type": 3,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): message}},
+        }
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return payload
+
     def command(self, name: str) -> dict[str, Any]:
         """The registered command called `name` (as the bot synced it)."""
         command = next((c for c in self.commands if c["name"] == name), None)
@@ -710,6 +743,8 @@ class FakeDiscord:
         yield "PATCH", r"/channels/(?P<channel>\d+)", self._patch_channel
         yield "POST", r"/channels/(?P<channel>\d+)/messages", self._post_message
         yield "GET", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", self._get_message
+        yield "GET", r"/channels/(?P<channel>\d+)/messages", self._list_messages
+        yield "GET", r"/channels/(?P<channel>\d+)", self._get_channel
         yield "PATCH", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", self._patch_message
         yield "DELETE", r"/channels/(?P<channel>\d+)/messages/(?P<message>\d+)", self._no_content
         yield "POST", r"/channels/(?P<channel>\d+)/typing", self._no_content
@@ -773,6 +808,7 @@ class FakeDiscord:
                 "default_member_permissions": None,
                 "dm_permission": True,
                 "nsfw": False,
+                "description": "",  # context-menu commands carry none; Discord returns ""
                 **cmd,
             }
             if guild is not None:
@@ -871,6 +907,43 @@ class FakeDiscord:
         self._record("edit", msg, call.json or {}, call)
         return msg
 
+    async def _list_messages(self, call: Call, channel: str) -> list[dict[str, Any]]:
+        """A channel's messages as Discord lists them: newest first, `limit` of them next to
+        `after` or `before` (or the newest)."""
+        limit = int(call.query.get("limit", 50))
+        ours = sorted(m for m, msg in self.messages.items() if msg["channel_id"] == channel)
+        if "after" in call.query:
+            ours = [m for m in ours if m > int(call.query["after"])][:limit]
+        elif "before" in call.query:
+            ours = [m for m in ours if m < int(call.query["before"])][-limit:]
+        else:
+            ours = ours[-limit:]
+        return [self.messages[m] for m in reversed(ours)]
+
+    async def _get_channel(self, call: Call, channel: str) -> web.StreamResponse | dict[str, Any]:
+        found = self.threads.get(int(channel)) or self.channels.get(int(channel))
+        return found if found is not None else _json({"message": "Unknown Channel", "code": 10003}, 404)
+
+    def _thread_payload(self, thread_id: int, parent_id: str, name: str, owner_id: int) -> dict[str, Any]:
+        return {
+            "id": str(thread_id),
+            "guild_id": str(GUILD_ID),
+            "parent_id": parent_id,
+            "owner_id": str(owner_id),
+            "name": name,
+            "type": 11,
+            "message_count": 0,
+            "member_count": 1,
+            "rate_limit_per_user": 0,
+            "flags": 0,
+            "thread_metadata": {
+                "archived": False,
+                "auto_archive_duration": 1440,
+                "archive_timestamp": _now(),
+                "locked": False,
+            },
+        }
+
     async def _post_thread(self, call: Call, channel: str, message: str | None = None) -> dict[str, Any]:
         body = call.json or {}
         thread_id = int(message) if message else self.next_id()
@@ -965,6 +1038,8 @@ class FakeDiscord:
     async def _patch_webhook_message(self, call: Call, app: str, token: str, message: str) -> dict[str, Any]:
         state = self.interactions[token]
         mid = state["original"] if message == "@original" else int(message)
+        if message == "@original":
+            state["deferred"] = False  # the "thinking" message is now the answer: follow-ups are new
         base = self.messages.get(mid) or self._message(state["channel_id"], {}, message_id=mid)
         msg = {
             **base,

@@ -173,6 +173,12 @@ class Settings(BaseSettings):
         description="Extractive answerer: below this evidence score it answers that the documents don't say. Unset: the embedding model's own value, calibrated on the report dev sets (0.37 for all-MiniLM-L6-v2, 0.56 for multilingual).",
     )
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
+    gaps_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="`dossier gaps`: cosine at which two questions count as the same. Unset: the embedding model's measured value (0.6 for all-MiniLM-L6-v2; bench/gaps_threshold.py).",
+    )
 
     # -- watching ----------------------------------------------------------------------------
     watch_paths: PathList = Field(
@@ -231,6 +237,17 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("DISCORD_MAX_UPLOAD_MB"),
         description="Largest file /ingest accepts.",
+    )
+    discord_solved_to_documents: bool = Field(
+        False,
+        validation_alias=_env("DISCORD_SOLVED_TO_DOCUMENTS"),
+        description='Save a forum post marked solved as a document (discord/CHANNEL/THREAD.md) and ingest it. Moderators\' "Add to documents" works either way.',
+    )
+    discord_stream_edit_seconds: float = Field(
+        1.0,
+        ge=0.2,
+        validation_alias=_env("DISCORD_STREAM_EDIT_SECONDS"),
+        description="With a language model: least time between two edits of an answer being written (Discord allows about 5 edits in 5 s).",
     )
 
     discord_auto_channels: IdList = Field(

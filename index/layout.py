@@ -6,6 +6,7 @@ Everything lives under one folder, DOSSIER_HOME:
     chroma/          the embedded vector store (absent when Chroma runs as a server)
     keyword/         the keyword (BM25) indexes saved per manifest generation
     feedback.sqlite  votes on answers
+    gaps.sqlite      questions the bot declined (knowledge gaps)
     fetch.key        the key that signs fetched pages' sidecars
     models/          embedding models exported for ONNX Runtime
     writer.lock      held by the one process writing the index; writer.pid names it
@@ -51,6 +52,10 @@ class Layout:
         return self.home / "feedback.sqlite"
 
     @property
+    def gaps(self) -> Path:
+        return self.home / "gaps.sqlite"
+
+    @property
     def fetch_key(self) -> Path:
         return self.home / "fetch.key"
 
@@ -70,7 +75,7 @@ class Layout:
     # online backup), folders, and plain files.
     @property
     def sqlite_files(self) -> tuple[Path, ...]:
-        return (self.manifest, self.feedback)
+        return (self.manifest, self.feedback, self.gaps)
 
     @property
     def folders(self) -> tuple[Path, ...]:

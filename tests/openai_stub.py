@@ -33,6 +33,7 @@ class Reply:
     status: int = 200
     delay: float = 0.0
     chunks: list[str] | None = None  # streaming pieces; default: split at word boundaries
+    chunk_delay: float = 0.0  # seconds between streamed pieces (a slow model)
 
 
 @dataclass
@@ -49,10 +50,10 @@ class OpenAIStub:
         self._thread: threading.Thread | None = None
 
     # -- scripting ---------------------------------------------------------------------------
-    def enqueue(self, text: str, *, chunks: list[str] | None = None) -> None:
-        """The next request gets `text` (streamed as `chunks` when given)."""
+    def enqueue(self, text: str, *, chunks: list[str] | None = None, chunk_delay: float = 0.0) -> None:
+        """The next request gets `text` (streamed as `chunks` when given, `chunk_delay` s apart)."""
         with self._lock:
-            self._queue.append(Reply(text=text, chunks=chunks))
+            self._queue.append(Reply(text=text, chunks=chunks, chunk_delay=chunk_delay))
 
     def enqueue_delay(self, seconds: float, text: str = "") -> None:
         """The next request waits `seconds` before answering `text`."""
@@ -171,7 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
         pieces = reply.chunks if reply.chunks is not None else split_words(reply.text)
         model = body.get("model", "stub")
         self._event(_chunk(model, {"role": "assistant", "content": ""}, None))
-        for piece in pieces:
+        for n, piece in enumerate(pieces):
+            if n and reply.chunk_delay and self.owner._stopping.wait(reply.chunk_delay):
+                return
             self._event(_chunk(model, {"content": piece}, None))
         self._event(_chunk(model, {}, "stop"))
         self.wfile.write(b"data: [DONE]\n\n")

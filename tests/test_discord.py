@@ -215,6 +215,8 @@ async def test_login_ready_and_commands_synced(fake_discord: FakeDiscord, tmp_pa
             "status",
             "reingest",
             "ingest",
+            "gaps",
+            "Add to documents",
         }
         [option] = fake_discord.command("summary")["options"]
         assert option["name"] == "document" and option["autocomplete"] is True

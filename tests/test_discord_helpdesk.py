@@ -465,3 +465,25 @@ def test_escalation_message_fits_and_neutralises() -> None:
     question, passages = part.embeds
     assert "@everyone" not in (question.description or "") and len(question) <= 6000
     assert len(passages.fields) == 3
+
+
+async def test_forum_post_marked_solved_becomes_a_document_when_enabled(
+    fake_discord: FakeDiscord, tmp_path: Path
+) -> None:
+    engine = engine_with(STRONG)
+    settings = make_settings(tmp_path, discord_auto_channels=[FORUM_ID], discord_solved_to_documents=True)
+    bot = make_bot(settings, engine)
+    async with running_bot(fake_discord, bot):
+        post = await fake_discord.forum_post("How many kidnappings?", "Asking for the report.")
+        post_id = int(post["id"])
+        [answer] = await fake_discord.wait_posted(lambda p: p.channel_id == post_id)
+        solved = next(c for c in answer.custom_ids if c.startswith("dossier:solved:"))
+        await fake_discord.click(answer.message_id, solved)
+        await fake_discord.wait_posted(lambda p: "Marked as solved" in p.content)
+        for _ in range(250):  # saving runs after the reply: poll for the ingest
+            if engine.ingested:
+                break
+            await asyncio.sleep(0.02)
+    [[path]] = engine.ingested
+    assert path.is_relative_to(settings.documents_dir / "discord") and path.suffix == ".md"
+    assert "How many kidnappings?" in path.read_text(encoding="utf-8")

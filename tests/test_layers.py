@@ -34,6 +34,7 @@ BOT_DRIVES_INGEST = {
     "bot.discord_bot",
     "bot.discord_admin",
     "bot.evaluate",  # `dossier eval` matches answers the way the loaders normalise text
+    "bot.thread_documents",  # a saved Discord thread carries its link in a signed sidecar, as fetched pages do
 }
 
 
