@@ -258,6 +258,9 @@ BOT_LOGGERS = tuple(
         "discord_replies",
         "discord_auto",
         "discord_escalation",
+        "discord_gaps",
+        "discord_streaming",
+        "discord_thread_documents",
     )
 )
 
