@@ -15,6 +15,11 @@ without a quarter label is placed by its period end, in the calendar quarter tha
 question's "Q3 2023" and "Q3 FY2023" are treated alike: the question's wording rarely says
 which calendar it means.
 
+Not handled: labels inside the text (a cover saying "third quarter of fiscal 2023" gives only
+its period end); relative periods other than "the latest" ("last year", "the prior quarter");
+a fiscal year asked about is not matched to an unlabelled quarterly filing by its end date (the
+company's fiscal calendar is unknown); dates written 04.01.2023 (day or month first?).
+
 Pure functions over strings and dates; no model.
 """
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import PurePath
 
@@ -158,10 +163,9 @@ class AskedPeriod:
 
     quarters: frozenset[tuple[int, int]] = frozenset()
     years: frozenset[int] = frozenset()  # "FY2022", "fiscal 2022"
-    calendar_years: frozenset[int] = frozenset()  # "in 2021": weaker than a fiscal label
+    calendar_years: frozenset[int] = frozenset()  # "in 2021": a document labelled or ending in 2021
     dates: frozenset[date] = frozenset()  # "as of December 31, 2021"
     latest: bool = False  # "the most recent 10-Q"
-    spans: tuple[tuple[int, int], ...] = field(default=(), compare=False)  # where in the question
 
     def __bool__(self) -> bool:
         return bool(self.quarters or self.years or self.calendar_years or self.dates or self.latest)
@@ -284,15 +288,12 @@ def asked_period(question: str) -> AskedPeriod:
             calendar.add(int(m.group(1)))
             spans.append((m.start(1), m.end(1)))
     latest = _LATEST.search(question)
-    if latest:
-        spans.append((latest.start(), latest.end()))
     return AskedPeriod(
         quarters=frozenset(quarters),
         years=frozenset(years),
         calendar_years=frozenset(calendar),
         dates=frozenset(dates),
         latest=latest is not None,
-        spans=tuple(sorted(spans)),
     )
 
 
