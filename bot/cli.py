@@ -199,7 +199,10 @@ def summary(
     source = engine.find_document(document) if document else None
     answer = engine.summary(source)
     typer.echo(
-        json.dumps({**answer.to_dict(), "document": source}, ensure_ascii=False)
+        json.dumps(
+            {**answer.to_dict(), "document": source, "period": engine.period_of(source) if source else None},
+            ensure_ascii=False,
+        )
         if as_json
         else format_answer(answer)
     )

@@ -382,6 +382,11 @@ class Engine:
         return found
 
     # -- the index --------------------------------------------------------------------------
+    def period_of(self, source: str) -> str:
+        """The period a document states it covers ("Q3 2023, quarter ended 2023-07-01"), or ""."""
+        period = self._build_parts().periods().get(source)
+        return period.describe() if period else ""
+
     def status(self) -> IndexStatus:
         return index_status(self.settings)
 

@@ -21,6 +21,7 @@ from bot.locations import Locations
 from bot.types import Citation, Passage
 from index.keywords import KeywordIndex, keyword_indexes
 from index.manifest import Manifest, chunk_language
+from index.periods import DocumentPeriod, asked_period, matching_sources
 from index.store import VectorStore
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,11 @@ _TOP_DOCUMENTS = 5  # the best documents, whose chunks get rankings of their own
 _NAMED_GAP = 0.25
 _EXACT_WITHIN = 400  # up to this many chunks in the best documents, their vectors are compared exactly
 _NAMED_BONUS = 0.05
+# A question that names a period ("Q3 2023", "in FY2022", "the most recent 10-Q") prefers the
+# documents of that period (index/periods.py): their chunks get this bonus, about the fused
+# score of a top chunk, so the period decides between documents that match the question alike
+# (one company's filings for several quarters) without overriding what the question is about.
+_PERIOD_BONUS = 0.02
 
 
 def named_documents(ranked: Sequence[tuple[str, float]], top: int = _TOP_DOCUMENTS) -> tuple[set[str], float]:
@@ -78,6 +84,7 @@ class HybridRetriever:
         document_weight: float = 0.3,
         top_documents: int = _TOP_DOCUMENTS,
         named_bonus: float = _NAMED_BONUS,
+        period_bonus: float = _PERIOD_BONUS,
         cache_dir: Path | None = None,
         evidence: Callable[[str, Sequence[Passage]], Sequence[float]] | None = None,
         context_chunks: int = 0,
@@ -95,6 +102,8 @@ class HybridRetriever:
         self.document_weight = document_weight
         self.top_documents = top_documents
         self.named_bonus = named_bonus
+        self.period_bonus = period_bonus
+        self._periods: dict[str, DocumentPeriod] = {}
         self.cache_dir = cache_dir
         self.evidence = evidence
         self.context_chunks = context_chunks
@@ -134,6 +143,7 @@ class HybridRetriever:
                 if source is not None:
                     by_source.setdefault(source, []).append(n)
             self._rows_of = {source: np.array(ns) for source, ns in by_source.items()}
+            self._periods = self.manifest.periods()
             self._generation = generation
             log.info("keyword index: %d chunks in %.2f s", len(source_of), time.perf_counter() - started)
 
@@ -196,9 +206,12 @@ class HybridRetriever:
         # All candidates (a few hundred at most), so the top k does not depend on k.
         rows = {r["id"]: r for r in self.manifest.chunks(list(fused))}
         named, gap = named_documents(documents, self.top_documents)
+        of_period = self.period_sources(query)
         for chunk_id, row in rows.items():
             if row["source"] in named:
                 fused[chunk_id] += self.named_bonus * gap
+            if row["source"] in of_period:
+                fused[chunk_id] += self.period_bonus
         ranked = sorted((i for i in fused if i in rows), key=fused.__getitem__, reverse=True)
         ranked = self._diversify(ranked, rows, fused)
         passages = _merge([(rows[i], fused[i]) for i in ranked], k)
@@ -209,7 +222,10 @@ class HybridRetriever:
             # Best evidence first: the passage holding the sentence that answers the question
             # best leads (ties keep the retrieval order).
             scores = self.evidence(query, located)
-            order = sorted(range(len(located)), key=lambda i: -scores[i])
+            # Passages of the period the question names lead, best evidence first within each group.
+            order = sorted(
+                range(len(located)), key=lambda i: (located[i].source not in of_period, -scores[i])
+            )
             located = [located[i] for i in order]
         t4 = time.perf_counter()
 
@@ -218,6 +234,18 @@ class HybridRetriever:
         timings.keyword += (t3 - t2) * 1000
         timings.fusion += (t4 - t3) * 1000
         return located
+
+    def periods(self) -> dict[str, DocumentPeriod]:
+        """The period each indexed document states it covers (index/periods.py)."""
+        self.refresh()
+        return self._periods
+
+    def period_sources(self, query: str) -> set[str]:
+        """The documents of the period the query names (none when it names none)."""
+        self.refresh()
+        if self.period_bonus <= 0 or not self._periods:
+            return set()
+        return matching_sources(asked_period(query), self._periods)
 
     def _query_vector(self, query: str) -> Sequence[float]:
         """The query's embedding; the last one is kept, as one question may retrieve twice."""

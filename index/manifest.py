@@ -28,6 +28,7 @@ from typing import Any
 from dossier_common.errors import StoreError
 from index.chunks import Chunk
 from index.languages import detect_language
+from index.periods import OPENING_CHARS, DocumentPeriod, document_period
 from index.schema import MIGRATIONS, SCHEMA, SCHEMA_VERSION, connect_read_only, corrupt
 
 log = logging.getLogger(__name__)
@@ -185,6 +186,19 @@ class Manifest:
         )
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def periods(self) -> dict[str, DocumentPeriod]:
+        """The period each committed file covers (empty DocumentPeriod when it states none).
+        A manifest opened read-only before its migration to schema 4 has no column: the periods
+        are then read from the start of each text, as the migration would."""
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(files)")}
+        if "period" in columns:
+            rows = self.db.execute("SELECT source, period FROM files").fetchall()
+            return {r[0]: DocumentPeriod.from_json(r[1]) for r in rows}
+        rows = self.db.execute(
+            "SELECT source, path, title, substr(text, 1, ?) FROM files", (OPENING_CHARS,)
+        ).fetchall()
+        return {r[0]: _period_of(r[0], r[1], r[2], r[3]) for r in rows}
+
     def documents(self) -> list[sqlite3.Row]:
         """One row per committed file: source, title, chunk count, characters, ingest time."""
         return self.db.execute(
@@ -322,8 +336,9 @@ class Manifest:
                     ],
                 )
                 db.execute(
-                    "INSERT OR REPLACE INTO files(source, root, path, content_hash, title, text, n_chunks, ingested_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO files"
+                    "(source, root, path, content_hash, title, text, n_chunks, ingested_at, period)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.source,
                         record.root,
@@ -333,6 +348,7 @@ class Manifest:
                         text,
                         len(chunks),
                         record.ingested_at,
+                        _period_of(record.source, record.path, record.title, text).to_json(),
                     ),
                 )
                 db.execute(
@@ -384,6 +400,11 @@ class Manifest:
             "last_ingest": float(self.get_meta("last_ingest") or 0) or None,
             "model": self.get_meta("embedding_model"),
         }
+
+
+def _period_of(source: str, path: str, title: str, text: str) -> DocumentPeriod:
+    # Names first: the file's own name, the name it is cited by (a URL's), then its title.
+    return document_period((Path(path).name, source, title), text[:OPENING_CHARS])
 
 
 def _put_sentences(db: sqlite3.Connection, sentences: dict[str, SentenceRows]) -> None:

@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 from dossier_common.errors import CorruptIndexError
+from index.periods import OPENING_CHARS, document_period
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS files (
     title TEXT NOT NULL,
     text TEXT NOT NULL,
     n_chunks INTEGER NOT NULL,
-    ingested_at REAL NOT NULL
+    ingested_at REAL NOT NULL,
+    period TEXT               -- index.periods.DocumentPeriod as JSON; NULL before schema 4
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id TEXT PRIMARY KEY,
@@ -125,5 +127,19 @@ def v2_to_v3(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE chunks ADD COLUMN language TEXT")
 
 
+def v3_to_v4(db: sqlite3.Connection) -> None:
+    """Files record the period they cover (index.periods). It is read from what the manifest
+    already holds (names, title, the start of the text), so nothing is loaded or embedded again."""
+    columns = {r[1] for r in db.execute("PRAGMA table_info(files)")}
+    if "period" not in columns:
+        db.execute("ALTER TABLE files ADD COLUMN period TEXT")
+    rows = db.execute(
+        "SELECT source, path, title, substr(text, 1, ?) FROM files WHERE period IS NULL", (OPENING_CHARS,)
+    ).fetchall()
+    for source, path, title, opening in rows:
+        period = document_period((Path(path).name, source, title), opening)
+        db.execute("UPDATE files SET period = ? WHERE source = ?", (period.to_json(), source))
+
+
 # MIGRATIONS[n] brings a manifest from schema n to n + 1, inside one transaction.
-MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3}
+MIGRATIONS = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}

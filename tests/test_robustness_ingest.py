@@ -128,7 +128,7 @@ def test_version_1_manifest_is_migrated_and_keeps_other_tables(settings, tmp_pat
         db.execute("DROP INDEX files_by_path")
         db.execute(
             "INSERT INTO files SELECT 'sub/lens.md', root, path, content_hash, title, text, n_chunks,"
-            " ingested_at - 1 FROM files"
+            " ingested_at - 1, period FROM files"
         )
         db.execute(
             "INSERT INTO chunks SELECT id || 'x', 'sub/lens.md', ord, text, start, \"end\", title, section,"
