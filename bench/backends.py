@@ -25,7 +25,10 @@ agreement with torch (cosine), and SciFact nDCG@10 of dense retrieval (numpy cos
 whole abstracts, 300 test claims; --quick: a subset, see the printed note). Adopt-if rule:
 nDCG@10 drop <= 0.005 against torch.
 
-    .venv/bin/python bench/backends.py [--quick] [--rounds N] [--texts N]
+`--threads N` runs torch and ONNX Runtime on N threads each (default: their own defaults, 2
+here); with 1, their CPU seconds compare the kernels alone, without thread hand-offs.
+
+    .venv/bin/python bench/backends.py [--quick] [--rounds N] [--texts N] [--threads N]
 """
 
 from __future__ import annotations
@@ -123,11 +126,12 @@ def export_models(path: str, folder: Path) -> dict[str, float]:
     return spent
 
 
-def ort_encoder(name: str, file: Path, tokenizer: Any) -> GraphEncoder:
+def ort_encoder(name: str, file: Path, tokenizer: Any, threads: int = 0) -> GraphEncoder:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads  # 0: ONNX Runtime's default (one per core)
     session = ort.InferenceSession(str(file), options, providers=["CPUExecutionProvider"])
     return GraphEncoder(
         name,
@@ -218,7 +222,12 @@ def main() -> None:
     )
     parser.add_argument("--texts", type=int, default=None, help="abstracts in the throughput sample")
     parser.add_argument("--skip-ndcg", action="store_true")
+    parser.add_argument("--threads", type=int, default=0, help="threads for torch and ONNX Runtime")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     rounds = args.rounds or (2 if args.quick else 3)
     n_texts = args.texts or (96 if args.quick else 256)
 
@@ -234,8 +243,8 @@ def main() -> None:
     tokenizer = torch_enc.model.tokenizer
     encoders: list[Any] = [torch_enc]
     builders: list[tuple[str, Callable[[], GraphEncoder]]] = [
-        ("onnx-fp32", lambda: ort_encoder("onnx-fp32", folder / "model.onnx", tokenizer)),
-        ("onnx-int8", lambda: ort_encoder("onnx-int8", folder / "model-int8.onnx", tokenizer)),
+        ("onnx-fp32", lambda: ort_encoder("onnx-fp32", folder / "model.onnx", tokenizer, args.threads)),
+        ("onnx-int8", lambda: ort_encoder("onnx-int8", folder / "model-int8.onnx", tokenizer, args.threads)),
         (
             "openvino-default",
             lambda: openvino_encoder("openvino-default", folder / "model.onnx", tokenizer, None),
@@ -317,6 +326,7 @@ def main() -> None:
                 f"{x['texts_per_s']:.1f}",
                 f"{x['tokens_per_s']:,.0f}",
                 f"{x['speedup_vs_torch']:.2f}",
+                f"{x['cpu_s']:.2f}",
                 f"{x['min_cosine_vs_torch']:.5f}",
                 "-" if d is None else f"{d:.4f}",
                 "-" if drop is None else f"{drop:+.4f}",
@@ -333,7 +343,18 @@ def main() -> None:
     table(
         f"Embedding backends: throughput on {len(sample)} SciFact abstracts ({sample_tokens:,} tokens, batch 64, "
         f"median of {rounds} interleaved rounds); nDCG@10 {subset}",
-        ["backend", "texts/s", "tokens/s", "x torch", "min cos", "nDCG@10", "drop", "corpus s", "adopt?"],
+        [
+            "backend",
+            "texts/s",
+            "tokens/s",
+            "x torch",
+            "cpu s",
+            "min cos",
+            "nDCG@10",
+            "drop",
+            "corpus s",
+            "adopt?",
+        ],
         rows,
     )
     for enc in encoders:
@@ -348,6 +369,7 @@ def main() -> None:
             "sample_texts": len(sample),
             "sample_tokens": sample_tokens,
             "rounds": rounds,
+            "threads": args.threads or "default",
             "ndcg_queries": len(queries),
             "ndcg_docs": len(texts),
             "export_s": {k: round(v, 1) for k, v in export_spent.items()},

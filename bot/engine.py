@@ -34,7 +34,7 @@ from bot.understanding import Understood, only_document, understand
 from dossier_common.errors import NoIndexError, QuestionError
 from dossier_common.settings import Settings
 from index.keywords import terms
-from index.languages import detect_language, segmenter_available
+from index.languages import detect_language, preload_segmenter, segmenter_available
 from index.layout import Layout
 from index.manifest import Manifest, open_for_reading
 from index.store import VectorStore, missing_vectors
@@ -104,11 +104,8 @@ class Engine:
                 store = VectorStore(
                     self.settings, model=embedder.name, dimension=embedder.dimension, create=False
                 )
-                if not store.exists or store.count() == 0:
-                    documents = len(self._manifest.files())
-                    self._manifest.close()
-                    self._manifest = None
-                    raise missing_vectors(self.settings, documents)
+                if not store.exists:
+                    raise self._vectors_missing()
                 # Each needs the other: the retriever orders passages by the evidence the
                 # answerer finds in them (docs/evaluation.md), and the answerer reads the
                 # retriever's term weights and stored sentence vectors. The answerer is built
@@ -129,10 +126,24 @@ class Engine:
                     context_chunks=self.settings.context_chunks,
                     line_numbers=OriginalLines(self._manifest, original_lines, LINE_SUFFIXES),
                 )
+                # The keyword side before Chroma's first call (count() included), which loads
+                # Chroma's whole vector index: built the other way round, the build's passing peak
+                # (~250 MB at 100k chunks) stacked on that index (~200 MB) (bench/RESULTS.md).
+                retriever.refresh()
+                if store.count() == 0:
+                    raise self._vectors_missing()
                 self._extractive = extractive
                 self._summaries = Summaries(self._manifest, retriever.locate)
                 self._retriever = retriever
         return self._retriever
+
+    def _vectors_missing(self) -> Exception:
+        """The error for a manifest whose vector store is gone or empty; closes the manifest."""
+        assert self._manifest is not None
+        documents = len(self._manifest.files())
+        self._manifest.close()
+        self._manifest = None
+        return missing_vectors(self.settings, documents)
 
     @property
     def retriever(self) -> HybridRetriever:
@@ -230,6 +241,7 @@ class Engine:
         question = self.check_question(question)
         language = detect_language(question)
         on_token = in_language(on_token, language)
+        preload_segmenter(question)  # overlaps a cold process's model and index loads
         self._build_parts()
         timings = RetrievalTimings()
         t0 = time.perf_counter()

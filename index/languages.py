@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -111,6 +112,15 @@ def _jieba() -> Any:
     jieba.setLogLevel(logging.CRITICAL)
     jieba.initialize()
     return jieba.dt
+
+
+def preload_segmenter(text: str) -> None:
+    """Start loading jieba's dictionary (0.5-1 s) in a background thread when `text` has CJK
+    characters and it is not loaded yet: a new process asked a Chinese question loads it while
+    it loads the model and opens the index, instead of after. The first caller that needs it
+    waits for the load to finish (jieba initialises under its own lock)."""
+    if has_cjk(text) and _jieba.cache_info().currsize == 0:
+        threading.Thread(target=_jieba, name="load-jieba", daemon=True).start()
 
 
 def segmenter_available() -> bool:

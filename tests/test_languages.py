@@ -168,3 +168,29 @@ def test_blank_line_ends_a_sentence_and_spans_are_trimmed() -> None:
 def test_spans_within_a_range() -> None:
     text = "前言。甲句。乙句。后记。"
     assert cjk_sentence_spans(text, 3, 9) == [(3, 6), (6, 9)]
+
+
+def test_preload_starts_loading_jieba_for_cjk_text_only() -> None:
+    """A Chinese question starts jieba's dictionary load in the background (a cold `dossier ask`
+    overlaps it with the model load); English text starts nothing. In a fresh process, since
+    this session may have loaded jieba already."""
+    code = (
+        "import threading\n"
+        "from index import languages\n"
+        "languages.preload_segmenter('How many police stations are in Canada?')\n"
+        "assert not any(t.name == 'load-jieba' for t in threading.enumerate())\n"
+        "assert languages._jieba.cache_info().currsize == 0\n"
+        "languages.preload_segmenter('加拿大有多少个海外警察站？')\n"
+        "loading = [t for t in threading.enumerate() if t.name == 'load-jieba']\n"
+        "assert len(loading) == 1\n"
+        "loading[0].join(120)\n"
+        "assert languages._jieba.cache_info().currsize == 1\n"
+        "print('|'.join(languages.cjk_terms('海外警察站')))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("海外|警察|站", "海外|外警|警察|察站")

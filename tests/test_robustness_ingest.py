@@ -572,6 +572,28 @@ def test_lost_vector_store_is_reported_by_status_and_ask_alike(settings, tmp_pat
     assert not Engine(settings, embedder=emb).ask("How many hours did volunteers log at garden 1?").abstained
 
 
+def test_opening_builds_the_keyword_index_before_chroma_loads_its_vectors(settings, tmp_path, monkeypatch):
+    """Chroma loads its whole vector index on its first call (count() included): the keyword
+    build's passing peak must come before that, not on top of it (serving RSS at 100k chunks,
+    bench/RESULTS.md). An empty store is still reported."""
+    from bot.engine import Engine
+    from bot.retrieval import HybridRetriever
+    from dossier_common.errors import StoreError
+    from index.store import VectorStore
+
+    ingest_paths([three_docs(tmp_path / "docs")], settings, HashEmbedder())
+    calls: list[str] = []
+    refresh, count = HybridRetriever.refresh, VectorStore.count
+    monkeypatch.setattr(HybridRetriever, "refresh", lambda self: (calls.append("keywords"), refresh(self))[1])
+    monkeypatch.setattr(VectorStore, "count", lambda self: (calls.append("chroma"), count(self))[1])
+    Engine(settings, embedder=HashEmbedder()).retriever  # noqa: B018
+    assert calls[:2] == ["keywords", "chroma"]
+
+    monkeypatch.setattr(VectorStore, "count", lambda self: 0)
+    with pytest.raises(StoreError, match=r"missing or empty, but the index lists 3 documents"):
+        Engine(settings, embedder=HashEmbedder()).retriever  # noqa: B018
+
+
 def committed_count(settings: Settings) -> int:
     return len(committed_ids(settings))
 
