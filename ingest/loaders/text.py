@@ -96,6 +96,9 @@ class Block:
     text: str
     is_heading: bool = False
     page: int | None = None
+    # A part of a table (ingest.loaders.tables) is a section of its own, so no chunk mixes it
+    # with the text around it and each chunk of a long table opens with its caption and header.
+    own_section: bool = False
 
 
 def split_sections(text: str, breaks: list[Break]) -> tuple[Section, ...]:
@@ -122,6 +125,7 @@ def assemble(blocks: Sequence[Block]) -> tuple[str, tuple[Section, ...]]:
     pos = 0
     heading = ""
     page: int | None = None
+    after_part = False
     for block in blocks:
         body = normalize_text(block.text)
         if not body:
@@ -130,9 +134,10 @@ def assemble(blocks: Sequence[Block]) -> tuple[str, tuple[Section, ...]]:
             pos += 2
         if block.is_heading:
             heading = title_line(body)
-        if block.is_heading or not parts or block.page != page:
+        if block.is_heading or not parts or block.page != page or block.own_section or after_part:
             breaks.append(Break(pos, heading, block.page))
         page = block.page
+        after_part = block.own_section
         parts.append(body)
         pos += len(body)
     text = "\n\n".join(parts)
