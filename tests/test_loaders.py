@@ -220,7 +220,7 @@ def test_html_drops_noise_and_splits_on_headings(tmp_path: Path) -> None:
     assert "two item\nName: alpha | Value: 1" in doc.text
     assert doc.notes.tables == 1
     assert "line one\nline two" in doc.text
-    assert [s.heading for s in doc.sections] == ["Main headline", "Details", "Details", "Details"]
+    assert [s.heading for s in doc.sections] == ["Main headline", "Details", "Details"]
     assert doc.sections[1].text.startswith("Details\n\none item")
 
 

@@ -59,7 +59,7 @@ def load_pdf(data: bytes, budget: Budget) -> Parsed:
             texts.append((number, body))
             chars += len(body)
             budget.check_chars(chars)
-        blocks, tables = page_blocks(data, texts, _clean)
+        blocks, tables = page_blocks(document, texts, _clean)
         text, sections = assemble(blocks)
         if not text and failure is not None:
             raise LoadError(f"corrupt PDF: {error_summary(failure)}")
@@ -93,7 +93,7 @@ def pdf_page_text(data: bytes, number: int) -> str | None:
             return None
 
     try:
-        tabular = tabular_page_text(data, number, page_text, _clean)
+        tabular = tabular_page_text(document, number, page_text, _clean)
         return tabular if tabular is not None else page_text(number)
     except Exception:
         return page_text(number)

@@ -96,8 +96,8 @@ class Block:
     text: str
     is_heading: bool = False
     page: int | None = None
-    # A part of a table (ingest.loaders.tables) is a section of its own, so no chunk mixes it
-    # with the text around it and each chunk of a long table opens with its caption and header.
+    # A part of a table (ingest.loaders.tables) starts a section, so each chunk of a long table
+    # opens with its caption; the text after the table goes on in the last part's section.
     own_section: bool = False
 
 
@@ -119,13 +119,12 @@ def split_sections(text: str, breaks: list[Break]) -> tuple[Section, ...]:
 
 
 def assemble(blocks: Sequence[Block]) -> tuple[str, tuple[Section, ...]]:
-    """Join blocks with blank lines; a heading block or a new page starts a new section."""
+    """Join blocks with blank lines; a heading block, a new page or a table part starts a new section."""
     parts: list[str] = []
     breaks: list[Break] = []
     pos = 0
     heading = ""
     page: int | None = None
-    after_part = False
     for block in blocks:
         body = normalize_text(block.text)
         if not body:
@@ -134,10 +133,9 @@ def assemble(blocks: Sequence[Block]) -> tuple[str, tuple[Section, ...]]:
             pos += 2
         if block.is_heading:
             heading = title_line(body)
-        if block.is_heading or not parts or block.page != page or block.own_section or after_part:
+        if block.is_heading or not parts or block.page != page or block.own_section:
             breaks.append(Break(pos, heading, block.page))
         page = block.page
-        after_part = block.own_section
         parts.append(body)
         pos += len(body)
     text = "\n\n".join(parts)
