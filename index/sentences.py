@@ -59,7 +59,32 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[t
     return refined
 
 
+# A table row as ingest writes it (ingest.loaders.tables), and a Markdown table's: cells apart
+# by " | " on one line.
+CELL_SEPARATOR = " | "
+
+
 def _split_western(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Sentences; a line that is a table row is one sentence whatever its periods ("$1.27",
+    "Inc."), never glued to the next row."""
+    if CELL_SEPARATOR not in text[start:end]:
+        return _split_prose(text, start, end)
+    spans: list[tuple[int, int]] = []
+    prose = start
+    pos = start
+    while pos < end:
+        stop = text.find("\n", pos, end)
+        stop = end if stop < 0 else stop
+        if CELL_SEPARATOR in text[pos:stop]:
+            spans.extend(_split_prose(text, prose, pos))
+            append_span(text, spans, pos, stop)
+            prose = stop
+        pos = stop + 1
+    spans.extend(_split_prose(text, prose, end))
+    return spans
+
+
+def _split_prose(text: str, start: int, end: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     cursor = start
     for match in _BOUNDARY.finditer(text, start, end):
@@ -133,6 +158,8 @@ def clause_spans(sentence: str) -> list[tuple[int, int]]:
     vector is diluted by its other content, a clause's much less."""
     if text_length(sentence) < 16:
         return []
+    if CELL_SEPARATOR in sentence:
+        return _row_prefixes(sentence)
     spans: list[tuple[int, int]] = []
     start = 0
     for cut in _CLAUSE_CUT.finditer(sentence):
@@ -145,3 +172,11 @@ def clause_spans(sentence: str) -> list[tuple[int, int]]:
         else:
             spans[-1] = (spans[-1][0], len(sentence))
     return spans if len(spans) > 1 else []
+
+
+def _row_prefixes(row: str) -> list[tuple[int, int]]:
+    """A long table row's "clauses": the row from its label to the end of each cell, so the one
+    that matches a question best still opens with the row's label ("Gross margin | Three Months
+    Ended July 1, 2023: 36,413") and a quote cut to it says what its figure is."""
+    ends = [*(m.start() for m in re.finditer(re.escape(CELL_SEPARATOR), row)), len(row)][1:]
+    return [(0, e) for e in ends] if len(ends) > 1 else []

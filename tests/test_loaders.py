@@ -215,10 +215,12 @@ def test_html_drops_noise_and_splits_on_headings(tmp_path: Path) -> None:
     for noise in ("Site banner", "Home", "tracking", "color", "Enable JS", "Copyright", "comment", "secret"):
         assert noise not in doc.text
     assert "First bold paragraph here." in doc.text
-    assert "one item\n\ntwo item" in doc.text
-    assert "Name | Value\n\nalpha | 1" in doc.text
+    assert "one item" in doc.text
+    # The table kept as a table: its row under its headers, the line above it as its caption.
+    assert "two item\nName: alpha | Value: 1" in doc.text
+    assert doc.notes.tables == 1
     assert "line one\nline two" in doc.text
-    assert [s.heading for s in doc.sections] == ["Main headline", "Details"]
+    assert [s.heading for s in doc.sections] == ["Main headline", "Details", "Details"]
     assert doc.sections[1].text.startswith("Details\n\none item")
 
 
@@ -248,9 +250,11 @@ def test_docx_headings_and_table(tmp_path: Path) -> None:
 
     doc = load(path)
     assert doc.title == "Budget"
-    assert [s.heading for s in doc.sections] == ["", "Budget", "Outlook"]
-    assert "Spending rose.\n\nYear | Amount\n\n2022 | 10" in doc.sections[1].text
-    assert doc.sections[2].text == "Outlook\n\nStable."
+    # The table is a section of its own under the same heading, the line above it its caption.
+    assert [s.heading for s in doc.sections] == ["", "Budget", "Budget", "Outlook"]
+    assert doc.sections[2].text == "Spending rose.\nYear: 2022 | Amount: 10"
+    assert doc.notes.tables == 1
+    assert doc.sections[3].text == "Outlook\n\nStable."
 
     document.core_properties.title = "Quarterly memo"
     document.save(path)

@@ -1,4 +1,5 @@
-"""PDF: the text of each page (PDFium), words broken at line ends joined again."""
+"""PDF: the text of each page (PDFium), words broken at line ends joined again; pages that look
+tabular read again for their tables (ingest.loaders.pdf_tables)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import logging
 import re
 from typing import Any
 
-from ingest.loaders.document import Budget, LoadError, Parsed, error_summary
-from ingest.loaders.text import Block, assemble, first_line, normalize_text, title_line
+from ingest.loaders.document import Budget, FileNotes, LoadError, Parsed, error_summary
+from ingest.loaders.pdf_tables import page_blocks, tabular_page_text
+from ingest.loaders.text import assemble, first_line, normalize_text, title_line
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,7 @@ def load_pdf(data: bytes, budget: Budget) -> Parsed:
             raise LoadError(
                 f"{pages:,} pages, over the {budget.pdf_pages:,} page limit (DOSSIER_MAX_PDF_PAGES)"
             )
-        blocks: list[Block] = []
+        texts: list[tuple[int, str]] = []
         failure: Exception | None = None
         chars = 0
         for number in range(1, pages + 1):
@@ -54,19 +56,24 @@ def load_pdf(data: bytes, budget: Budget) -> Parsed:
                 log.warning("PDF page %d could not be read: %s", number, error_summary(err))
                 failure = err
                 continue
-            blocks.append(Block(body, page=number))
-            chars += len(blocks[-1].text)
+            texts.append((number, body))
+            chars += len(body)
             budget.check_chars(chars)
+        blocks, tables = page_blocks(document, texts, _clean)
         text, sections = assemble(blocks)
         if not text and failure is not None:
             raise LoadError(f"corrupt PDF: {error_summary(failure)}")
-        return Parsed(_pdf_title(document) or first_line(text), text, sections)
+        return Parsed(_pdf_title(document) or first_line(text), text, sections, FileNotes(tables=tables))
     finally:
         document.close()
 
 
 def _page_text(page: Any) -> str:
-    return _dehyphenate(normalize_text(page.get_textpage().get_text_bounded()))
+    return _clean(page.get_textpage().get_text_bounded())
+
+
+def _clean(text: str) -> str:
+    return _dehyphenate(normalize_text(text))
 
 
 def pdf_page_text(data: bytes, number: int) -> str | None:
@@ -78,10 +85,18 @@ def pdf_page_text(data: bytes, number: int) -> str | None:
         document = pdfium.PdfDocument(data)
     except Exception:
         return None
+
+    def page_text(n: int) -> str | None:
+        try:
+            return _page_text(document[n - 1]) if 1 <= n <= len(document) else None
+        except Exception:
+            return None
+
     try:
-        return _page_text(document[number - 1]) if 1 <= number <= len(document) else None
+        tabular = tabular_page_text(document, number, page_text, _clean)
+        return tabular if tabular is not None else page_text(number)
     except Exception:
-        return None
+        return page_text(number)
     finally:
         document.close()
 

@@ -96,6 +96,9 @@ class Block:
     text: str
     is_heading: bool = False
     page: int | None = None
+    # A part of a table (ingest.loaders.tables) starts a section, so each chunk of a long table
+    # opens with its caption; the text after the table goes on in the last part's section.
+    own_section: bool = False
 
 
 def split_sections(text: str, breaks: list[Break]) -> tuple[Section, ...]:
@@ -116,7 +119,7 @@ def split_sections(text: str, breaks: list[Break]) -> tuple[Section, ...]:
 
 
 def assemble(blocks: Sequence[Block]) -> tuple[str, tuple[Section, ...]]:
-    """Join blocks with blank lines; a heading block or a new page starts a new section."""
+    """Join blocks with blank lines; a heading block, a new page or a table part starts a new section."""
     parts: list[str] = []
     breaks: list[Break] = []
     pos = 0
@@ -130,7 +133,7 @@ def assemble(blocks: Sequence[Block]) -> tuple[str, tuple[Section, ...]]:
             pos += 2
         if block.is_heading:
             heading = title_line(body)
-        if block.is_heading or not parts or block.page != page:
+        if block.is_heading or not parts or block.page != page or block.own_section:
             breaks.append(Break(pos, heading, block.page))
         page = block.page
         parts.append(body)
