@@ -1,18 +1,29 @@
-"""PDF: the text of each page (PDFium), words broken at line ends joined again."""
+"""PDF: the text of each page (PDFium) in reading order (see `pdf_layout`), scanned pages read
+with OCR (see `ocr`), words broken at line ends joined again."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.loaders.document import Budget, LoadError, Parsed, error_summary
+from ingest.loaders.document import UNLIMITED, Budget, FileNotes, LoadError, Parsed, error_summary
+from ingest.loaders.ocr import OCR_ADVICE, needs_ocr, ocr_page
+from ingest.loaders.pdf_layout import Edges, Running, page_edges, read_page, running_lines
 from ingest.loaders.text import Block, assemble, first_line, normalize_text, title_line
 
 log = logging.getLogger(__name__)
 
 # Lookarounds, so a word broken over three lines ("a-", "b-", "c") is joined at both breaks.
-_PDF_HYPHENATED = re.compile(r"(?<=([^\W\d_]))-\n(?=([^\W\d_]))")
+# PDFium already joins most such words itself (see `pdf_layout._BROKEN_HYPHEN`); this catches
+# the breaks it leaves, in ASCII or Unicode hyphens.
+_PDF_HYPHENATED = re.compile(r"(?<=([^\W\d_]))[-\u2010]\n(?=([^\W\d_]))")
 
 
 def _dehyphenate(text: str) -> str:
@@ -21,6 +32,85 @@ def _dehyphenate(text: str) -> str:
         return "" if left.islower() and right.islower() else match.group(0)
 
     return _PDF_HYPHENATED.sub(join, text)
+
+
+def _finish(text: str) -> str:
+    return _dehyphenate(normalize_text(text))
+
+
+@dataclass
+class _Pages:
+    """What reading a PDF's pages found: the text of each page that has some, by number."""
+
+    running: Running
+    texts: dict[int, str] = field(default_factory=dict)
+    ocr_pages: int = 0
+    skipped: list[int] = field(default_factory=list)  # scans left unread: no OCR engine
+    failure: Exception | None = None
+
+
+def _read_pages(document: Any, budget: Budget, wanted: Callable[[int], bool]) -> _Pages:
+    """The text of each page `wanted(n)`: its text layer in reading order without running
+    headers and footers, or OCR of a scanned page. Two passes, as running lines are known
+    only from every page (see `pdf_layout`); each PDFium page is closed once read."""
+    edges: list[Edges] = []
+    pages: list[int] = []  # with text, or scans
+    failure: Exception | None = None
+    for number in range(1, len(document) + 1):
+        try:
+            with _page(document, number) as (page, textpage):
+                found = page_edges(textpage)
+                if found.head:
+                    edges.append(found)
+                if found.head or needs_ocr(page):
+                    pages.append(number)
+        except Exception as err:
+            # One broken page should not cost the reader the rest of the document.
+            log.warning("PDF page %d could not be read: %s", number, error_summary(err))
+            failure = err
+    out = _Pages(running_lines(edges), failure=failure)
+    chars = 0
+    for number in filter(wanted, pages):
+        try:
+            text, ocr = _read_page(document, number, out.running)
+        except Exception as err:
+            log.warning("PDF page %d could not be read: %s", number, error_summary(err))
+            out.failure = err
+            continue
+        if text is None:
+            out.skipped.append(number)
+            continue
+        out.ocr_pages += ocr
+        out.texts[number] = text
+        chars += len(text)
+        budget.check_chars(chars)
+    return out
+
+
+def _read_page(document: Any, number: int, running: Running) -> tuple[str | None, bool]:
+    """Page `number`'s text, and whether it was read by OCR; None for a scan when no OCR
+    engine is installed."""
+    with _page(document, number) as (page, textpage):
+        text = read_page(page, textpage, running)
+        if text.strip() or not needs_ocr(page):
+            return _finish(text), False
+        scanned = ocr_page(page)
+        return (None if scanned is None else _finish(scanned)), True
+
+
+@contextmanager
+def _page(document: Any, number: int) -> Iterator[tuple[Any, Any]]:
+    """Page `number` and its text, closed after use: PDFium would otherwise keep every page
+    of a long document until the document closes."""
+    page = document[number - 1]
+    try:
+        textpage = page.get_textpage()
+        try:
+            yield page, textpage
+        finally:
+            textpage.close()
+    finally:
+        page.close()
 
 
 def load_pdf(data: bytes, budget: Budget) -> Parsed:
@@ -42,48 +132,63 @@ def load_pdf(data: bytes, budget: Budget) -> Parsed:
             raise LoadError(
                 f"{pages:,} pages, over the {budget.pdf_pages:,} page limit (DOSSIER_MAX_PDF_PAGES)"
             )
-        blocks: list[Block] = []
-        failure: Exception | None = None
-        chars = 0
-        for number in range(1, pages + 1):
-            try:
-                page = document[number - 1]
-                body = _page_text(page)
-            except Exception as err:
-                # One broken page should not cost the reader the rest of the document.
-                log.warning("PDF page %d could not be read: %s", number, error_summary(err))
-                failure = err
-                continue
-            blocks.append(Block(body, page=number))
-            chars += len(blocks[-1].text)
-            budget.check_chars(chars)
-        text, sections = assemble(blocks)
-        if not text and failure is not None:
-            raise LoadError(f"corrupt PDF: {error_summary(failure)}")
-        return Parsed(_pdf_title(document) or first_line(text), text, sections)
+        read = _read_pages(document, budget, lambda _: True)
+        text, sections = assemble([Block(read.texts[n], page=n) for n in sorted(read.texts)])
+        if not text and read.failure is not None:
+            raise LoadError(f"corrupt PDF: {error_summary(read.failure)}")
+        notes = FileNotes(
+            ocr_pages=read.ocr_pages,
+            skipped_pages=tuple(read.skipped),
+            advice=OCR_ADVICE if read.skipped else "",
+        )
+        return Parsed(_pdf_title(document) or first_line(text), text, sections, notes=notes)
     finally:
         document.close()
 
 
-def _page_text(page: Any) -> str:
-    return _dehyphenate(normalize_text(page.get_textpage().get_text_bounded()))
+# What the citation check needs of the PDFs it read last, by SHA-256: their running lines
+# (which take a read of every page) and the page texts read so far. Checking the citations of
+# an answer, or of an eval, reads the same few files page after page.
+_READ_LAST: OrderedDict[str, tuple[Running, dict[int, str]]] = OrderedDict()
+_READ_LAST_FILES = 4
+_read_last_lock = threading.Lock()
 
 
 def pdf_page_text(data: bytes, number: int) -> str | None:
-    """The text of page `number` (1-based, as a viewer counts) read the way ingest reads it;
-    None when the PDF has no such page or it cannot be read."""
+    """The text of page `number` (1-based, as a viewer counts) exactly as ingest indexes it;
+    None when the PDF has no such page or cannot be read."""
     import pypdfium2 as pdfium
 
+    digest = hashlib.sha256(data).hexdigest()
+    with _read_last_lock:
+        known = _READ_LAST.get(digest)
+        if known is not None:
+            _READ_LAST.move_to_end(digest)
+            if number in known[1]:
+                return known[1][number]
     try:
         document = pdfium.PdfDocument(data)
     except Exception:
         return None
     try:
-        return _page_text(document[number - 1]) if 1 <= number <= len(document) else None
+        if not 1 <= number <= len(document):
+            return None
+        if known is None:  # the running lines first; no page but this one is read twice
+            read = _read_pages(document, UNLIMITED, lambda n: n == number)
+            known = (read.running, read.texts)
+        text = known[1].get(number)
+        if text is None:
+            text = _read_page(document, number, known[0])[0] or ""
     except Exception:
         return None
     finally:
         document.close()
+    with _read_last_lock:
+        _READ_LAST[digest] = known
+        known[1][number] = text
+        while len(_READ_LAST) > _READ_LAST_FILES:
+            _READ_LAST.popitem(last=False)
+    return text
 
 
 def _pdf_title(document: Any) -> str:
