@@ -196,13 +196,16 @@ def test_ocr_absent_pages_reported_and_rest_indexed(
     assert "pip install rapidocr-onnxruntime" in review.advice
     [failure] = report.failed
     assert failure.path.endswith("scan.pdf")
-    assert failure.reason.startswith("no extractable text: ")
+    assert failure.reason.startswith("no extractable text (scanned, no text layer: ")
     assert "pip install rapidocr-onnxruntime" in failure.reason
     # The other pages are indexed.
     engine = Engine(settings, embedder=fake_embedder)
     try:
         answer = engine.ask("How many passengers did the island ferry carry?")
         assert "18,400" in answer.text
+        # Cited by the page a viewer shows and the number printed on it.
+        cited = [c for c in answer.citations if "18,400" in c.quote]
+        assert cited and cited[0].location.startswith("p. 5 (printed 4)")
     finally:
         engine.close()
 

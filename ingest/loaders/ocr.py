@@ -15,10 +15,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 OCR_PACKAGE = "rapidocr-onnxruntime"
-OCR_ADVICE = (
-    f"pages without a text layer (scans) need OCR: `pip install {OCR_PACKAGE}` "
-    "(its models ship in the wheel), then ingest again"
-)
+# Said of the pages skipped (after "pages 3, 4 not read"), and of a PDF with nothing else.
+OCR_ADVICE = f"scanned, no text layer: install OCR with `pip install {OCR_PACKAGE}` and ingest again"
 # Render scale: 2 is 144 dpi, enough for body text (the detector works at 736 px or more on
 # the short side) without the time of a print-quality render.
 RENDER_SCALE = 2.0

@@ -104,7 +104,7 @@ def _no_text_reason(suffix: str, parsed: Parsed) -> str:
     if suffix != ".pdf":
         return "empty file"
     if parsed.notes.skipped_pages:  # scans, and no OCR engine to read them
-        return f"no extractable text: {parsed.notes.advice}"
+        return f"no extractable text ({parsed.notes.advice})"
     return "no extractable text (scanned PDF?)"
 
 
