@@ -164,7 +164,8 @@ def _repeated(edges: Sequence[tuple[str, ...]], threshold: int) -> frozenset[str
                 seen.setdefault(key, []).append(numbers)
     running = set()
     for key, occurrences in seen.items():
-        changing = sum(len(set(values)) > 1 for values in zip(*occurrences, strict=True))
+        # Not strict: a "#" of the line's own would make one occurrence's numbers fewer.
+        changing = sum(len(set(values)) > 1 for values in zip(*occurrences, strict=False))
         if len(occurrences) >= threshold and changing <= 1:
             running.add(key)
     return frozenset(running)
