@@ -15,7 +15,15 @@ from typing import Any
 
 from ingest.loaders.document import UNLIMITED, Budget, FileNotes, LoadError, Parsed, error_summary
 from ingest.loaders.ocr import OCR_ADVICE, needs_ocr, ocr_page
-from ingest.loaders.pdf_layout import Edges, Running, page_edges, read_page, running_lines
+from ingest.loaders.pdf_layout import (
+    Edges,
+    PageLines,
+    Running,
+    page_edges,
+    page_lines,
+    read_page,
+    running_lines,
+)
 from ingest.loaders.text import Block, assemble, first_line, normalize_text, title_line
 
 log = logging.getLogger(__name__)
@@ -49,20 +57,30 @@ class _Pages:
     failure: Exception | None = None
 
 
+# Lines of pages kept from the first pass to the second, up to this many characters in all;
+# pages past it are read again (a long document's lines would cost more memory than time).
+_KEEP_CHARS = 4_000_000
+
+
 def _read_pages(document: Any, budget: Budget, wanted: Callable[[int], bool]) -> _Pages:
     """The text of each page `wanted(n)`: its text layer in reading order without running
     headers and footers, or OCR of a scanned page. Two passes, as running lines are known
     only from every page (see `pdf_layout`); each PDFium page is closed once read."""
     edges: list[Edges] = []
     pages: list[int] = []  # with text, or scans
+    kept: dict[int, PageLines] = {}
+    kept_chars = 0
     failure: Exception | None = None
     for number in range(1, len(document) + 1):
         try:
-            with _page(document, number) as (page, textpage):
-                found = page_edges(textpage)
-                if found.head:
-                    edges.append(found)
-                if found.head or needs_ocr(page):
+            with _page(document, number) as page:
+                found = page_lines(page.get_textpage())
+                if found.lines:
+                    edges.append(page_edges(found))
+                    if wanted(number) and kept_chars + len(found.text) <= _KEEP_CHARS:
+                        kept[number] = found
+                        kept_chars += len(found.text)
+                if found.lines or needs_ocr(page):
                     pages.append(number)
         except Exception as err:
             # One broken page should not cost the reader the rest of the document.
@@ -72,7 +90,7 @@ def _read_pages(document: Any, budget: Budget, wanted: Callable[[int], bool]) ->
     chars = 0
     for number in filter(wanted, pages):
         try:
-            text, ocr = _read_page(document, number, out.running)
+            text, ocr = _read_page(document, number, out.running, kept.pop(number, None))
         except Exception as err:
             log.warning("PDF page %d could not be read: %s", number, error_summary(err))
             out.failure = err
@@ -87,11 +105,15 @@ def _read_pages(document: Any, budget: Budget, wanted: Callable[[int], bool]) ->
     return out
 
 
-def _read_page(document: Any, number: int, running: Running) -> tuple[str | None, bool]:
-    """Page `number`'s text, and whether it was read by OCR; None for a scan when no OCR
-    engine is installed."""
-    with _page(document, number) as (page, textpage):
-        text = read_page(page, textpage, running)
+def _read_page(
+    document: Any, number: int, running: Running, found: PageLines | None = None
+) -> tuple[str | None, bool]:
+    """Page `number`'s text (from its lines `found` in the first pass, or read now), and
+    whether it was read by OCR; None for a scan when no OCR engine is installed."""
+    with _page(document, number) as page:
+        if found is None:
+            found = page_lines(page.get_textpage())
+        text = read_page(page, found, running)
         if text.strip() or not needs_ocr(page):
             return _finish(text), False
         scanned = ocr_page(page)
@@ -99,16 +121,12 @@ def _read_page(document: Any, number: int, running: Running) -> tuple[str | None
 
 
 @contextmanager
-def _page(document: Any, number: int) -> Iterator[tuple[Any, Any]]:
-    """Page `number` and its text, closed after use: PDFium would otherwise keep every page
-    of a long document until the document closes."""
+def _page(document: Any, number: int) -> Iterator[Any]:
+    """Page `number`, closed after use (pypdfium2 closes its text page with it): PDFium
+    would otherwise keep every page of a long document until the document closes."""
     page = document[number - 1]
     try:
-        textpage = page.get_textpage()
-        try:
-            yield page, textpage
-        finally:
-            textpage.close()
+        yield page
     finally:
         page.close()
 

@@ -1,9 +1,8 @@
-"""Reading order of a PDF page from PDFium's character boxes: running headers, footers and
-page numbers left out, two-column pages read one column after the other, footnotes moved
+"""Reading order of a PDF page from PDFium's character boxes: running page numbers left out, two-column pages read one column after the other, footnotes moved
 after the body text as a paragraph of their own.
 
-Whether a top or bottom line is a running header or footer is only known from every page,
-so a document is read in two passes: `page_edges` gives each page's top and bottom lines,
+Whether a top or bottom line is a running page number is only known from every page, so a
+document is read in two passes: `page_edges` gives each page's top and bottom lines,
 `running_lines` finds those that repeat, and `read_page` lays each page out without them.
 A page with none of these features reads as PDFium reads it: its characters in PDFium's
 order.
@@ -42,6 +41,8 @@ _NOTE_MARK = re.compile(
     r"\s*(?:\d{1,3}(?!\d)|[¹²³⁴⁵⁶⁷⁸⁹⁰]+|[*†‡§¶]|\(\s*\d{1,3}\s*\)|\[\d{1,3}\]|\(\s*[a-z]\s*\))"
 )
 _DIGITS = re.compile(r"\d+")
+# The key (see `_key`) of a line that is only a page number.
+_PAGE_NUMBER = re.compile(r"[^\w#]*(?:(?:page|p\.|pg\.?)\s*)?#(?:\s*(?:of|/)\s*#)?[^\w#]*")
 _ROMAN = re.compile(r"[ivxlcdm]+")
 _SPACES = re.compile(r"\s+")
 # PDFium marks a hyphen it took for a word broken at a line end (U+0002 one character at a
@@ -108,10 +109,24 @@ class Running:
     foot: frozenset[str] = frozenset()
 
 
-def page_edges(textpage: Any) -> Edges:
-    """The page's top and bottom lines (the first pass)."""
+@dataclass
+class PageLines:
+    """A page's characters (PDFium's text, generated spaces and line breaks included) and its
+    lines, top to bottom."""
+
+    text: str
+    lines: list[_Line]
+
+
+def page_lines(textpage: Any) -> PageLines:
+    """The lines of a page (pypdfium2 `PdfTextPage`)."""
     text, runs = _runs(textpage)
-    lines = _lines(runs)
+    return PageLines(text, _lines(runs))
+
+
+def page_edges(page: PageLines) -> Edges:
+    """The page's top and bottom lines (the first pass)."""
+    text, lines = page.text, page.lines
     edge = min(EDGE_LINES, len(lines))
     return Edges(
         head=tuple(_text(text, line.runs) for line in lines[:edge]),
@@ -119,12 +134,11 @@ def page_edges(textpage: Any) -> Edges:
     )
 
 
-def read_page(page: Any, textpage: Any, running: Running) -> str:
-    """The page's text in reading order (pypdfium2 `PdfPage` and its `PdfTextPage`): without
-    the running lines at its top and bottom, columns one after the other, footnotes last as
-    a paragraph of their own."""
-    text, runs = _runs(textpage)
-    lines = _lines(runs)
+def read_page(page: Any, found: PageLines, running: Running) -> str:
+    """The text of `page` (pypdfium2 `PdfPage`, whose lines are `found`) in reading order:
+    without the running lines at its top and bottom, columns one after the other, footnotes
+    last as a paragraph of their own."""
+    text, lines = found.text, found.lines
     top = 0
     while top < min(EDGE_LINES, len(lines)) and _key(_text(text, lines[top].runs))[0] in running.head:
         top += 1
@@ -134,6 +148,8 @@ def read_page(page: Any, textpage: Any, running: Running) -> str:
         and _key(_text(text, lines[bottom - 1].runs))[0] in running.foot
     ):
         bottom -= 1
+    if top >= bottom:  # nothing but running lines: pages all alike, or a blank page's frame
+        top, bottom = 0, len(lines)
     body = lines[top:bottom]
     notes_at = _notes_start(page, text, body)
     notes = _text(text, [r for line in body[notes_at:] for r in line.runs])
@@ -145,13 +161,19 @@ def read_page(page: Any, textpage: Any, running: Running) -> str:
 
 
 def running_lines(pages: Sequence[Edges]) -> Running:
-    """The top and bottom lines that repeat on enough pages to be running headers and
-    footers. One number may change from page to page (the page number); lines whose numbers
-    change more are content, such as the totals ending one table after another."""
+    """The page numbers that run at the top or bottom of pages, to be left out: lines that
+    repeat on enough pages with nothing but a page number ("12", "- 12 -", "Page 12 of 40").
+    One number may change from page to page; lines whose numbers change more are content,
+    such as the totals ending one table after another.
+
+    Running lines with words in them are kept where they are: in reports they name the
+    document and its period on every page ("Apple Inc. | Q3 2023 Form 10-Q | 12"), which is
+    what tells one quarter's filing from another's. Leaving them out cost the SEC 10-Q eval
+    hit@5 0.946 -> 0.908 and MRR 0.564 -> 0.531."""
     threshold = RUNNING_PAGES if len(pages) > RUNNING_PAGES else 2
     return Running(
-        head=_repeated([page.head for page in pages], threshold),
-        foot=_repeated([page.foot for page in pages], threshold),
+        head=frozenset(filter(_PAGE_NUMBER.fullmatch, _repeated([page.head for page in pages], threshold))),
+        foot=frozenset(filter(_PAGE_NUMBER.fullmatch, _repeated([page.foot for page in pages], threshold))),
     )
 
 
