@@ -13,7 +13,7 @@ from bot.answer_language import cannot_answer, in_language, source_note
 from bot.extractive import ExtractiveAnswerer
 from bot.followup import standalone_question
 from bot.index_status import index_status, indexed_documents
-from bot.locations import OriginalLines
+from bot.locations import OriginalLines, PageLabels
 from bot.naming import CUE_TERMS, DocumentName, document_name, find_by_name
 from bot.prompts import CANNOT_ANSWER
 from bot.retrieval import HybridRetriever, RetrievalTimings, passage_of
@@ -38,7 +38,7 @@ from index.languages import detect_language, preload_segmenter, segmenter_availa
 from index.layout import Layout
 from index.manifest import Manifest, open_for_reading
 from index.store import VectorStore, missing_vectors
-from ingest.loaders import LINE_SUFFIXES, original_lines
+from ingest.loaders import LINE_SUFFIXES, original_lines, pdf_page_labels
 from ingest.pipeline import IngestReport, Progress, ingest_paths
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ class Engine:
                     evidence=extractive.passage_scores,
                     context_chunks=self.settings.context_chunks,
                     line_numbers=OriginalLines(self._manifest, original_lines, LINE_SUFFIXES),
+                    page_labels=PageLabels(self._manifest, pdf_page_labels),
                 )
                 # The keyword side before Chroma's first call (count() included), which loads
                 # Chroma's whole vector index: built the other way round, the build's passing peak

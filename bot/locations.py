@@ -8,46 +8,38 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from bot.types import Citation, Passage
 from index.manifest import Manifest
 
+T = TypeVar("T")
 
-class OriginalLines:
-    """Line numbers of indexed txt and Markdown files as an editor shows them, one per line of
-    the indexed text: derived by reading the file again while it is the one indexed (same
-    SHA-256), kept per file until its size, time or record changes; empty for formats that
-    have no lines of their own (PDF, HTML, DOCX). None when not known (the file changed or
-    is gone): citations then count lines of the indexed text, as before.
 
-    Derived at answer time rather than stored at ingest: nothing in the index changes, so
-    every existing index gets exact lines without a migration or a re-ingest, and the cost is
-    one read of each cited file per process."""
+class _ReadAgain(Generic[T]):
+    """Something derived from an indexed file by reading it again while it is the one indexed
+    (same SHA-256), kept per file until its size, time or record changes. Derived at answer
+    time rather than stored at ingest: nothing in the index changes, so every existing index
+    gets it without a migration or a re-ingest, and the cost is one read of each cited file
+    per process."""
 
-    def __init__(
-        self,
-        manifest: Manifest,
-        read_lines: Callable[[Path, str], list[int] | None],
-        line_suffixes: frozenset[str],
-    ) -> None:
+    def __init__(self, manifest: Manifest, read: Callable[[Path, str], T | None]) -> None:
         self.manifest = manifest
-        self.read_lines = read_lines  # ingest's reader: the file's line numbers, if still the one indexed
-        self.line_suffixes = line_suffixes
+        self.read = read  # ingest's reader: the fact, if the file is still the one indexed
         self._records: tuple[int, dict[str, tuple[str, str]]] = (-1, {})
-        self._cache: dict[str, tuple[tuple[str, str, int, int], list[int] | None]] = {}
+        self._cache: dict[str, tuple[tuple[str, str, int, int], T | None]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, source: str) -> list[int] | None:
+    def record(self, source: str) -> tuple[str, str] | None:
+        """The indexed file's path and SHA-256."""
         generation = self.manifest.generation()
         with self._lock:
             if self._records[0] != generation:
                 records = {s: (r.path, r.content_hash) for s, r in self.manifest.files().items()}
                 self._records = (generation, records)
-            record = self._records[1].get(source)
-        if record is None:
-            return None
-        if Path(record[0]).suffix.lower() not in self.line_suffixes:
-            return []  # a PDF, a web page, a DOCX: cited by page and heading, not lines
+            return self._records[1].get(source)
+
+    def read_again(self, record: tuple[str, str], source: str) -> T | None:
         try:
             info = os.stat(record[0])
         except OSError:
@@ -57,23 +49,63 @@ class OriginalLines:
             cached = self._cache.get(source)
         if cached is not None and cached[0] == key:
             return cached[1]
-        numbers = self.read_lines(Path(record[0]), record[1])
+        fact = self.read(Path(record[0]), record[1])
         with self._lock:
-            self._cache[source] = (key, numbers)
-        return numbers
+            self._cache[source] = (key, fact)
+        return fact
+
+
+class OriginalLines(_ReadAgain[list[int]]):
+    """Line numbers of indexed txt and Markdown files as an editor shows them, one per line of
+    the indexed text; empty for formats that have no lines of their own (PDF, HTML, DOCX).
+    None when not known (the file changed or is gone): citations then count lines of the
+    indexed text, as before."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        read_lines: Callable[[Path, str], list[int] | None],
+        line_suffixes: frozenset[str],
+    ) -> None:
+        super().__init__(manifest, read_lines)
+        self.line_suffixes = line_suffixes
+
+    def __call__(self, source: str) -> list[int] | None:
+        record = self.record(source)
+        if record is None:
+            return None
+        if Path(record[0]).suffix.lower() not in self.line_suffixes:
+            return []  # a PDF, a web page, a DOCX: cited by page and heading, not lines
+        return self.read_again(record, source)
+
+
+class PageLabels(_ReadAgain[list[str]]):
+    """The printed page labels of indexed PDFs ("iv", "12"), one per page, where the PDF sets
+    them (empty when it sets none); None for other formats or when not known."""
+
+    def __call__(self, source: str) -> list[str] | None:
+        record = self.record(source)
+        if record is None or Path(record[0]).suffix.lower() != ".pdf":
+            return None
+        return self.read_again(record, source)
 
 
 class Locations:
     """Where a passage or a quote is in its source, as every front end shows it: "p. 3,
-    § Heading, lines 12-18"."""
+    § Heading, lines 12-18"; "p. 12 (printed 10)" where a PDF prints its own page numbers."""
 
     def __init__(
-        self, manifest: Manifest, line_numbers: Callable[[str], Sequence[int] | None] | None
+        self,
+        manifest: Manifest,
+        line_numbers: Callable[[str], Sequence[int] | None] | None,
+        page_labels: Callable[[str], Sequence[str] | None] | None = None,
     ) -> None:
         self.manifest = manifest
         # A source's line numbers on disk, one per line of its indexed text (None: not known,
         # and lines are counted in the indexed text).
         self.line_numbers = line_numbers
+        # A PDF's printed page labels, one per page (None or empty: it has none).
+        self.page_labels = page_labels
 
     def locate(self, passage: Passage, text: str | None = None) -> Passage:
         """The passage with its human-readable location (page, section, lines); `text` is its
@@ -104,13 +136,21 @@ class Locations:
             first, last = numbers[first - 1], numbers[last - 1]
         parts = []
         if page is not None:
-            parts.append(f"p. {page}")
+            parts.append(f"p. {page}{self._printed(source, page)}")
         if section:
             parts.append(f"§ {section}")
         # A format without lines of its own is cited by page and heading when it has them.
         if numbers is None or len(numbers) > 0 or not parts:
             parts.append(f"line {first}" if first == last else f"lines {first}-{last}")
         return ", ".join(parts)
+
+    def _printed(self, source: str, page: int) -> str:
+        """ " (printed iv)" when the page's printed label is not its number as a viewer counts."""
+        labels = self.page_labels(source) if self.page_labels is not None else None
+        if not labels or not 1 <= page <= len(labels):
+            return ""
+        label = " ".join(labels[page - 1].split())
+        return f" (printed {label})" if label and label != str(page) else ""
 
     def cite(self, citation: Citation, passage: Passage, text: str | None = None) -> Citation:
         """The citation located at its quote: the lines (and page, and section) of the passage

@@ -89,9 +89,10 @@ class HybridRetriever:
         evidence: Callable[[str, Sequence[Passage]], Sequence[float]] | None = None,
         context_chunks: int = 0,
         line_numbers: Callable[[str], Sequence[int] | None] | None = None,
+        page_labels: Callable[[str], Sequence[str] | None] | None = None,
     ) -> None:
         self.manifest = manifest
-        self.locations = Locations(manifest, line_numbers)
+        self.locations = Locations(manifest, line_numbers, page_labels)
         self.store = store
         self.embedder = embedder
         self.candidates = candidates

@@ -279,7 +279,10 @@ def _run(
             if len(item.to_embed) > part_size:
                 counts["embedded"] += _stage_in_parts(item, part_size, embedder, manifest, store, on_group)
             group.append(item)
-            group_size += len(item.to_embed)
+            # Every chunk waiting for the commit counts, embedded or not: a large file's chunks
+            # were embedded in parts above, yet its text and chunks stay here until its commit,
+            # and a run of large files would otherwise all wait in memory until the end.
+            group_size += len(item.chunks)
             if group_size >= _GROUP_BATCHES * settings.embed_batch_size:
                 counts["embedded"] += _flush(group, embedder, manifest, store, counts)
                 if on_group:

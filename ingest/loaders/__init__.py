@@ -29,6 +29,7 @@ from ingest.loaders.document import (
     Section,
 )
 from ingest.loaders.pdf import pdf_page_text
+from ingest.loaders.pdf_labels import pdf_page_labels
 from ingest.loaders.plain import decode_text
 from ingest.loaders.reader import LINE_SUFFIXES, load_file, original_lines
 from ingest.loaders.text import editor_lines, fold_for_match, normalize_text
@@ -54,5 +55,6 @@ __all__ = [
     "load_file",
     "normalize_text",
     "original_lines",
+    "pdf_page_labels",
     "pdf_page_text",
 ]

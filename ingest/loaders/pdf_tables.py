@@ -435,14 +435,18 @@ def page_blocks(
     blocks: list[Block] = []
     for number, text in pages:
         found = read.get(number)
-        if found is None:
+        if found is None or not _has_table(found):  # the page's text as given (see pdf_layout)
             blocks.append(Block(text, page=number))
             continue
         blocks.extend(
             Block(part if is_table else clean(part), page=number, own_section=is_table)
             for part, is_table in found.blocks
         )
-    return blocks, sum(found.tables for found in read.values())
+    return blocks, sum(found.tables for found in read.values() if _has_table(found))
+
+
+def _has_table(found: PageTables) -> bool:
+    return any(is_table for _, is_table in found.blocks)
 
 
 def tabular_page_text(
@@ -462,7 +466,7 @@ def tabular_page_text(
             break
         run.insert(0, run[0] - 1)
     found = read_tables(document, run).get(number)
-    if found is None:
+    if found is None or not _has_table(found):
         return text
     parts = (normalize_text(part if is_table else clean(part)) for part, is_table in found.blocks)
     return "\n\n".join(part for part in parts if part)

@@ -6,7 +6,15 @@ import hashlib
 import logging
 from pathlib import Path
 
-from ingest.loaders.document import BYTES_PER_MB, UNLIMITED, Budget, LoadedDocument, Loader, LoadError
+from ingest.loaders.document import (
+    BYTES_PER_MB,
+    UNLIMITED,
+    Budget,
+    LoadedDocument,
+    Loader,
+    LoadError,
+    Parsed,
+)
 from ingest.loaders.docx import load_docx
 from ingest.loaders.html import load_html
 from ingest.loaders.pdf import load_pdf
@@ -79,8 +87,7 @@ def load_file(
         # Only under a memory limit (ingest.isolated); the budgets should have caught it first.
         raise LoadError("needs more memory than this ingest may use", path) from None
     if not parsed.text:
-        reason = "no extractable text (scanned PDF?)" if suffix == ".pdf" else "empty file"
-        raise LoadError(reason, path)
+        raise LoadError(_no_text_reason(suffix, parsed), path)
     log.debug("loaded %s: %d chars, %d sections", path, len(parsed.text), len(parsed.sections))
     return LoadedDocument(
         source=_source_name(path, root),
@@ -91,6 +98,14 @@ def load_file(
         content_hash=hashlib.sha256(data).hexdigest(),
         notes=parsed.notes,
     )
+
+
+def _no_text_reason(suffix: str, parsed: Parsed) -> str:
+    if suffix != ".pdf":
+        return "empty file"
+    if parsed.notes.skipped_pages:  # scans, and no OCR engine to read them
+        return f"no extractable text ({parsed.notes.advice})"
+    return "no extractable text (scanned PDF?)"
 
 
 # Formats whose text is the file's own lines, so a citation can name them.

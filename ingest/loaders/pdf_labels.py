@@ -1,0 +1,32 @@
+"""Printed page labels of a PDF ("iv", "A-3", "12"), where its author set them, so a citation
+can give the page as printed beside the page as a viewer counts it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def pdf_page_labels(path: Path, content_hash: str) -> list[str] | None:
+    """For each page, its printed label ("" when it has none); an empty list when the PDF
+    sets no labels. None when the file is gone, unreadable, or no longer the one indexed (its
+    SHA-256 differs from `content_hash`)."""
+    import pypdfium2 as pdfium
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != content_hash:
+        return None
+    try:
+        document = pdfium.PdfDocument(data)
+    except Exception:
+        return None
+    try:
+        labels = [document.get_page_label(i) for i in range(len(document))]
+    except Exception:
+        return None
+    finally:
+        document.close()
+    return labels if any(labels) else []
