@@ -34,12 +34,7 @@ def render_gaps(groups: Sequence[GapGroup], since: str | None) -> list[str]:
     asked = sum(g.count for g in groups)
     lines = [f"**Knowledge gaps{when}**: {plural(asked, 'question')} in {plural(len(groups), 'group')}."]
     for group in groups[:GROUPS_SHOWN]:
-        data = group.to_dict()
-        why = ", ".join(
-            f"{data[key]} {label}"
-            for key, label in (("declined", "declined"), ("voted_down", "voted down"))
-            if data[key]
-        )
+        why = group.why()
         lines += [
             "",
             f"**{group.count}×** {in_quotes(escape(clip_text(group.example, EXAMPLE_CHARS)))} ({why})",

@@ -139,6 +139,15 @@ class GapGroup:
     def last_asked(self) -> float:
         return max(q.at for q in self.questions)
 
+    def why(self) -> str:
+        """Why its questions are here, in words: "2 declined, 1 voted down"."""
+        counts = ((DECLINED, "declined"), (VOTED_DOWN, "voted down"))
+        return ", ".join(
+            f"{n} {label}"
+            for reason, label in counts
+            if (n := sum(q.reason == reason for q in self.questions))
+        )
+
     def to_dict(self) -> dict[str, Any]:
         distinct = list(dict.fromkeys(q.text for q in self.questions))
         return {

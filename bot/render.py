@@ -71,11 +71,7 @@ def format_gaps(groups: Sequence[GapGroup]) -> str:
     lines = [f"{asked} question(s) in {len(groups)} group(s), most asked first:"]
     for group in groups:
         data = group.to_dict()
-        why = ", ".join(
-            f"{data[key]} {label}"
-            for key, label in (("declined", "declined"), ("voted_down", "voted down"))
-            if data[key]
-        )
+        why = group.why()
         lines += [
             "",
             f"{group.count}x  {in_quotes(excerpt_line(one_line(group.example), 200))}  ({why}; last {data['last_asked']})",

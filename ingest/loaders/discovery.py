@@ -27,6 +27,16 @@ def file_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def bytes_if_unchanged(path: Path, content_hash: str) -> bytes | None:
+    """The file's bytes when it is still the one indexed (its SHA-256 is `content_hash`); None
+    when it is gone, unreadable or changed since."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == content_hash else None
+
+
 def _skip_reason(path: Path) -> str | None:
     name = path.name
     if name.startswith("."):

@@ -3,8 +3,9 @@ can give the page as printed beside the page as a viewer counts it."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+
+from ingest.loaders.discovery import bytes_if_unchanged
 
 
 def pdf_page_labels(path: Path, content_hash: str) -> list[str] | None:
@@ -13,11 +14,8 @@ def pdf_page_labels(path: Path, content_hash: str) -> list[str] | None:
     SHA-256 differs from `content_hash`)."""
     import pypdfium2 as pdfium
 
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return None
-    if hashlib.sha256(data).hexdigest() != content_hash:
+    data = bytes_if_unchanged(path, content_hash)
+    if data is None:
         return None
     try:
         document = pdfium.PdfDocument(data)

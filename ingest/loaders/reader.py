@@ -6,6 +6,7 @@ import hashlib
 import logging
 from pathlib import Path
 
+from ingest.loaders.discovery import bytes_if_unchanged
 from ingest.loaders.document import (
     BYTES_PER_MB,
     UNLIMITED,
@@ -118,11 +119,8 @@ def original_lines(path: Path, content_hash: str) -> list[int] | None:
     no longer the one indexed (its SHA-256 differs from `content_hash`)."""
     if Path(path).suffix.lower() not in LINE_SUFFIXES:
         return None
-    try:
-        data = Path(path).read_bytes()
-    except OSError:
-        return None
-    if hashlib.sha256(data).hexdigest() != content_hash:
+    data = bytes_if_unchanged(path, content_hash)
+    if data is None:
         return None
     try:
         raw = decode_text(data)
