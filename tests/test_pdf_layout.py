@@ -18,6 +18,7 @@ from bot.evaluate import LocationCheck
 from dossier_common.settings import Settings
 from ingest.loaders import load_file, pdf_page_labels, pdf_page_text
 from ingest.loaders import ocr as ocr_module
+from ingest.loaders.pdf_layout import Edges, is_running, running_lines, running_title
 from ingest.pipeline import ingest_paths
 
 HEADER = "Harbour Authority Annual Review"
@@ -131,20 +132,20 @@ def test_layout_headers_columns_hyphens_and_footnotes(tmp_path: Path) -> None:
     pages = {s.page: s.text for s in doc.sections}
     assert sorted(pages) == [1, 2, 3, 4]
 
-    # The running page numbers are gone from every page; the running header, which names
-    # the document, is kept at the top of each page.
+    # The running page numbers and the running header are gone from every page (the PDF
+    # sets its own title; see the next test for one that does not).
     assert not re.search(r"Page \d", doc.text)
-    assert all(text.startswith(HEADER + "\n") for text in pages.values())
+    assert HEADER not in doc.text and doc.title == "Harbour review"
 
     # The footnote no longer splits the body's sentence and closes its page as a paragraph.
     body, _, note = pages[1].rpartition("\n\n")
-    assert _folded(body) == " ".join([HEADER, *BODY])
+    assert _folded(body) == " ".join(BODY)
     assert note == FOOTNOTE
 
     # Two columns: the left one read whole before the right one, the word broken across the
     # gutter joined again.
     left, right = _folded(LEFT), _folded(RIGHT)
-    assert _folded(pages[2]) == f"{HEADER} {left} breakwater{right.removeprefix('water')}"
+    assert _folded(pages[2]) == f"{left} breakwater{right.removeprefix('water')}"
 
     # A word hyphenated at a line end is joined.
     assert "kept for transshipment at the northern quay." in _folded(pages[3])
@@ -231,3 +232,19 @@ def test_scanned_page_read_with_ocr_answers_a_question(tmp_path: Path, embedder)
     assert cited and cited[0].location.startswith("p. 4 (printed 3)")
     # The cited page, OCR'd again from the file, holds the quote.
     assert LocationCheck({"review.pdf": path})(cited[0])
+
+
+def test_running_header_words_name_a_document_without_a_title() -> None:
+    # A filing's footer on every page, its page number changing: left out of the pages, and
+    # its words (without the number) are the title when the PDF sets none.
+    edges = [
+        Edges(head=(f"{topic} grew this quarter",), foot=(f"Acme Corp. | Q3 2023 Form 10-Q | {n}",))
+        for n, topic in enumerate(["Revenue", "Income", "Cash", "Margin", "Debt"], start=1)
+    ]
+    running = running_lines(edges)
+    assert is_running("Acme Corp. | Q3 2023 Form 10-Q | 17", running)
+    assert not is_running("Revenue grew this quarter", running)
+    assert running_title(edges, running) == "Acme Corp. | Q3 2023 Form 10-Q"
+    # Only bare page numbers: no title from them.
+    numbers = [Edges(foot=(f"- {n} -",)) for n in range(1, 6)]
+    assert running_title(numbers, running_lines(numbers)) == ""

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ingest.loaders.document import UNLIMITED, Budget, FileNotes, LoadError, Parsed, error_summary
@@ -20,10 +21,12 @@ from ingest.loaders.pdf_layout import (
     Edges,
     PageLines,
     Running,
+    is_running,
     page_edges,
     page_lines,
     read_page,
     running_lines,
+    running_title,
 )
 from ingest.loaders.pdf_tables import page_blocks, tabular_page_text
 from ingest.loaders.text import assemble, first_line, normalize_text, title_line
@@ -53,6 +56,7 @@ class _Pages:
     """What reading a PDF's pages found: the text of each page that has some, by number."""
 
     running: Running
+    title: str = ""  # the words of a running header or footer (see `pdf_layout.running_title`)
     texts: dict[int, str] = field(default_factory=dict)
     ocr_pages: int = 0
     skipped: list[int] = field(default_factory=list)  # scans left unread: no OCR engine
@@ -88,7 +92,8 @@ def _read_pages(document: Any, budget: Budget, wanted: Callable[[int], bool]) ->
             # One broken page should not cost the reader the rest of the document.
             log.warning("PDF page %d could not be read: %s", number, error_summary(err))
             failure = err
-    out = _Pages(running_lines(edges), failure=failure)
+    running = running_lines(edges)
+    out = _Pages(running, running_title(edges, running), failure=failure)
     chars = 0
     for number in filter(wanted, pages):
         try:
@@ -153,7 +158,10 @@ def load_pdf(data: bytes, budget: Budget) -> Parsed:
                 f"{pages:,} pages, over the {budget.pdf_pages:,} page limit (DOSSIER_MAX_PDF_PAGES)"
             )
         read = _read_pages(document, budget, lambda _: True)
-        blocks, tables = page_blocks(document, [(n, read.texts[n]) for n in sorted(read.texts)], _finish)
+        running = partial(is_running, running=read.running)
+        blocks, tables = page_blocks(
+            document, [(n, read.texts[n]) for n in sorted(read.texts)], _finish, running
+        )
         text, sections = assemble(blocks)
         if not text and read.failure is not None:
             raise LoadError(f"corrupt PDF: {error_summary(read.failure)}")
@@ -163,7 +171,8 @@ def load_pdf(data: bytes, budget: Budget) -> Parsed:
             skipped_pages=tuple(read.skipped),
             advice=OCR_ADVICE if read.skipped else "",
         )
-        return Parsed(_pdf_title(document) or first_line(text), text, sections, notes=notes)
+        title = _pdf_title(document) or read.title or first_line(text)
+        return Parsed(title, text, sections, notes=notes)
     finally:
         document.close()
 
@@ -209,7 +218,8 @@ def pdf_page_text(data: bytes, number: int) -> str | None:
             return first[n]
 
         # A page that looks tabular is read again with its tables, as `page_blocks` does at ingest.
-        text = tabular_page_text(document, number, page_text, _finish) or page_text(number) or ""
+        is_run = partial(is_running, running=running)
+        text = tabular_page_text(document, number, page_text, _finish, is_run) or page_text(number) or ""
     except Exception:
         return None
     finally:

@@ -337,8 +337,20 @@ class PageTables:
     tables: int
 
 
-def _page_blocks(words: Sequence[dict[str, Any]], carried: Table | None) -> tuple[PageTables, Table | None]:
+# How many lines at the top and at the bottom of a page may be running headers or footers.
+_EDGE_LINES = 2
+
+
+def _page_blocks(
+    words: Sequence[dict[str, Any]], carried: Table | None, running: Callable[[str], bool] = lambda _: False
+) -> tuple[PageTables, Table | None]:
     lines = _lines(words)
+    # Running headers and footers are left out here as in the page's text (see pdf_layout).
+    for _ in range(_EDGE_LINES):
+        if lines and running(lines[0].text):
+            lines = lines[1:]
+        if lines and running(lines[-1].text):
+            lines = lines[:-1]
     regions: list[_Region] = []
     taken = -1
     for first, last in _regions(lines):
@@ -400,10 +412,13 @@ def _page_words(page: Any) -> list[dict[str, Any]]:
     return words
 
 
-def read_tables(document: Any, numbers: Sequence[int]) -> dict[int, PageTables]:
+def read_tables(
+    document: Any, numbers: Sequence[int], running: Callable[[str], bool] = lambda _: False
+) -> dict[int, PageTables]:
     """The pages `numbers` (1-based, ascending) of a PDFium document read with their tables. A
     table at the top of a page with no header takes the header of the last table on the page
-    before, when that page is among `numbers`. A page that cannot be read is left out."""
+    before, when that page is among `numbers`. A page that cannot be read is left out.
+    `running(line)`: whether a line at a page's top or bottom is a running header or footer."""
     out: dict[int, PageTables] = {}
     carried: Table | None = None
     previous = -1
@@ -417,18 +432,21 @@ def read_tables(document: Any, numbers: Sequence[int]) -> dict[int, PageTables]:
             log.warning("PDF page %d: tables not read: %s", number, error_summary(err))
             carried = None
             continue
-        out[number], carried = _page_blocks(words, carried)
+        out[number], carried = _page_blocks(words, carried, running)
     return out
 
 
 def page_blocks(
-    document: Any, pages: Sequence[tuple[int, str]], clean: Callable[[str], str]
+    document: Any,
+    pages: Sequence[tuple[int, str]],
+    clean: Callable[[str], str],
+    running: Callable[[str], bool] = lambda _: False,
 ) -> tuple[list[Block], int]:
     """Each page's blocks, from (number, PDFium text) in page order: a page that looks tabular
     is read again with its tables (a table part a block of its own), the others stay as they
     are. `clean` is applied to the text around tables. Also: how many tables were found."""
     try:
-        read = read_tables(document, [number for number, text in pages if looks_tabular(text)])
+        read = read_tables(document, [number for number, text in pages if looks_tabular(text)], running)
     except Exception as err:  # tables are a bonus: the pages' text as PDFium gives it
         log.warning("PDF tables not read: %s", error_summary(err))
         read = {}
@@ -450,7 +468,11 @@ def _has_table(found: PageTables) -> bool:
 
 
 def tabular_page_text(
-    document: Any, number: int, page_text: Callable[[int], str | None], clean: Callable[[str], str]
+    document: Any,
+    number: int,
+    page_text: Callable[[int], str | None],
+    clean: Callable[[str], str],
+    running: Callable[[str], bool] = lambda _: False,
 ) -> str | None:
     """Page `number`'s text as `page_blocks` makes it (blocks joined by blank lines), or None
     when the page does not look tabular. `page_text(n)` is page n's PDFium text."""
@@ -465,7 +487,7 @@ def tabular_page_text(
         if before is None or not looks_tabular(before):
             break
         run.insert(0, run[0] - 1)
-    found = read_tables(document, run).get(number)
+    found = read_tables(document, run, running).get(number)
     if found is None or not _has_table(found):
         return text
     parts = (normalize_text(part if is_table else clean(part)) for part, is_table in found.blocks)
