@@ -102,11 +102,7 @@ class SlashReply:
         *,
         new: bool,
     ) -> None:
-        for index, part in enumerate(parts):
-            kwargs = message_kwargs(part, view if index == len(parts) - 1 else None)
-            sent = await self.interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
-            self.conversations.bind(conversation, messages=[sent.id])
-            self.last_sent = sent
+        self.last_sent = await self._follow_up(parts, view, conversation)
 
     async def open_stream(
         self, question: str, content: str, view: discord.ui.View, conversation: Conversation, *, new: bool
@@ -126,10 +122,19 @@ class SlashReply:
         conversation: Conversation,
     ) -> None:
         await message.edit(**final_edit(parts[0], view if len(parts) == 1 else None))
-        for index, part in enumerate(parts[1:], start=2):
-            kwargs = message_kwargs(part, view if index == len(parts) else None)
+        if len(parts) > 1:
+            await self._follow_up(parts[1:], view, conversation)
+
+    async def _follow_up(
+        self, parts: Sequence[Part], view: discord.ui.View, conversation: Conversation
+    ) -> discord.Message | None:
+        """Post `parts` as follow-ups, the view under the last; returns the last one sent."""
+        sent = None
+        for index, part in enumerate(parts):
+            kwargs = message_kwargs(part, view if index == len(parts) - 1 else None)
             sent = await self.interaction.followup.send(wait=True, allowed_mentions=NO_MENTIONS, **kwargs)
             self.conversations.bind(conversation, messages=[sent.id])
+        return sent
 
     async def could_not_deliver(self, exc: Exception) -> None:
         raise exc  # the command tree's error handler tells the user
