@@ -85,8 +85,12 @@ def machine() -> dict[str, Any]:
 
 
 def backend() -> str:
-    """The embedding backend under test: DOSSIER_EMBEDDING_BACKEND, else the default (onnx)."""
-    return os.environ.get("DOSSIER_EMBEDDING_BACKEND", "onnx")
+    """The embedding backend under test: DOSSIER_EMBEDDING_BACKEND, else the settings' default."""
+    from dossier_common.settings import Settings
+
+    return os.environ.get("DOSSIER_EMBEDDING_BACKEND") or str(
+        Settings.model_fields["embedding_backend"].default
+    )
 
 
 def make_embedder() -> Any:
@@ -109,7 +113,7 @@ def export_into(home: Path) -> None:
             PYTHON,
             "-c",
             f"import sys; sys.path.insert(0, {str(ROOT / 'bench')!r}); "
-            "from common import make_embedder; make_embedder().model",
+            "from common import make_embedder; e = make_embedder(); e.model; e.documents",
         ]
     )
     shutil.copytree(OUT / "models", home / "models", dirs_exist_ok=True)

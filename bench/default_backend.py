@@ -1,10 +1,12 @@
-"""The default embedding backend (ONNX Runtime) against torch, through the product's `Embedder`.
+"""The default embedding backend (OpenVINO for documents, ONNX Runtime for questions) against
+torch, through the product's `Embedder`.
 
 Embeds a SciFact subset (claims and abstracts; the same subset as `bench/backends.py
 --quick`) with `Embedder.from_settings` on the default backend and with the torch backend,
 and reports: the largest difference of any vector component and the smallest cosine between
 the two backends' vectors, dense nDCG@10 of each over the subset, and encode speed (rounds
-interleaved, medians). The ONNX model is exported once into bench/out/models (not timed).
+interleaved, medians; documents only, as ingest embeds them). The ONNX model is exported once
+into bench/out/models (not timed).
 
     .venv/bin/python bench/default_backend.py [--claims N] [--docs N] [--rounds N]
 """
@@ -36,7 +38,7 @@ def main() -> None:
     default = Embedder.from_settings(settings)
     default.cache_dir = OUT / "models"  # exported once, kept between runs
     with Timer() as t:
-        _ = default.model
+        _ = default.model, default.documents
     log(f"default backend {settings.embedding_backend!r} -> {default.backend} ({t.wall:.0f} s to load)")
     torch = Embedder()
     _ = torch.model

@@ -21,6 +21,7 @@ from ingest.query_cache import QueryCache
 log = logging.getLogger(__name__)
 
 _DEFAULT_NAMES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+_SAME = object()  # the documents model is the question model
 
 
 def resolve_model_path(name: str) -> str:
@@ -49,7 +50,9 @@ class Embedder(Embeddings):
         backend: str = "torch",
         cache_dir: Path | None = None,
     ):
-        self.backend = backend  # "torch" once the model is loaded, if ONNX could not be used
+        # What documents are embedded with: "openvino" (OpenVINO for documents, ONNX Runtime
+        # for questions), "onnx" (ONNX Runtime for both) or "torch". A fallback changes it.
+        self.backend = backend
         self.fallback_reason: str | None = None  # why, then
         self.cache_dir = cache_dir
         self.name = DEFAULT_MODEL if model_name in _DEFAULT_NAMES else model_name
@@ -59,41 +62,41 @@ class Embedder(Embeddings):
         self.calls = 0  # embedding calls (documents), for tests and benchmarks
         self.embedded = 0  # texts embedded as documents
         self._model: Any = None
+        self._documents: Any = None
         self._queries = QueryCache()
         self._lock = threading.Lock()
 
     @property
     def model(self) -> Any:
-        """The SentenceTransformer, loaded on first use: an unchanged re-ingest never needs it."""
+        """The model questions are embedded with (documents too, unless OpenVINO embeds them),
+        loaded on first use: an unchanged re-ingest never needs it."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    if self.backend == "onnx":
+                    if self.backend in ("onnx", "openvino"):
                         self._model = self._load_onnx()
                     else:
                         self._model = _load(self.model_name, self.device)
         return self._model
 
+    @property
+    def documents(self) -> Any:
+        """The model documents are embedded with: OpenVINO under the `openvino` backend (ONNX
+        Runtime with one warning when it cannot be used), else the question model."""
+        if self.backend != "openvino":
+            return self.model
+        if self._documents is None:
+            with self._lock:
+                if self._documents is None:
+                    self._documents = self._load_openvino()
+        return self._documents if self._documents is not _SAME else self.model
+
     def _load_onnx(self) -> Any:
         """The ONNX Runtime model (exported once into `cache_dir`), or torch with one warning
         saying why when ONNX Runtime is missing, the export fails or the model does not suit it."""
-        path = resolve_model_path(self.model_name)
-        cache = self.cache_dir or Layout(Path(".dossier")).models
-        if Path(path).is_dir():
-            try:
-                from ingest.onnx_backend import OnnxSentenceModel
-
-                return OnnxSentenceModel(path, cache)
-            except ModelNotFoundError:
-                raise
-            except ImportError as err:
-                reason = f"{err.name or err} is not installed; install it with `pip install -e '.[onnx]'`"
-            except ConfigError as err:
-                reason = str(err)
-            except Exception as err:  # the export or ONNX Runtime failed: torch still works
-                reason = f"the ONNX export in {cache} failed or would not load ({type(err).__name__}: {' '.join(str(err).split())[:200]})"
-        else:
-            reason = f"{self.model_name!r} is not a model folder on local disk"
+        model, reason = self._graph_model("onnxruntime", "onnx")
+        if model is not None:
+            return model
         model = _load(self.model_name, self.device)  # a model missing altogether is an error, not a fallback
         self.backend = "torch"
         self.fallback_reason = reason
@@ -104,18 +107,60 @@ class Embedder(Embeddings):
         )
         return model
 
+    def _load_openvino(self) -> Any:
+        """The OpenVINO model for documents, or `_SAME` (the question model embeds them) with
+        one warning saying why when OpenVINO is missing or fails."""
+        model, reason = self._graph_model("openvino", "openvino")
+        if model is not None:
+            return model
+        self.backend = "onnx"
+        self.fallback_reason = reason
+        log.warning(
+            "Embedding documents with ONNX Runtime instead of OpenVINO: %s. "
+            "Set DOSSIER_EMBEDDING_BACKEND=onnx to choose ONNX Runtime without this message.",
+            reason.rstrip("."),
+        )
+        return _SAME
+
+    def _graph_model(self, runtime: str, extra: str) -> tuple[Any, str]:
+        """(the exported graph run by `runtime`, "") or (None, why it cannot be)."""
+        path = resolve_model_path(self.model_name)
+        cache = self.cache_dir or Layout(Path(".dossier")).models
+        if not Path(path).is_dir():
+            return None, f"{self.model_name!r} is not a model folder on local disk"
+        try:
+            from ingest.onnx_backend import OnnxSentenceModel
+
+            return OnnxSentenceModel(path, cache, runtime), ""
+        except ModelNotFoundError:
+            raise
+        except ImportError as err:
+            return None, f"{err.name or err} is not installed; install it with `pip install -e '.[{extra}]'`"
+        except ConfigError as err:
+            return None, str(err)
+        except Exception as err:  # the export or the runtime failed: another runtime still works
+            detail = " ".join(str(err).split())[:200]
+            return (
+                None,
+                f"the ONNX export in {cache} failed or would not load in {runtime} ({type(err).__name__}: {detail})",
+            )
+
     @property
     def model_loaded(self) -> bool:
-        """Whether the model has been loaded (an unchanged re-ingest never loads it)."""
-        return self._model is not None
+        """Whether a model has been loaded (an unchanged re-ingest never loads one)."""
+        return self._model is not None or self._documents is not None
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length) - 2  # [CLS] and [SEP] take two positions
+        return int(self.documents.max_seq_length) - 2  # [CLS] and [SEP] take two positions
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        """The vectors' width, from the model already loaded (the question model if none is)."""
+        loaded = (
+            self._documents if self._model is None and self._documents not in (None, _SAME) else self.model
+        )
+        return int(loaded.get_embedding_dimension())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder | MultilingualEmbedder:
@@ -134,7 +179,7 @@ class Embedder(Embeddings):
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False)
+        encoded = self.documents.tokenizer(list(texts), add_special_tokens=False, truncation=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
@@ -142,7 +187,7 @@ class Embedder(Embeddings):
             return []
         self.calls += 1
         self.embedded += len(texts)
-        vectors = self.model.encode(
+        vectors = self.documents.encode(
             texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return vectors.tolist()
@@ -159,18 +204,19 @@ class Embedder(Embeddings):
             return [], []
         self.calls += 1
         self.embedded += len(texts)
-        outputs = self.model.encode(
+        model = self.documents
+        outputs = model.encode(
             texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,
             show_progress_bar=False,
             output_value=None,
         )
-        encoded = self.model.tokenizer(
+        encoded = model.tokenizer(
             texts,
             add_special_tokens=True,
             truncation=True,
-            max_length=int(self.model.max_seq_length),
+            max_length=int(model.max_seq_length),
             return_offsets_mapping=True,
         )
         vectors: list[list[float]] = []

@@ -29,7 +29,7 @@ def dossier_args(*args: str) -> list[str]:
 def dossier_env(home: Path, **extra: str) -> dict[str, str]:
     """The environment of a `dossier` run on `home`, whose models folder holds the session's
     ONNX export (the default backend), so no run pays for exporting again."""
-    if extra.get("DOSSIER_EMBEDDING_BACKEND", "onnx") == "onnx":
+    if extra.get("DOSSIER_EMBEDDING_BACKEND", "openvino") in ("onnx", "openvino"):
         seed_models(home)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DOSSIER_", "DISCORD_", "OPENAI_"))}
     env.update(

@@ -48,8 +48,8 @@ class InProcessCli:
             default = settings.embedding_model == shared.model_name and settings.device is None
             if default and settings.embedding_backend == "torch":
                 return shared
-            if default and settings.embedding_backend == "onnx":
-                return shared_onnx_embedder()  # the session's one export, loaded once
+            if default and settings.embedding_backend in ("onnx", "openvino"):
+                return shared_onnx_embedder(settings.embedding_backend)  # the session's one export
             return load(settings)
 
         out, err = io.StringIO(), io.StringIO()

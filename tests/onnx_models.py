@@ -30,19 +30,19 @@ def exported_models() -> Path:
     return _exported
 
 
-_shared: Any = None
+_shared: dict[str, Any] = {}
 
 
-def shared_onnx_embedder() -> Any:
-    """One ONNX-backend `Embedder` on the session's export, for in-process commands."""
-    global _shared
+def shared_onnx_embedder(backend: str = "onnx") -> Any:
+    """One `Embedder` per graph backend ("onnx", "openvino") on the session's export, for
+    in-process commands."""
     folder = exported_models()
     with _lock:
-        if _shared is None:
+        if backend not in _shared:
             from ingest.embedder import Embedder
 
-            _shared = Embedder(backend="onnx", cache_dir=folder)
-    return _shared
+            _shared[backend] = Embedder(backend=backend, cache_dir=folder)
+    return _shared[backend]
 
 
 def seed_models(home: Path) -> None:
