@@ -113,6 +113,7 @@ class Engine:
                 extractive = ExtractiveAnswerer(
                     embedder,
                     threshold=self.settings.answer_threshold,
+                    cross_language_bars=self.settings.cross_language_bars,
                     idf=lambda t: retriever.keyword.idf(t),
                     sentence_vectors=lambda passages: retriever.sentence_vectors(passages),
                 )

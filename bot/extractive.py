@@ -8,13 +8,16 @@ set of sentences that together cover its parts (at most four). Quotes are whole 
 (bot.quotes) of the type the question asks for (bot.answer_types), in reading order with [n]
 markers. When the best score is below the threshold (`DOSSIER_ABSTAIN_THRESHOLD`, calibrated
 on the report dev set, see README), or the passages lack what the question asks for, it
-answers that the documents don't say and cites nothing.
+answers that the documents don't say and cites nothing. A question in one language over
+passages in another must also bring the best sentence's cosine up to the model's
+cross-language bar for the passages' language (`DOSSIER_CROSS_LANGUAGE_THRESHOLD`), when it
+has one.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
 from typing import Any
@@ -47,7 +50,7 @@ from bot.quotes import (
 from bot.retrieval import SpanVector
 from bot.selection import ASKING_TERMS, BULLET_KINDS, select_covering, select_factoid, select_names
 from bot.types import Draft, Passage, TokenCallback, Turn
-from dossier_common.settings import DEFAULT_ABSTAIN_THRESHOLD
+from dossier_common.settings import ANY_LANGUAGE, DEFAULT_ABSTAIN_THRESHOLD
 from index.keywords import terms
 from index.languages import detect_language
 from index.sentences import glued_heading_length, sentence_spans, text_length
@@ -84,11 +87,13 @@ class ExtractiveAnswerer:
         threshold: float = DEFAULT_ABSTAIN_THRESHOLD,
         idf: Callable[[str], float] | None = None,
         semantic_weight: float = 0.55,
+        cross_language_bars: Mapping[str, float] | None = None,
         sentence_vectors: Callable[[Sequence[Passage]], list[list[SpanVector]] | None] | None = None,
     ) -> None:
         self.embedder = embedder
         self.sentence_vectors = sentence_vectors
         self.threshold = threshold
+        self.cross_language_bars = dict(cross_language_bars or {})  # passage language -> cosine
         self.idf = idf or (lambda term: 1.0)
         self.semantic_weight = semantic_weight
 
@@ -159,8 +164,7 @@ class ExtractiveAnswerer:
         the cosine of a multilingual model is all the evidence: it counts whole. An English-only
         model's cosine across languages means little: the usual weights stand, and such a
         question is declined rather than answered from noise."""
-        crosses = asker in _SCRIPT_LANGUAGES and language in _SCRIPT_LANGUAGES and asker != language
-        if crosses and getattr(self.embedder, "multilingual", False):
+        if _crosses(asker, language) and getattr(self.embedder, "multilingual", False):
             return 1.0
         return self.semantic_weight
 
@@ -228,7 +232,13 @@ class ExtractiveAnswerer:
             asked = focus(narrowed) or narrowed
             scored = self._ranked(asked, passages, stored, kind, question)
             bar = self.threshold * _NARROWED_SHARE
-        if not scored or scored[0].score < bar or not names_its_items(question, kind, passages, self.idf):
+        # A byline question (bar 0) is answered by the byline whatever its cosine.
+        if (
+            not scored
+            or scored[0].score < bar
+            or not names_its_items(question, kind, passages, self.idf)
+            or (bar > 0 and self._too_far_across_languages(question, passages, stored, scored[0]))
+        ):
             if on_token:
                 on_token(CANNOT_ANSWER)
             return Draft(text=CANNOT_ANSWER, citations=(), abstained=True)
@@ -278,6 +288,33 @@ class ExtractiveAnswerer:
             on_token(draft.text)
         return draft
 
+    def _too_far_across_languages(
+        self,
+        question: str,
+        passages: Sequence[Passage],
+        stored: Sequence[Sequence[SpanVector]] | None,
+        best: ScoredSentence,
+    ) -> bool:
+        """Whether the best sentence is in another language than the question and no sentence or
+        clause of the passages in that language comes up to the bar for it. Across languages the
+        score is the cosine plus small bonuses, and with a multilingual model an unanswerable
+        question's best sentence scores nearly as high as an answerable one's: the raw cosine, on
+        a bar of its own, tells them apart a little (bench/RESULTS.md, "Declining across
+        languages")."""
+        language = passages[best.passage].language
+        bar = self.cross_language_bars.get(language, self.cross_language_bars.get(ANY_LANGUAGE))
+        if bar is None or not _crosses(detect_language(question), language):
+            return False
+        units = stored if stored is not None else self._embed_units(passages)
+        q_vec = np.asarray(self.embedder.embed_query(question), dtype=np.float32)
+        cosines = [
+            float(vector.astype(np.float32) @ q_vec)
+            for passage, spans in zip(passages, units, strict=True)
+            if passage.language == language
+            for _, _, _, vector in spans
+        ]
+        return max(cosines, default=0.0) < bar
+
     def best_sentences(self, question: str, passages: Sequence[Passage], n: int) -> list[ScoredSentence]:
         """The n whole sentences of the passages that match the question best (no threshold)."""
         stored = self.sentence_vectors(passages) if self.sentence_vectors is not None else None
@@ -323,6 +360,12 @@ class ExtractiveAnswerer:
 # Within a document the question names by its title, what is left of the question must still
 # match a sentence this well (a share of the threshold: the title's words no longer count).
 _NARROWED_SHARE = 0.5
+
+
+def _crosses(asker: str, language: str) -> bool:
+    """Whether a question in `asker`'s language and a passage in `language` are in two
+    languages told apart by their scripts (they then share no terms)."""
+    return asker in _SCRIPT_LANGUAGES and language in _SCRIPT_LANGUAGES and asker != language
 
 
 @lru_cache(maxsize=65536)

@@ -27,6 +27,18 @@ ABSTAIN_THRESHOLDS = {
     # (README, "Languages"; bench/RESULTS.md, "Multilingual models (issue 16)").
     MULTILINGUAL_MODEL_NAME: 0.56,
 }
+# A question in one language over a passage in another shares no terms with it: a multilingual
+# model's cosine is the only evidence, and an unanswerable question's best sentence still scores
+# high (e5, Chinese questions over the English report: 0.78-0.91 for answerable and unanswerable
+# alike). Across languages the best raw cosine must also clear a bar, per model and per language
+# of the documents (index.languages codes; ANY_LANGUAGE: all of them). Measured with
+# bench/cross_language_signals.py (bench/RESULTS.md, "Declining across languages"): over English
+# text 0.80 keeps every report-zh-dev answer and declines 4 of 18 held-out unanswerable Chinese
+# questions. Over Chinese text e5's cosines to English questions sit lower and overlap whole
+# (answerable 0.76-0.83, unanswerable 0.76-0.79): no bar there. Models not listed: none (an
+# English-only model's cross-language cosines are already kept from counting, bot.extractive).
+ANY_LANGUAGE = "*"
+CROSS_LANGUAGE_THRESHOLDS: dict[str, dict[str, float]] = {MULTILINGUAL_MODEL_NAME: {"en": 0.80}}
 
 
 # Auto-answers (Discord help channels) need stronger evidence than a question put to the bot.
@@ -172,6 +184,10 @@ class Settings(BaseSettings):
         None,
         description="Extractive answerer: below this evidence score it answers that the documents don't say. Unset: the embedding model's own value, calibrated on the report dev sets (0.37 for all-MiniLM-L6-v2, 0.56 for multilingual).",
     )
+    cross_language_threshold: float | None = Field(
+        None,
+        description="Extractive answerer, a question in one language over documents in another: below this cosine of the best sentence it answers that the documents don't say (whatever the languages). Unset: the embedding model's measured values (multilingual: 0.80 over English documents, measured with Chinese questions over the report; none over other languages and for other models).",
+    )
     max_question_chars: int = Field(2000, ge=1, description="Longer questions are refused with a message.")
     gaps_threshold: float | None = Field(
         None,
@@ -302,6 +318,15 @@ class Settings(BaseSettings):
         if self.abstain_threshold is not None:
             return self.abstain_threshold
         return ABSTAIN_THRESHOLDS.get(model_name(self.embedding_model), DEFAULT_ABSTAIN_THRESHOLD)
+
+    @property
+    def cross_language_bars(self) -> dict[str, float]:
+        """The cosine a question in another language needs, by the language of the documents:
+        DOSSIER_CROSS_LANGUAGE_THRESHOLD for all of them when set, else the embedding model's
+        measured values (none: no bar of its own)."""
+        if self.cross_language_threshold is not None:
+            return {ANY_LANGUAGE: self.cross_language_threshold}
+        return dict(CROSS_LANGUAGE_THRESHOLDS.get(model_name(self.embedding_model), {}))
 
     @property
     def auto_answer_bar(self) -> float:

@@ -12,6 +12,8 @@ from bot.engine import Engine
 from dossier_common.errors import ModelMismatchError
 from dossier_common.settings import (
     ABSTAIN_THRESHOLDS,
+    ANY_LANGUAGE,
+    CROSS_LANGUAGE_THRESHOLDS,
     DEFAULT_ABSTAIN_THRESHOLD,
     MULTILINGUAL_MODEL_NAME,
     Settings,
@@ -83,6 +85,47 @@ def test_a_chinese_question_is_answered_from_the_english_text(lantern_engine):
     assert "Mara Quell" in english.text and not english.source_note
 
 
+def test_a_chinese_question_the_english_text_does_not_answer_is_declined_in_chinese(lantern_engine):
+    asked = "明天哈利法克斯的天气怎么样？"  # the weather in Halifax tomorrow: nothing about it
+    declined = lantern_engine.ask(asked)
+    assert declined.abstained and not declined.citations
+    assert declined.text == "文件中没有提到。" and not declined.source_note
+    # The cross-language bar is what declines it: without it the score alone answers.
+    off = lantern_engine.settings.model_copy(update={"cross_language_threshold": 0.0})
+    without = Engine(off, embedder=lantern_engine.embedder)
+    try:
+        assert not without.ask(asked).abstained
+    finally:
+        without.close()
+    answered = lantern_engine.ask("灯塔协会在2024年修复了多少座灯塔？")
+    assert not answered.abstained and "eleven lighthouses" in answered.text
+
+
+def test_the_cross_language_bar_is_the_one_for_the_language_of_the_passages(multilingual):
+    from bot.extractive import ExtractiveAnswerer
+    from bot.types import Passage
+
+    library = Passage(
+        id="p1",
+        source="library.md",
+        text="青石市图书馆始建于1958年，是全省最早的公共图书馆之一。主馆位于人民路十二号。",
+        location="",
+        score=1.0,
+        language="zh",
+    )
+    asked = "On which road is the main library of Qingshi?"
+
+    def answer(bars: dict[str, float]):
+        return ExtractiveAnswerer(multilingual, threshold=0.56, cross_language_bars=bars).answer(
+            asked, [library]
+        )
+
+    assert not answer({}).abstained
+    assert not answer({"en": 0.99}).abstained  # a bar for English documents: not this one's
+    assert answer({"zh": 0.99}).abstained
+    assert answer({ANY_LANGUAGE: 0.99}).abstained
+
+
 def test_switching_to_the_multilingual_model_needs_a_full_ingest(tmp_path, embedder, multilingual):
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -120,6 +163,16 @@ def test_each_model_has_its_own_abstention_threshold_and_the_setting_wins():
         Settings(embedding_model="multilingual", abstain_threshold=0.2, _env_file=None).answer_threshold
         == 0.2
     )
+
+
+def test_only_a_model_measured_across_languages_has_a_cross_language_bar_and_the_setting_wins():
+    assert Settings(_env_file=None).cross_language_bars == {}
+    ml = Settings(embedding_model="multilingual", _env_file=None)
+    assert ml.cross_language_bars == CROSS_LANGUAGE_THRESHOLDS[MULTILINGUAL_MODEL_NAME]
+    assert ml.cross_language_bars["en"] > ml.answer_threshold  # a cosine, not on the score's scale
+    assert "zh" not in ml.cross_language_bars  # English questions over Chinese text: not measured
+    chosen = Settings(embedding_model="multilingual", cross_language_threshold=0.7, _env_file=None)
+    assert chosen.cross_language_bars == {ANY_LANGUAGE: 0.7}
 
 
 def test_chinese_questions_get_their_kind_and_answer_type():
