@@ -1,7 +1,7 @@
 """What a question asks for, checked on the sentences that could answer it.
 
 "How many" needs a number, "what percentage" a percentage, "when" a date, a street address an
-address; "who wrote the article" is answered by a byline; a list's items name what it
+address, "what is the budget" an amount of money; "who wrote the article" is answered by a byline; a list's items name what it
 enumerates; a reason answers a why-question. These rules do not depend on the size of the
 collection, which is why abstention built on them carries over from one article to hundreds
 of documents (README, "When to say ...").
@@ -150,6 +150,24 @@ _ADDRESS = re.compile(
 )
 
 
+# "What is the budget of X?", "How much funding ...": an amount of money. Only when the question
+# asks for the amount itself ("Why was the budget cut?" does not).
+_ASKS_MONEY = re.compile(
+    r"^(what\s+(is|was|are|were)\s+|how\s+much\s+)(\S+\s+){0,4}?(budget|funding|revenues?|salary|salaries|"
+    r"wages?|price|cost|fees?|income|spending|expenses?|turnover|donations?|money)\b",
+    re.I,
+)
+
+
+# A currency, an amount in millions, or a figure with thousands separators (statements print
+# "81,797" in a column headed "in millions"); a bare year ("in 2016") is not an amount.
+_MONEY = re.compile(
+    r"[$€£¥]|\b(dollars?|euros?|pounds?|yuan|renminbi|rmb|yen|usd|eur|gbp|cad|cents?)\b|"
+    r"\b\d[\d,.]*\s*(million|billion|thousand|trillion|bn|mn)\b|\b\d{1,3}(,\d{3})+\b",
+    re.I,
+)
+
+
 # "Who wrote the article?" asks for a byline: the sentence that says who reported or wrote it.
 ASKS_AUTHOR = re.compile(
     rf"^who\s+(wrote|authored|reported|is\s+the\s+(author|writer|reporter)\s+of)\s+(the|this|that)\s+"
@@ -169,6 +187,8 @@ def fits_type(question: str, sentence: str) -> bool:
         return bool(_ADDRESS.search(sentence))
     if _ASKS_PERCENT.search(question):
         return bool(_PERCENT.search(sentence))
+    if _ASKS_MONEY.search(core(question)):
+        return bool(_MONEY.search(sentence))
     if _ASKS_COUNT.search(question):
         return bool(_COUNT.search(sentence))
     if _ASKS_YEAR.search(core(question)):

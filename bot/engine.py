@@ -101,9 +101,10 @@ class Engine:
                     self._manifest = None
                     raise NoIndexError()
                 embedder = self.embedder
-                store = VectorStore(
-                    self.settings, model=embedder.name, dimension=embedder.dimension, create=False
-                )
+                # The width the index records: asking the embedder could load a model that
+                # embeds documents only (OpenVINO), never needed to answer.
+                width = int(self._manifest.get_meta("dimension") or 0) or embedder.dimension
+                store = VectorStore(self.settings, model=embedder.name, dimension=width, create=False)
                 if not store.exists:
                     raise self._vectors_missing()
                 # Each needs the other: the retriever orders passages by the evidence the

@@ -156,11 +156,9 @@ class Embedder(Embeddings):
 
     @property
     def dimension(self) -> int:
-        """The vectors' width, from the model already loaded (the question model if none is)."""
-        loaded = (
-            self._documents if self._model is None and self._documents not in (None, _SAME) else self.model
-        )
-        return int(loaded.get_embedding_dimension())
+        """The vectors' width, from the documents model: what ingest loads anyway (a serving
+        process reads the width from the index instead, bot/engine.py)."""
+        return int(self.documents.get_embedding_dimension())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Embedder | MultilingualEmbedder:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.answer_types import fits_type
 from bot.engine import Engine
 from bot.evaluate import holds, is_correct, load_questions, ndcg_at_10, percentile, run_eval
 from bot.followup import standalone_question
@@ -500,3 +501,28 @@ def test_an_overlong_sentence_is_quoted_by_its_best_clause(embedder):
     assert draft.text.startswith("The first committee met") and draft.text.endswith("whale oil … [1]")
     assert len(draft.text) < len(sentence)
     assert draft.citations[0].quote in text
+
+
+def test_a_question_for_an_amount_of_money_needs_one(report_engine, tmp_path, embedder):
+    """The report names Safeguard Defenders' founder, never its budget: a sentence about the
+    organisation does not answer "what is its budget". Where the amount is written, it is quoted."""
+    declined = report_engine.ask("What is the budget of Safeguard Defenders?")
+    assert declined.abstained and declined.citations == ()
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "garden.txt").write_text(
+        "The Elm Street garden was founded by volunteers in 2011 on a former parking lot.\n\n"
+        "The garden's annual budget is $12,500, paid by the city council.\n\n"
+        "The Riverside garden was founded in 2015 and grows squash for the food bank.\n",
+        encoding="utf-8",
+    )
+    settings = Settings(home=tmp_path / "home", _env_file=None)
+    ingest_paths([docs], settings, embedder)
+    engine = Engine(settings, embedder=embedder)
+    answer = engine.ask("What is the budget of the Elm Street garden?")
+    assert not answer.abstained and "$12,500" in answer.text
+    engine.close()
+    # Only a question for the amount itself: a reason, or a count of years, asks for something else.
+    assert not fits_type("What was the cost of the new roof?", "The roof was replaced in 2019.")
+    assert fits_type("How much revenue did the segment bring?", "Services | Three Months Ended: 21,213")
+    assert fits_type("Why was the budget cut?", "The council cut it after the flood.")
