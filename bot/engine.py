@@ -219,7 +219,7 @@ class Engine:
         retriever = self._build_parts()
         generation = retriever.manifest.generation()
         if self._names[0] != generation:
-            with chinese_segmentation(True):  # kept for the generation: never a question's bigrams
+            with chinese_segmentation(True):  # kept for the generation: never a question's pieces
                 names = [document_name(*opening) for opening in retriever.manifest.openings()]
             self._names = (generation, names)
         return self._names[1]

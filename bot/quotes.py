@@ -178,7 +178,7 @@ def sentence_terms(sentence: str) -> frozenset[str]:
 @lru_cache(maxsize=8192)
 def _sentence_terms(sentence: str, segmenting: bool) -> frozenset[str]:
     # Keyed on the way Chinese is segmented too (index.languages.chinese_segmentation), so
-    # bigrams made for one question never stand for jieba's words in the next.
+    # the pieces made for one question never stand for jieba's words in the next.
     return frozenset(terms(sentence))
 
 

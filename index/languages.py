@@ -32,7 +32,7 @@ characters a piece because that is about the length of a Chinese word: on the 21
 report-zh-dev, 5.8 distinct pieces a question against jieba's 6.2 terms, the same number for
 15 of them (overlapping bigrams: 13.6, which reordered the passages of the "110" question;
 pieces without dropping function words: 7.6, which still did). The dev sets' answers and
-rankings are unchanged (bench/RESULTS.md, cold start).
+rankings are unchanged (bench/RESULTS.md, "A cold `dossier ask` in Chinese without jieba").
 
 Over an index with Chinese terms, jieba stays. Segmenting the question instead by longest
 match against the index's own vocabulary (no dictionary) was considered and left out: the

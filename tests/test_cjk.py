@@ -323,3 +323,17 @@ def test_chinese_question_over_an_index_without_chinese_never_loads_jieba(tmp_pa
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "lanterns.md"
+
+
+@needs_jieba
+def test_index_built_while_answering_without_segmentation_still_has_jieba_words():
+    """An index (re)built during a question over an index without Chinese (another process
+    ingested Chinese meanwhile) holds jieba's words, not the question's stand-in pieces."""
+    from index.keywords import KeywordIndex
+
+    with languages.chinese_segmentation(False):
+        index = KeywordIndex(["zh", "en"], ["福州市公安局", "Police stations in Canada"])
+    assert index.has_han_terms
+    # 公安 and 公安局 are jieba's words of the text; its pieces would be 福州, 市公, 安局.
+    assert [i for i, _ in index.search("公安局", 2)] == ["zh"]
+    assert not KeywordIndex(["en"], ["Police stations in Canada"]).has_han_terms
