@@ -8,8 +8,9 @@ Each round runs, as new processes from a temp cwd with a temp copy of the real b
   building the SentenceTransformer from the shipped weights (in-process clock, so it is
   the load alone);
 - `dossier ask QUESTION --json` (wall): what a user waits for;
-- the same with a question in Chinese (`QUESTION_ZH`): it also loads jieba's dictionary for
-  the question's keyword terms (issue 16: <= 2 s on a quiet machine);
+- the same with a question in Chinese (`QUESTION_ZH`; issue 16: <= 2 s on a quiet machine).
+  The base index has no Chinese, so the question's Chinese words can match nothing and jieba's
+  dictionary is not loaded (index.languages): it should cost what the English one does;
 - the same steps as `dossier ask`, timed inside a child (imports, engine open with model
   load and Chroma, keyword index, the ask itself) to show where the time goes.
 

@@ -34,7 +34,12 @@ from bot.understanding import Understood, only_document, understand
 from dossier_common.errors import NoIndexError, QuestionError
 from dossier_common.settings import Settings
 from index.keywords import terms
-from index.languages import detect_language, preload_segmenter, segmenter_available
+from index.languages import (
+    chinese_segmentation,
+    detect_language,
+    has_cjk,
+    segmenter_available,
+)
 from index.layout import Layout
 from index.manifest import Manifest, open_for_reading
 from index.store import VectorStore, missing_vectors
@@ -216,7 +221,8 @@ class Engine:
         retriever = self._build_parts()
         generation = retriever.manifest.generation()
         if self._names[0] != generation:
-            names = [document_name(*opening) for opening in retriever.manifest.openings()]
+            with chinese_segmentation(True):  # kept for the generation: never a question's pieces
+                names = [document_name(*opening) for opening in retriever.manifest.openings()]
             self._names = (generation, names)
         return self._names[1]
 
@@ -242,9 +248,26 @@ class Engine:
         """
         started = time.perf_counter()
         question = self.check_question(question)
+        # Chinese words of the question (or of the turns it follows) can only match an index
+        # with Chinese terms: over any other, they need no jieba (index.languages). The
+        # vocabulary is scanned only when there is Chinese to segment.
+        asked = [question, *(f"{t.question} {t.answer}" for t in history)]
+        segment = not any(map(has_cjk, asked)) or self._build_parts().has_han_terms()
+        with chinese_segmentation(segment):
+            return self._ask(question, history, k=k, on_token=on_token, sources=sources, started=started)
+
+    def _ask(
+        self,
+        question: str,
+        history: Sequence[Turn],
+        *,
+        k: int | None,
+        on_token: TokenCallback | None,
+        sources: Sequence[str] | None,
+        started: float,
+    ) -> Answer:
         language = detect_language(question)
         on_token = in_language(on_token, language)
-        preload_segmenter(question)  # overlaps a cold process's model and index loads
         self._build_parts()
         timings = RetrievalTimings()
         t0 = time.perf_counter()
@@ -444,14 +467,16 @@ class Engine:
         """Do now what the first question would: load the model, open the index and its keyword
         side. The Discord bot calls it before connecting, so its first questions neither wait
         for it nor hold up the event loop while torch is imported in a worker thread. Chinese
-        segmentation (jieba's dictionary, 1-5 s to load) is loaded too."""
-        segmenter_available()
+        segmentation (jieba's dictionary: 0.5-1 s, ~70 MiB) is loaded too when the index has
+        Chinese terms; without them no question needs it (index.languages)."""
         try:
             retriever = self._build_parts()
         except NoIndexError:
             self.embedder.embed_query("warm up")  # nothing indexed yet: the model at least
             return
         retriever.refresh()
+        if retriever.has_han_terms():
+            segmenter_available()
         self.embedder.embed_query("warm up")
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from bot.types import Citation, Draft, Passage
 from index.keywords import terms
-from index.languages import CJK_RUN
+from index.languages import CJK_RUN, segmenting_chinese
 from index.sentences import SEAM, split_sentences, text_length
 
 # The source's own footnote markers ("banned. [4]The second reason"): in an answer they would
@@ -169,10 +169,16 @@ def _clean(sentence: str) -> str:
     return " ".join(_FOOTNOTE.sub(" ", sentence).split())
 
 
-@lru_cache(maxsize=8192)
 def sentence_terms(sentence: str) -> frozenset[str]:
     """A sentence's terms, kept: one question scores the same sentences several times (to
     order passages, to answer, for each side of a comparison)."""
+    return _sentence_terms(sentence, segmenting_chinese())
+
+
+@lru_cache(maxsize=8192)
+def _sentence_terms(sentence: str, segmenting: bool) -> frozenset[str]:
+    # Keyed on the way Chinese is segmented too (index.languages.chinese_segmentation), so
+    # the pieces made for one question never stand for jieba's words in the next.
     return frozenset(terms(sentence))
 
 

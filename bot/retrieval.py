@@ -121,6 +121,12 @@ class HybridRetriever:
         assert self._keyword is not None
         return self._keyword
 
+    def has_han_terms(self) -> bool:
+        """Whether the indexed text (chunks, or documents' names and text) has Chinese terms:
+        if not, a question's Chinese words can match nothing (index.languages)."""
+        keyword = self.keyword  # refreshed: the documents' index is of the same generation
+        return keyword.has_han_terms or self._documents.has_han_terms
+
     def refresh(self) -> None:
         """Rebuild the keyword index when another process has committed a change."""
         generation = self.manifest.generation()

@@ -23,14 +23,14 @@ import threading
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from index.chunks import embed_text
-from index.languages import cjk_terms, has_cjk, strip_cjk
+from index.languages import chinese_segmentation, cjk_terms, has_cjk, has_han, strip_cjk
 from index.manifest import Manifest
 
 log = logging.getLogger(__name__)
@@ -103,12 +103,15 @@ class KeywordIndex:
         vocab: dict[str, int] = {}
         corpus: list[array[int]] = []
         df: Counter[int] = Counter()
-        for chunk_id, text in rows:
-            if keep_ids:
-                self.ids.append(chunk_id)
-            tokens = array("I", [vocab.setdefault(t, len(vocab)) for t in terms(text) or ["\u2205"]])
-            corpus.append(tokens)
-            df.update(set(tokens))
+        # Indexed text is always segmented with jieba, even when a question over an index
+        # without Chinese (index.languages) finds a re-ingest to read in the middle of it.
+        with chinese_segmentation(True):
+            for chunk_id, text in rows:
+                if keep_ids:
+                    self.ids.append(chunk_id)
+                tokens = array("I", [vocab.setdefault(t, len(vocab)) for t in terms(text) or ["\u2205"]])
+                corpus.append(tokens)
+                df.update(set(tokens))
         if not corpus:
             return
         words = list(vocab)
@@ -144,6 +147,13 @@ class KeywordIndex:
         index._df = Counter(json.loads((folder / "df.json").read_text(encoding="utf-8")))
         index._vocab = index._bm25.vocab_dict
         return index
+
+    @cached_property
+    def has_han_terms(self) -> bool:
+        """Whether a term of the vocabulary has a Han character (Chinese, or kanji): only then
+        can a question's Chinese words match (index.languages). One scan of the vocabulary, on
+        first use."""
+        return self._bm25 is not None and has_han("".join(self._vocab))
 
     def idf(self, term: str) -> float:
         """Smoothed inverse document frequency; unseen terms weigh the most."""

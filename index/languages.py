@@ -12,17 +12,43 @@ among a text's letters. It does not handle:
   name is "en").
 
 Keyword terms: Chinese is segmented into words with `jieba` (its dictionary ships in its wheel;
-loaded once, about 1-2 s on first use, silently); Japanese and Korean, and Chinese when jieba is
+loaded once, 0.5-1 s on first use, silently); Japanese and Korean, and Chinese when jieba is
 not installed, fall back to overlapping character bigrams, as CJK search engines do.
 `cjk_terms` returns the terms of the CJK runs of a text only; `strip_cjk` gives the rest, for
 the existing word tokenizer.
+
+Questions over an index without Chinese. A question's terms are only ever compared with the
+terms of indexed text (the keyword index's vocabulary, retrieved sentences, document names).
+When no indexed term has a Han character, no Chinese word of the question can match anything,
+however it is segmented: every one weighs as a term seen nowhere (the highest IDF, the same
+for all) and counts in the question's total weight the way an unknown English word does, so
+a question about what the documents lack still scores low. Only their number matters (it
+sets the share of a mixed question's weight that its English words and numbers hold, as in
+"加拿大哪个城市没有110警察站"). The engine then answers inside `chinese_segmentation(False)`,
+where a Chinese run loses its function words (ZH_STOPWORDS, which jieba's words lose too) and
+the rest is cut into consecutive two-character pieces, and jieba's dictionary is never loaded:
+a cold `dossier ask` in Chinese over English documents costs what one in English does. Two
+characters a piece because that is about the length of a Chinese word: on the 21 questions of
+report-zh-dev, 5.8 distinct pieces a question against jieba's 6.2 terms, the same number for
+15 of them (overlapping bigrams: 13.6, which reordered the passages of the "110" question;
+pieces without dropping function words: 7.6, which still did). The dev sets' answers and
+rankings are unchanged (bench/RESULTS.md, "A cold `dossier ask` in Chinese without jieba").
+
+Over an index with Chinese terms, jieba stays. Segmenting the question instead by longest
+match against the index's own vocabulary (no dictionary) was considered and left out: the
+extractive answerer turns each retrieved Chinese sentence into terms as well, with jieba so
+that they are the index's terms, so the dictionary would still be loaded for the first
+Chinese passage and the question would gain nothing; it would also make the question's terms
+depend on the vocabulary of the moment.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -60,6 +86,9 @@ ZH_STOPWORDS = frozenset(
     """.split()
 )
 
+# The longest first, so that 什么 is one function word rather than 什 and 么.
+_ZH_STOPWORD = re.compile("|".join(map(re.escape, sorted(ZH_STOPWORDS, key=len, reverse=True))))
+
 log = logging.getLogger(__name__)
 
 
@@ -89,6 +118,11 @@ def detect_language(text: str) -> str:
     return "en" if english >= 0.1 * len(latin) else "other"
 
 
+def has_han(text: str) -> bool:
+    """Whether the text holds any Han character (Chinese, or kanji in Japanese)."""
+    return _HAN_RE.search(text) is not None
+
+
 def has_cjk(text: str) -> bool:
     """Whether the text holds any Han, Kana or Hangul character."""
     return CJK_RUN.search(text) is not None
@@ -114,13 +148,26 @@ def _jieba() -> Any:
     return jieba.dt
 
 
-def preload_segmenter(text: str) -> None:
-    """Start loading jieba's dictionary (0.5-1 s) in a background thread when `text` has CJK
-    characters and it is not loaded yet: a new process asked a Chinese question loads it while
-    it loads the model and opens the index, instead of after. The first caller that needs it
-    waits for the load to finish (jieba initialises under its own lock)."""
-    if has_cjk(text) and _jieba.cache_info().currsize == 0:
-        threading.Thread(target=_jieba, name="load-jieba", daemon=True).start()
+# Whether Chinese runs are segmented with jieba here (see the module docstring). A context
+# variable: each thread, and each task, answering a question has its own.
+_segmenting: ContextVar[bool] = ContextVar("segment_chinese", default=True)
+
+
+@contextmanager
+def chinese_segmentation(enabled: bool) -> Iterator[None]:
+    """Within the block, Chinese runs become words with jieba (`enabled`, the default outside
+    any block) or two-character `pieces` without loading it (for a question over an index
+    without Han terms, where no word could match)."""
+    token = _segmenting.set(enabled)
+    try:
+        yield
+    finally:
+        _segmenting.reset(token)
+
+
+def segmenting_chinese() -> bool:
+    """Whether Chinese runs are segmented with jieba here (see `chinese_segmentation`)."""
+    return _segmenting.get()
 
 
 def segmenter_available() -> bool:
@@ -135,19 +182,33 @@ def bigrams(run: str) -> list[str]:
     return [run[i : i + 2] for i in range(len(run) - 1)]
 
 
+def pieces(run: str) -> list[str]:
+    """A Chinese run without its function words (ZH_STOPWORDS, as jieba's words are filtered),
+    the rest cut into consecutive two-character pieces (the last may be one): stand-ins, about
+    one per word, for words that can match nothing (see the module docstring)."""
+    return [part[i : i + 2] for part in _ZH_STOPWORD.split(run) for i in range(0, len(part), 2)]
+
+
 def cjk_terms(text: str, language: str | None = None) -> list[str]:
     """Keyword terms of the CJK runs of text, in order: Chinese words (jieba, search mode: a long
     word also gives its dictionary sub-words) without function words; character bigrams for
-    Japanese and Korean, and for Chinese without jieba. Non-CJK text is ignored (see
+    Japanese and Korean, and for Chinese without jieba; inside `chinese_segmentation(False)`,
+    Chinese runs give two-character `pieces` instead of words. Non-CJK text is ignored (see
     `strip_cjk`). `language` is the text's language if known (e.g. the chunk's), else detected."""
     runs = CJK_RUN.findall(text)
     if not runs:
         return []
     language = language or detect_language(text)
-    segmenter = _jieba() if language not in ("ja", "ko") else None
+    chinese = language not in ("ja", "ko")
+    segmenting = _segmenting.get()
+    segmenter = _jieba() if chinese and segmenting else None
     out: list[str] = []
     for run in runs:
-        if segmenter is not None and _HAN_RE.search(run) and not _KANA_RE.search(run):
+        if not (chinese and _HAN_RE.search(run) and not _KANA_RE.search(run)):
+            out.extend(bigrams(run))
+        elif not segmenting:
+            out.extend(pieces(run))
+        elif segmenter is not None:
             out.extend(w for w in segmenter.cut_for_search(run) if w.strip() and w not in ZH_STOPWORDS)
         else:
             out.extend(bigrams(run))

@@ -266,3 +266,74 @@ def test_warm_loads_the_segmenter(lantern_home, monkeypatch):
     finally:
         engine.close()
     assert calls == [1]
+
+
+# The child of the test below: an English index, then the Chinese document added to it.
+_NO_CHINESE_NO_JIEBA = """
+import sys
+from pathlib import Path
+from bot.engine import Engine
+from dossier_common.settings import Settings
+from index import languages
+from ingest.pipeline import ingest_paths
+from tests.fakes import HashEmbedder
+
+root = Path(sys.argv[1])
+settings = Settings(home=root / "home", _env_file=None)
+embedder = HashEmbedder()
+(root / "docs").mkdir()
+(root / "docs" / "boats.md").write_text(
+    "# Boats\\n\\nThe lantern festival of Qinggang started in 1892. Fishermen sail at dusk.\\n",
+    encoding="utf-8",
+)
+ingest_paths([root / "docs"], settings, embedder)
+engine = Engine(settings, embedder=embedder)
+engine.warm()
+assert "jieba" not in sys.modules, "warm() loaded jieba"
+answer = engine.ask("灯笼船节始于哪一年？")
+assert languages._jieba.cache_info().currsize == 0, "a Chinese question loaded jieba"
+assert "jieba" not in sys.modules
+(root / "docs" / "lanterns.md").write_text(sys.argv[2], encoding="utf-8")
+ingest_paths([root / "docs"], settings, embedder)
+answer = engine.ask("灯笼船节始于哪一年？")
+assert languages._jieba.cache_info().currsize == 1, "jieba not used over Chinese documents"
+print(answer.retrieved[0].source)
+"""
+
+
+@needs_jieba
+def test_chinese_question_over_an_index_without_chinese_never_loads_jieba(tmp_path):
+    """Its Chinese words could match nothing: neither warm() nor the question loads jieba's
+    dictionary (0.5-1 s of a cold `dossier ask`, ~70 MiB for the bot). Once a Chinese document
+    is ingested, the same process segments the question and finds it. In a fresh process,
+    since this session may have loaded jieba already."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_CHINESE_NO_JIEBA, str(tmp_path), LANTERNS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "lanterns.md"
+
+
+@needs_jieba
+def test_index_built_while_answering_without_segmentation_still_has_jieba_words():
+    """An index (re)built during a question over an index without Chinese (another process
+    ingested Chinese meanwhile) holds jieba's words, not the question's stand-in pieces."""
+    from index.keywords import KeywordIndex
+
+    with languages.chinese_segmentation(False):
+        index = KeywordIndex(["zh", "en"], ["福州市公安局", "Police stations in Canada"])
+    assert index.has_han_terms
+    # 公安 and 公安局 are jieba's words of the text; its pieces would be 福州, 市公, 安局.
+    assert [i for i, _ in index.search("公安局", 2)] == ["zh"]
+    assert not KeywordIndex(["en"], ["Police stations in Canada"]).has_han_terms

@@ -122,7 +122,7 @@ def test_jieba_loads_quietly_and_offline() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert done.stdout.strip() in ("海外|警察|站", "海外|外警|警察|察站")
+    assert done.stdout.strip() == "海外|警察|站"
 
 
 def test_sentences_split_on_cjk_ends() -> None:
@@ -170,21 +170,24 @@ def test_spans_within_a_range() -> None:
     assert cjk_sentence_spans(text, 3, 9) == [(3, 6), (6, 9)]
 
 
-def test_preload_starts_loading_jieba_for_cjk_text_only() -> None:
-    """A Chinese question starts jieba's dictionary load in the background (a cold `dossier ask`
-    overlaps it with the model load); English text starts nothing. In a fresh process, since
-    this session may have loaded jieba already."""
+@needs_jieba
+def test_without_segmentation_chinese_becomes_bigrams_and_jieba_is_not_loaded() -> None:
+    """Inside `chinese_segmentation(False)` (a question over an index without Chinese) Chinese
+    runs lose their function words and are cut into two-character pieces (about one per
+    word: only their number matters) and jieba's dictionary is never loaded; Japanese keeps its bigrams; outside, jieba's words
+    again. In a fresh process, since this session may have loaded jieba already."""
     code = (
-        "import threading\n"
+        "import sys\n"
         "from index import languages\n"
-        "languages.preload_segmenter('How many police stations are in Canada?')\n"
-        "assert not any(t.name == 'load-jieba' for t in threading.enumerate())\n"
+        "from index.keywords import terms\n"
+        "with languages.chinese_segmentation(False):\n"
+        "    assert not languages.segmenting_chinese()\n"
+        "    assert terms('Canada 加拿大的警察站') == ['canada', '加拿', '大', '警察', '站']\n"
+        "    assert languages.cjk_terms('什么是海外警察站') == ['海外', '警察', '站']\n"
+        "    assert languages.cjk_terms('警察署はどこ') == ['警察', '察署', '署は', 'はど', 'どこ']\n"
         "assert languages._jieba.cache_info().currsize == 0\n"
-        "languages.preload_segmenter('加拿大有多少个海外警察站？')\n"
-        "loading = [t for t in threading.enumerate() if t.name == 'load-jieba']\n"
-        "assert len(loading) == 1\n"
-        "loading[0].join(120)\n"
-        "assert languages._jieba.cache_info().currsize == 1\n"
+        "assert 'jieba' not in sys.modules\n"
+        "assert languages.segmenting_chinese()\n"
         "print('|'.join(languages.cjk_terms('海外警察站')))\n"
     )
     root = Path(__file__).resolve().parents[1]
@@ -193,4 +196,4 @@ def test_preload_starts_loading_jieba_for_cjk_text_only() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=root, env=env
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() in ("海外|警察|站", "海外|外警|警察|察站")
+    assert done.stdout.strip() == "海外|警察|站"
