@@ -98,13 +98,7 @@ class Embedder(Embeddings):
         if model is not None:
             return model
         model = _load(self.model_name, self.device)  # a model missing altogether is an error, not a fallback
-        self.backend = "torch"
-        self.fallback_reason = reason
-        log.warning(
-            "Embedding with torch instead of ONNX Runtime: %s. "
-            "Set DOSSIER_EMBEDDING_BACKEND=torch to choose torch without this message.",
-            reason.rstrip("."),
-        )
+        self._fall_back("torch", "torch", "ONNX Runtime", reason)
         return model
 
     def _load_openvino(self) -> Any:
@@ -113,14 +107,22 @@ class Embedder(Embeddings):
         model, reason = self._graph_model("openvino", "openvino")
         if model is not None:
             return model
-        self.backend = "onnx"
+        self._fall_back("onnx", "ONNX Runtime", "OpenVINO", reason, what="documents ")
+        return _SAME
+
+    def _fall_back(self, backend: str, runtime: str, instead_of: str, reason: str, what: str = "") -> None:
+        """Switch to `backend` and say why, in one warning line."""
+        self.backend = backend
         self.fallback_reason = reason
         log.warning(
-            "Embedding documents with ONNX Runtime instead of OpenVINO: %s. "
-            "Set DOSSIER_EMBEDDING_BACKEND=onnx to choose ONNX Runtime without this message.",
+            "Embedding %swith %s instead of %s: %s. Set DOSSIER_EMBEDDING_BACKEND=%s to choose %s without this message.",
+            what,
+            runtime,
+            instead_of,
             reason.rstrip("."),
+            backend,
+            runtime,
         )
-        return _SAME
 
     def _graph_model(self, runtime: str, extra: str) -> tuple[Any, str]:
         """(the exported graph run by `runtime`, "") or (None, why it cannot be)."""
