@@ -133,8 +133,9 @@ _COUNT = re.compile(
 _PERCENT = re.compile(r"%|\bper\s?cent\b|\bpercentage\b|\bhalf\b|\bquarter\b|\bthird\b", re.I)
 
 
+# A year stands between non-digits, not word boundaries: "1958年" (a year in Chinese) is one too.
 _DATE = re.compile(
-    r"\b(1[5-9]|20)\d\d\b|\b(january|february|march|april|may|june|july|august|september|october|november|"
+    r"(?<!\d)(1[5-9]|20)\d\d(?!\d)|\b(january|february|march|april|may|june|july|august|september|october|november|"
     r"december|today|yesterday|ago|century|decade)\b",
     re.I,
 )

@@ -526,3 +526,10 @@ def test_a_question_for_an_amount_of_money_needs_one(report_engine, tmp_path, em
     assert not fits_type("What was the cost of the new roof?", "The roof was replaced in 2019.")
     assert fits_type("How much revenue did the segment bring?", "Services | Three Months Ended: 21,213")
     assert fits_type("Why was the budget cut?", "The council cut it after the flood.")
+
+
+def test_a_year_counts_as_a_date_next_to_chinese_characters():
+    """ "1958年" is a year: an English "when" question over a Chinese sentence may quote it."""
+    assert fits_type("In which year was the library founded?", "青石市图书馆始建于1958年。")
+    assert fits_type("When was the kiln rebuilt?", "It was rebuilt in 2019 by the guild.")
+    assert not fits_type("When was the kiln rebuilt?", "The kiln holds 20234 bricks.")
