@@ -141,12 +141,14 @@ _DATE = re.compile(
 )
 
 
-_ASKS_ADDRESS = re.compile(r"\b(street\s+)?address\b|\bwhat\s+street\b", re.I)
+_ASKS_ADDRESS = re.compile(r"\b(street\s+)?address\b|\bwhat\s+street\b|地址|哪条(街|路)", re.I)
 
 
 _ADDRESS = re.compile(
     r"\b\d+[A-Za-z]?\s+(\w+\s+){0,3}(street|st|avenue|ave|road|rd|boulevard|blvd|drive|dr|lane|ln|way|court|"
-    r"ct|place|pl|square|sq|highway|hwy|parkway|crescent|cres)\b\.?|\b(suite|unit|floor)\s+\d+",
+    r"ct|place|pl|square|sq|highway|hwy|parkway|crescent|cres)\b\.?|\b(suite|unit|floor)\s+\d+|"
+    # Chinese: a road or street and its number ("人民路十二号", "长安街8号").
+    r"(路|街|道|巷)[\d一二三四五六七八九十百千零〇]+号",
     re.I,
 )
 

@@ -533,3 +533,10 @@ def test_a_year_counts_as_a_date_next_to_chinese_characters():
     assert fits_type("In which year was the library founded?", "青石市图书馆始建于1958年。")
     assert fits_type("When was the kiln rebuilt?", "It was rebuilt in 2019 by the guild.")
     assert not fits_type("When was the kiln rebuilt?", "The kiln holds 20234 bricks.")
+
+
+def test_a_street_address_is_asked_for_in_chinese_too():
+    question = "那个警察站的街道地址是什么？"
+    assert not fits_type(question, "The station is in Scarborough, a suburb of Toronto.")
+    assert fits_type(question, "The station operates from 2347 Kennedy Road in Scarborough.")
+    assert fits_type("图书馆的地址是什么？", "主馆位于人民路十二号。")
